@@ -1,0 +1,79 @@
+"""streamll: watch a DSPy program think.
+
+``@streamll.instrument(stream_fields=["answer"])`` on a ``dspy.Module`` turns
+each call into events (a :class:`~streamll.core.events.TokenEvent` per chunk of
+the chosen fields, start / end / error around the module and its LM calls)
+delivered to sinks: the terminal by default, or Redis, NATS or Kafka through
+their plugins.
+"""
+
+from __future__ import annotations
+
+from streamll.config import configure
+from streamll.core import events
+from streamll.core.context import get_context, set_context
+from streamll.core.emitter import emit
+from streamll.core.events import EndEvent, ErrorEvent, Event, StartEvent, TokenEvent
+from streamll.core.spans import Span, trace
+from streamll.errors import (
+    ConfigurationError,
+    ConsumerError,
+    MalformedEventError,
+    PluginError,
+    StreamllError,
+    UnknownSchemeError,
+)
+from streamll.hookspecs import hookimpl
+from streamll.sinks.base import BaseSink, Overflow
+from streamll.sinks.memory import MemorySink
+from streamll.sinks.registry import flush_all as _flush_all
+from streamll.sinks.registry import running_sinks
+from streamll.sinks.stats import SinkStats
+from streamll.sinks.terminal import TerminalSink
+
+__version__ = "0.2.0"
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until every sink has delivered the events emitted so far.
+
+    Returns False when ``timeout`` seconds passed first (a destination is down
+    and events are still buffered: see :func:`stats`).
+    """
+    return _flush_all(timeout)
+
+
+def stats() -> dict[str, SinkStats]:
+    """Counters of every running sink, by sink name: received, delivered, dropped, retries, ..."""
+    return {sink.name: sink.stats for sink in running_sinks()}
+
+
+__all__ = [
+    "BaseSink",
+    "ConfigurationError",
+    "ConsumerError",
+    "EndEvent",
+    "ErrorEvent",
+    "Event",
+    "MalformedEventError",
+    "MemorySink",
+    "Overflow",
+    "PluginError",
+    "SinkStats",
+    "Span",
+    "StartEvent",
+    "StreamllError",
+    "TerminalSink",
+    "TokenEvent",
+    "UnknownSchemeError",
+    "__version__",
+    "configure",
+    "emit",
+    "events",
+    "flush",
+    "get_context",
+    "hookimpl",
+    "set_context",
+    "stats",
+    "trace",
+]

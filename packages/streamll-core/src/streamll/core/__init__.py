@@ -1,0 +1,1 @@
+"""Event models, context and the emit path."""

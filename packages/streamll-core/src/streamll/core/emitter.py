@@ -1,0 +1,78 @@
+"""Building events in the current context and handing them to sinks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from streamll.core.context import Execution, context_tags, current_execution, current_span
+from streamll.core.events import EVENT_CLASSES, Event
+
+logger = logging.getLogger("streamll")
+
+
+def dispatch(event: Event, execution: Execution | None = None) -> None:
+    """Hand ``event`` to the execution's sinks (or the configured ones); never raises."""
+    from streamll.config import active_sinks
+
+    try:
+        sinks = execution.sinks if execution is not None and execution.sinks is not None else active_sinks()
+    except Exception as exc:  # bad STREAMLL_SINKS must not break the user's program
+        logger.error("streamll: cannot resolve sinks, event %s not delivered: %s", event.event_type, exc)
+        return
+    for sink in sinks:
+        try:
+            sink.enqueue(event)
+        except Exception as exc:
+            logger.error("streamll: sink %r refused an event: %s", sink, exc)
+
+
+def make_event(
+    event_type: str,
+    data: dict[str, Any] | None = None,
+    *,
+    execution: Execution | None = None,
+    parent_id: str | None = None,
+    cls: type[Event] | None = None,
+    **fields: Any,
+) -> tuple[Event, Execution]:
+    """An event stamped with the current execution, span, sequence and tags."""
+    if data is not None and not isinstance(data, dict):
+        raise TypeError(f"event data must be a dict, not {type(data).__name__}")
+    if not isinstance(event_type, str) or not event_type:
+        raise TypeError("event_type must be a non-empty string")
+    execution = execution or current_execution.get() or Execution()
+    if parent_id is None:
+        parent_id = current_span.get()
+    event_cls = cls or EVENT_CLASSES.get(event_type, Event)
+    tags = context_tags.get()
+    event = event_cls(
+        event_type=event_type,
+        execution_id=execution.execution_id,
+        parent_id=parent_id,
+        sequence=execution.next_sequence(),
+        data=dict(data) if data else {},
+        tags=dict(tags) if tags else {},
+        **fields,
+    )
+    return event, execution
+
+
+def emit(
+    event_type: str,
+    data: dict[str, Any] | None = None,
+    *,
+    module_name: str | None = None,
+    operation: str | None = None,
+    **fields: Any,
+) -> Event:
+    """Emit a custom event in the current execution (or a new one) and return it.
+
+    Never raises into the caller: a sink problem is logged and counted.
+    """
+    event, execution = make_event(event_type, data, module_name=module_name, operation=operation, **fields)
+    dispatch(event, execution)
+    return event
+
+
+__all__ = ["dispatch", "emit", "make_event"]

@@ -1,0 +1,65 @@
+"""The one JSON encoding of events used by every transport."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from streamll.core.events import EVENT_CLASSES, Event
+from streamll.errors import MalformedEventError
+
+
+def _fallback(value: Any) -> Any:
+    """Encode what JSON cannot hold as text; never pickle, never raise."""
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    try:
+        return repr(value)
+    except Exception:  # a broken __repr__ must not break the user's program
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+def encode_event(event: Event) -> bytes:
+    """Wire-format JSON bytes for ``event``."""
+    return event.model_dump_json(fallback=_fallback).encode("utf-8")
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """The event as the JSON-compatible dict that :func:`encode_event` writes."""
+    return json.loads(encode_event(event))
+
+
+def decode_event(payload: bytes | str | dict[str, Any]) -> Event:
+    """Decode a wire-format body into its event class.
+
+    Raises :class:`~streamll.errors.MalformedEventError` for anything that is
+    not a JSON object of the right shape; unknown fields are ignored so newer
+    v1 producers stay readable.
+    """
+    if isinstance(payload, dict):
+        body = payload
+    else:
+        try:
+            body = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedEventError(f"not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise MalformedEventError(f"expected a JSON object, got {type(body).__name__}")
+    event_type = body.get("event_type")
+    if not isinstance(event_type, str):
+        raise MalformedEventError("missing string field 'event_type'")
+    version = str(body.get("schema_version", "1"))
+    if version.split(".")[0] != "1":
+        raise MalformedEventError(f"unsupported schema_version {version!r} (this reader speaks v1)")
+    cls = EVENT_CLASSES.get(event_type, Event)
+    try:
+        return cls.model_validate(body)
+    except ValidationError as exc:
+        raise MalformedEventError(f"wrong shape for a {event_type!r} event: {exc.error_count()} error(s)") from exc
+
+
+__all__ = ["decode_event", "encode_event", "event_to_dict"]

@@ -1,0 +1,45 @@
+"""Plugin hook specifications (pluggy project ``"streamll"``).
+
+A plugin is a module or object with functions marked ``@streamll.hookimpl``,
+published through the ``streamll`` entry-point group::
+
+    [project.entry-points.streamll]
+    redis = "streamll_redis.plugin"
+
+Hooks are registration callbacks: streamll calls them once when plugins load,
+never on the per-event path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from streamll.consumer import BaseConsumer
+    from streamll.sinks.base import BaseSink
+
+PROJECT_NAME = "streamll"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+SinkFactory = Callable[[str], "BaseSink"]
+"""Builds a sink from a URL; a class whose constructor takes the URL works."""
+ConsumerFactory = Callable[..., "BaseConsumer"]
+"""Builds a consumer from a URL (extra keyword options allowed)."""
+
+
+@hookspec
+def streamll_register_sinks(register: Callable[[str, SinkFactory], Any]) -> None:
+    """Register sink factories by URL scheme: ``register("redis", RedisSink.from_url)``."""
+
+
+@hookspec
+def streamll_register_consumers(register: Callable[[str, ConsumerFactory], Any]) -> None:
+    """Register consumer factories by URL scheme: ``register("redis", RedisStreamConsumer.from_url)``."""
+
+
+__all__ = ["PROJECT_NAME", "ConsumerFactory", "SinkFactory", "hookimpl", "hookspec"]

@@ -1,0 +1,228 @@
+"""Plugin discovery: entry points in group ``"streamll"``, loaded one by one.
+
+A plugin that fails to import is reported (a warning, and in ``streamll
+plugins``) and skipped; it never breaks ``import streamll``. Environment:
+
+* ``STREAMLL_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry points (core sinks only).
+* ``STREAMLL_DISABLE_PLUGINS=redis,nats``: skip the named entry points.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import pluggy
+
+from streamll import hookspecs
+from streamll.errors import ConfigurationError, PluginError, UnknownSchemeError
+
+ENTRY_POINT_GROUP = "streamll"
+DISABLE_AUTOLOAD_ENV = "STREAMLL_DISABLE_PLUGIN_AUTOLOAD"
+DISABLE_PLUGINS_ENV = "STREAMLL_DISABLE_PLUGINS"
+
+EXTRAS_BY_SCHEME = {
+    "redis": "redis",
+    "rediss": "redis",
+    "unix": "redis",
+    "nats": "nats",
+    "tls": "nats",
+    "kafka": "kafka",
+    "kafka+ssl": "kafka",
+}
+"""Which ``pip install 'streamll[EXTRA]'`` provides each first-party scheme."""
+
+
+@dataclass
+class PluginInfo:
+    """One plugin as ``streamll plugins`` shows it."""
+
+    name: str
+    module: str
+    version: str | None = None
+    sink_schemes: list[str] = field(default_factory=list)
+    consumer_schemes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class _Registry:
+    manager: pluggy.PluginManager
+    plugins: dict[str, PluginInfo]
+    sinks: dict[str, tuple[hookspecs.SinkFactory, str]]
+    consumers: dict[str, tuple[hookspecs.ConsumerFactory, str]]
+
+
+_lock = threading.Lock()
+_registry: _Registry | None = None
+
+
+def _disabled() -> set[str]:
+    raw = os.environ.get(DISABLE_PLUGINS_ENV, "")
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+def _autoload() -> bool:
+    return os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip().lower() not in ("1", "true", "yes")
+
+
+def _load() -> _Registry:
+    from streamll import builtin_plugin
+
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    plugins: dict[str, PluginInfo] = {}
+    manager.register(builtin_plugin, name="streamll.builtin")
+    plugins["streamll.builtin"] = PluginInfo("streamll.builtin", builtin_plugin.__name__)
+    if _autoload():
+        disabled = _disabled()
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if entry_point.name in disabled or entry_point.name in plugins:
+                continue
+            version = entry_point.dist.version if entry_point.dist else None
+            info = PluginInfo(entry_point.name, entry_point.value, version)
+            plugins[entry_point.name] = info
+            try:
+                manager.register(entry_point.load(), name=entry_point.name)
+            except Exception as exc:
+                info.error = f"{type(exc).__name__}: {exc}"
+                warnings.warn(
+                    f"streamll plugin {entry_point.name!r} ({entry_point.value}) failed to load and was skipped: "
+                    f"{info.error}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+    registry = _Registry(manager, plugins, {}, {})
+    _collect(registry)
+    return registry
+
+
+def _collect(registry: _Registry, only: str | None = None) -> None:
+    """Ask registered plugins (or just the one named ``only``) for their sink and consumer factories."""
+    for plugin_name, plugin in registry.manager.list_name_plugin():
+        if only is not None and plugin_name != only:
+            continue
+        info = registry.plugins.setdefault(plugin_name, PluginInfo(plugin_name, getattr(plugin, "__name__", "")))
+        for hook_name, table, schemes in (
+            ("streamll_register_sinks", registry.sinks, info.sink_schemes),
+            ("streamll_register_consumers", registry.consumers, info.consumer_schemes),
+        ):
+            impls = [impl for impl in getattr(registry.manager.hook, hook_name).get_hookimpls() if impl.plugin is plugin]
+
+            def register(scheme: str, factory: Callable[..., Any], _table=table, _schemes=schemes) -> None:
+                if not callable(factory):
+                    raise PluginError(f"plugin {plugin_name!r} registered a non-callable for scheme {scheme!r}")
+                _table[scheme.lower()] = (factory, plugin_name)
+                _schemes.append(scheme.lower())
+
+            for impl in impls:
+                try:
+                    impl.function(register=register)
+                except Exception as exc:
+                    info.error = f"{hook_name} raised {type(exc).__name__}: {exc}"
+                    warnings.warn(f"streamll plugin {plugin_name!r}: {info.error}", RuntimeWarning, stacklevel=4)
+
+
+def registry() -> _Registry:
+    """The loaded plugins (loaded on first use)."""
+    global _registry
+    if _registry is None:
+        with _lock:
+            if _registry is None:
+                _registry = _load()
+    return _registry
+
+
+def reload_plugins() -> None:
+    """Forget loaded plugins; the next use loads them again (after changing the environment)."""
+    global _registry
+    with _lock:
+        _registry = None
+
+
+def register_plugin(plugin: object, name: str | None = None) -> None:
+    """Register a plugin object by hand (no entry point needed), e.g. in tests or an app."""
+    reg = registry()
+    plugin_name = reg.manager.register(plugin, name=name)
+    if plugin_name is None:
+        return
+    reg.plugins[plugin_name] = PluginInfo(plugin_name, getattr(plugin, "__name__", type(plugin).__name__))
+    _collect(reg, only=plugin_name)
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    """The pluggy manager holding every loaded plugin."""
+    return registry().manager
+
+
+def list_plugins() -> list[PluginInfo]:
+    """Every plugin found, with its schemes or its load error."""
+    return list(registry().plugins.values())
+
+
+def sink_schemes() -> list[str]:
+    """URL schemes that :func:`create_sink` accepts."""
+    return sorted(registry().sinks)
+
+
+def consumer_schemes() -> list[str]:
+    """URL schemes that :func:`create_consumer` accepts."""
+    return sorted(registry().consumers)
+
+
+def _scheme(url: str) -> str:
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigurationError(f"expected a URL like 'redis://localhost:6379', got {url!r}")
+    return urlsplit(url).scheme.lower()
+
+
+def _unknown(scheme: str, kind: str, table: dict[str, Any]) -> UnknownSchemeError:
+    extra = EXTRAS_BY_SCHEME.get(scheme)
+    error = UnknownSchemeError(scheme, kind, extra, list(table))
+    broken = [info for info in registry().plugins.values() if info.error and extra and info.name == extra]
+    if broken:
+        error.add_note(f"plugin {broken[0].name!r} is installed but failed to load: {broken[0].error}")
+    return error
+
+
+def create_sink(url: str) -> Any:
+    """Build a sink for ``url`` with the factory its scheme's plugin registered."""
+    scheme = _scheme(url)
+    table = registry().sinks
+    if scheme not in table:
+        raise _unknown(scheme, "sink", table)
+    factory, _plugin = table[scheme]
+    return factory(url)
+
+
+def create_consumer(url: str, **options: Any) -> Any:
+    """Build a consumer for ``url`` (keyword options are passed to the factory)."""
+    scheme = _scheme(url)
+    table = registry().consumers
+    if scheme not in table:
+        raise _unknown(scheme, "consumer", table)
+    factory, _plugin = table[scheme]
+    return factory(url, **options)
+
+
+__all__ = [
+    "DISABLE_AUTOLOAD_ENV",
+    "DISABLE_PLUGINS_ENV",
+    "ENTRY_POINT_GROUP",
+    "EXTRAS_BY_SCHEME",
+    "PluginInfo",
+    "consumer_schemes",
+    "create_consumer",
+    "create_sink",
+    "list_plugins",
+    "plugin_manager",
+    "register_plugin",
+    "reload_plugins",
+    "sink_schemes",
+]

@@ -1,0 +1,55 @@
+"""Every running sink in the process, so ``flush()`` and interpreter exit can reach them."""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streamll.sinks.base import BaseSink
+
+_lock = threading.Lock()
+_running: weakref.WeakSet[BaseSink] = weakref.WeakSet()
+
+
+def track(sink: BaseSink) -> None:
+    """Remember a started sink."""
+    with _lock:
+        _running.add(sink)
+
+
+def untrack(sink: BaseSink) -> None:
+    """Forget a stopped sink."""
+    with _lock:
+        _running.discard(sink)
+
+
+def running_sinks() -> list[BaseSink]:
+    """Sinks started and not yet stopped."""
+    with _lock:
+        return list(_running)
+
+
+def flush_all(timeout: float | None = None) -> bool:
+    """Wait until every running sink has delivered what it was given; False on timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    ok = True
+    for sink in running_sinks():
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ok = sink.flush(remaining) and ok
+    return ok
+
+
+def stop_all_sinks(timeout: float | None = None) -> bool:
+    """Drain and stop every running sink, sharing one deadline."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    ok = True
+    for sink in running_sinks():
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ok = sink.stop(remaining) and ok
+    return ok
+
+
+__all__ = ["flush_all", "running_sinks", "stop_all_sinks", "track", "untrack"]

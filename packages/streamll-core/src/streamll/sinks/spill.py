@@ -1,0 +1,79 @@
+"""Spill-to-disk overflow: events that do not fit in memory wait in a local file.
+
+While the file holds events, new events are appended to it as well, so the
+order of delivery stays the order of emission; the sink replays the file
+(oldest first) as soon as its buffer has room again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+from streamll.core.events import Event
+from streamll.core.serialization import decode_event, encode_event
+from streamll.errors import MalformedEventError
+
+logger = logging.getLogger("streamll")
+
+
+class SpillFile:
+    """An append-only JSON-lines file read back from the front."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, name: str = "sink") -> None:
+        if path is None:
+            directory = Path(tempfile.gettempdir()) / "streamll-spill"
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / f"{name}-{os.getpid()}-{id(self):x}.jsonl"
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._writer = open(self.path, "ab")  # noqa: SIM115 - kept open for the sink's lifetime
+        self._read_offset = 0
+        self.pending = 0
+
+    def append(self, event: Event) -> None:
+        """Write one event to the end of the file."""
+        line = encode_event(event) + b"\n"
+        with self._lock:
+            self._writer.write(line)
+            self._writer.flush()
+            self.pending += 1
+
+    def read(self, limit: int) -> list[Event]:
+        """Remove and return up to ``limit`` events from the front of the file."""
+        events: list[Event] = []
+        with self._lock:
+            if not self.pending:
+                return events
+            with open(self.path, "rb") as reader:
+                reader.seek(self._read_offset)
+                while len(events) < limit:
+                    line = reader.readline()
+                    if not line:
+                        break
+                    self._read_offset += len(line)
+                    self.pending -= 1
+                    try:
+                        events.append(decode_event(line))
+                    except MalformedEventError:
+                        logger.error("streamll: skipped an unreadable line in spill file %s", self.path)
+            if self.pending <= 0:
+                self.pending = 0
+                self._read_offset = 0
+                self._writer.truncate(0)
+                self._writer.seek(0)
+        return events
+
+    def close(self, *, remove: bool = True) -> None:
+        """Close the file; remove it when nothing is left in it."""
+        with self._lock:
+            self._writer.close()
+            if remove and not self.pending:
+                self.path.unlink(missing_ok=True)
+
+
+__all__ = ["SpillFile"]

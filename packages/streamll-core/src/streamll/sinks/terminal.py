@@ -1,0 +1,73 @@
+"""The default sink: one readable line per event on the terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TextIO
+from urllib.parse import urlsplit
+
+from streamll.core.events import Event, TokenEvent
+from streamll.errors import ConfigurationError
+from streamll.sinks.base import BaseSink
+
+
+def format_event(event: Event) -> str:
+    """``[TOKEN] answer: "Machine"`` for tokens, ``[START] module QA`` style lines for the rest."""
+    if isinstance(event, TokenEvent):
+        return f"[TOKEN] {event.field}: {json.dumps(event.token, ensure_ascii=False)}"
+    label = event.event_type.upper()
+    subject = " ".join(part for part in (event.operation, event.module_name) if part)
+    details = []
+    data = event.data
+    if "duration_ms" in data:
+        details.append(f"{data['duration_ms']:.0f} ms")
+    if data.get("finish_reason"):
+        details.append(f"finish_reason={data['finish_reason']}")
+    if event.event_type == "error":
+        details.append(f"{data.get('error_type')}: {data.get('error_message')}")
+    elif event.event_type not in ("start", "end") and data:
+        details.append(json.dumps(data, ensure_ascii=False, default=repr))
+    suffix = f" ({', '.join(details)})" if details else ""
+    return f"[{label}] {subject}{suffix}".rstrip()
+
+
+class TerminalSink(BaseSink):
+    """Prints every event as one line; used when no sink is configured.
+
+    ``TerminalSink(tokens_only=True)`` prints only ``[TOKEN]`` lines. URL form:
+    ``terminal://`` (stdout) or ``terminal://stderr``.
+    """
+
+    linger = 0.0
+
+    def __init__(self, stream: TextIO | None = None, *, tokens_only: bool = False, **options: object) -> None:
+        super().__init__(**options)  # type: ignore[arg-type]
+        self._stream = stream
+        self.tokens_only = tokens_only
+
+    @classmethod
+    def from_url(cls, url: str) -> TerminalSink:
+        """``terminal://`` or ``terminal://stderr``; ``?tokens_only=1`` hides lifecycle lines."""
+        parts = urlsplit(url)
+        target = parts.netloc or parts.path.strip("/") or "stdout"
+        if target not in ("stdout", "stderr"):
+            raise ConfigurationError(f"terminal sink writes to stdout or stderr, not {target!r}")
+        tokens_only = "tokens_only=1" in parts.query or "tokens_only=true" in parts.query
+        return cls(sys.stderr if target == "stderr" else None, tokens_only=tokens_only)
+
+    @property
+    def stream(self) -> TextIO:
+        """Where lines go (``sys.stdout`` at the time of writing unless given)."""
+        return self._stream or sys.stdout
+
+    def handle_event(self, event: Event) -> None:
+        """Print one line for ``event``."""
+        if self.tokens_only and not isinstance(event, TokenEvent):
+            return
+        stream = self.stream
+        stream.write(format_event(event) + "\n")
+        stream.flush()
+
+
+__all__ = ["TerminalSink", "format_event"]

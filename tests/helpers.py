@@ -1,0 +1,110 @@
+"""Shared test plumbing: broker discovery and throwaway broker processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+REQUIRE_ENV = "STREAMLL_REQUIRE_BROKERS"
+
+
+def brokers_required() -> bool:
+    """Under CI (``CI=true``) or ``STREAMLL_REQUIRE_BROKERS=1`` a missing broker fails the run."""
+    truthy = ("1", "true", "yes")
+    return os.environ.get(REQUIRE_ENV, "").lower() in truthy or os.environ.get("CI", "").lower() in truthy
+
+
+def broker_unavailable(name: str, why: str) -> None:
+    """Fail (CI) or skip (a laptop without the broker)."""
+    message = f"{name} broker unavailable: {why}"
+    if brokers_required():
+        pytest.fail(message + f" (brokers are required: CI or {REQUIRE_ENV} is set)", pytrace=False)
+    pytest.skip(message)
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def url_reachable(url: str, default_port: int) -> bool:
+    """True when the host:port of ``url`` accepts connections."""
+    parts = urlsplit(url)
+    first = (parts.netloc.rsplit("@", 1)[-1]).split(",")[0]
+    host, _, port = first.rpartition(":") if ":" in first else (first, "", str(default_port))
+    return port_open(host or "127.0.0.1", int(port or default_port))
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float = 20.0) -> bool:
+    """Wait until host:port accepts connections."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(host, port, timeout=0.2):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+class BrokerProcess:
+    """A broker started for the tests on a free port; ``restart()`` simulates an outage."""
+
+    def __init__(self, name: str, command: Sequence[str], port: int, *, workdir: Path | None = None) -> None:
+        self.name = name
+        self.command = list(command)
+        self.port = port
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def available(executable: str) -> str | None:
+        """Full path of ``executable`` if installed."""
+        return shutil.which(executable)
+
+    def start(self, timeout: float = 30.0) -> BrokerProcess:
+        """Start and wait until the port accepts connections."""
+        self.process = subprocess.Popen(
+            self.command, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        if not wait_for_port("127.0.0.1", self.port, timeout):
+            self.stop()
+            raise RuntimeError(f"{self.name} did not listen on port {self.port} within {timeout}s: {self.command}")
+        return self
+
+    def stop(self) -> None:
+        """Terminate the process and wait for the port to close."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+        deadline = time.monotonic() + 10
+        while port_open("127.0.0.1", self.port, 0.1) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def restart(self) -> None:
+        """Stop, then start again on the same port."""
+        self.stop()
+        self.start()
