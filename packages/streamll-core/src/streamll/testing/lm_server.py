@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
@@ -27,7 +28,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
@@ -38,10 +38,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_ANSWERS",
+    "KNOB_DEFAULTS",
     "ChatRequest",
     "OfflineLMServer",
     "default_value",
     "format_reply",
+    "iter_sse_events",
     "tokenize",
 ]
 
@@ -240,12 +242,12 @@ class ChatRequest:
         field_schemas: dict[str, dict[str, Any]] = {}
         for name in output_fields:
             if name in schema_properties and isinstance(schema_properties[name], dict):
-                field_schemas[name] = {**schema_properties[name], "$defs": schema_defs} if schema_defs else schema_properties[name]
+                field_schemas[name] = (
+                    {**schema_properties[name], "$defs": schema_defs} if schema_defs else schema_properties[name]
+                )
             elif field_notes.get(name, "").startswith("must adhere to the JSON schema: "):
-                try:
+                with contextlib.suppress(json.JSONDecodeError):
                     field_schemas[name] = json.loads(field_notes[name].removeprefix("must adhere to the JSON schema: "))
-                except json.JSONDecodeError:
-                    pass
 
         xml_templates: dict[str, str] = {}
         if adapter == "xml":
@@ -260,7 +262,10 @@ class ChatRequest:
                         if child.tag in output_fields:
                             xml_templates.setdefault(child.tag, ET.tostring(child, encoding="unicode").strip())
 
-        input_names = [name for name, _ in _FIELD_LINE.findall(_section(system, "Your input fields are:", "Your output fields are:"))]
+        input_names = [
+            name
+            for name, _ in _FIELD_LINE.findall(_section(system, "Your input fields are:", "Your output fields are:"))
+        ]
         inputs = _parse_inputs(user, adapter, input_names)
         if "question" in inputs:
             question = inputs["question"]
@@ -311,8 +316,10 @@ def _parse_inputs(user: str, adapter: str, names: list[str]) -> dict[str, str]:
     lines: list[str] = []
     for line in user.splitlines():
         header = _CHAT_HEADER.match(line.strip())
-        if header or line.startswith("Respond with the corresponding output fields") or line.startswith(
-            "Respond with a JSON object in the following order of fields"
+        if (
+            header
+            or line.startswith("Respond with the corresponding output fields")
+            or line.startswith("Respond with a JSON object in the following order of fields")
         ):
             if current is not None:
                 inputs[current] = "\n".join(lines).strip()
@@ -323,6 +330,23 @@ def _parse_inputs(user: str, adapter: str, names: list[str]) -> dict[str, str]:
     if current is not None:
         inputs[current] = "\n".join(lines).strip()
     return {name: value for name, value in inputs.items() if not names or name in names}
+
+
+_WORDS = ("alpha", "beta", "gamma", "delta")
+
+
+def _bounded_number(schema: dict[str, Any], *, integer: bool) -> int | float:
+    """Return 42 (or 3.14) when allowed by the schema's bounds, else the nearest bound."""
+    preferred: float = 42 if integer else 3.14
+    step = 1 if integer else 0.5
+    low = schema.get("minimum", schema["exclusiveMinimum"] + step if "exclusiveMinimum" in schema else None)
+    high = schema.get("maximum", schema["exclusiveMaximum"] - step if "exclusiveMaximum" in schema else None)
+    value = preferred
+    if low is not None and value < low:
+        value = low
+    if high is not None and value > high:
+        value = high
+    return int(value) if integer else float(value)
 
 
 def _schema_example(schema: Any, defs: dict[str, Any] | None = None, depth: int = 0) -> Any:
@@ -349,7 +373,7 @@ def _schema_example(schema: Any, defs: dict[str, Any] | None = None, depth: int 
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "string":
-        return {
+        text = {
             "date-time": "2024-01-01T00:00:00Z",
             "date": "2024-01-01",
             "time": "12:00:00",
@@ -357,10 +381,10 @@ def _schema_example(schema: Any, defs: dict[str, Any] | None = None, depth: int 
             "email": "user@example.com",
             "uuid": "00000000-0000-4000-8000-000000000000",
         }.get(schema.get("format", ""), "example")
-    if kind == "integer":
-        return max(int(schema.get("minimum", 42)), 42) if "maximum" not in schema else int(schema.get("minimum", 0))
-    if kind == "number":
-        return 3.14 if "minimum" not in schema and "maximum" not in schema else float(schema.get("minimum", 0))
+        text = text.ljust(int(schema.get("minLength", 0)), "x")
+        return text[: int(schema["maxLength"])] if "maxLength" in schema else text
+    if kind in ("integer", "number"):
+        return _bounded_number(schema, integer=kind == "integer")
     if kind == "boolean":
         return True
     if kind == "null":
@@ -370,11 +394,10 @@ def _schema_example(schema: Any, defs: dict[str, Any] | None = None, depth: int 
         if prefix:
             return [_schema_example(item, defs, depth + 1) for item in prefix]
         items = schema.get("items", {})
-        count = max(int(schema.get("minItems", 2)), 1) if "maxItems" not in schema else int(schema.get("minItems", 1))
-        first = _schema_example(items, defs, depth + 1)
-        if isinstance(items, dict) and items.get("type") == "string" and "format" not in items and "enum" not in items:
-            return ["alpha", "beta", "gamma"][: max(count, 1)] if count <= 3 else [f"item{i}" for i in range(count)]
-        return [first for _ in range(count)]
+        count = max(int(schema.get("minItems", 0)), min(2, int(schema.get("maxItems", 2))))
+        if isinstance(items, dict) and items.get("type") == "string" and not (items.keys() & {"format", "enum"}):
+            return [_WORDS[i] if i < len(_WORDS) else f"item{i}" for i in range(count)]
+        return [_schema_example(items, defs, depth + 1) for _ in range(count)]
     if kind == "object" or "properties" in schema:
         properties = schema.get("properties") or {}
         if properties:
@@ -574,10 +597,8 @@ def _xml_field(name: str, value: Any, request: ChatRequest) -> str:
             stripped = value.strip()
             if stripped.startswith("<"):
                 return stripped
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 value = json.loads(stripped)
-            except json.JSONDecodeError:
-                pass
         if isinstance(value, (dict, list)):
             return _value_to_xml(value, name)
     return f"<{name}>\n{_xml_escape(_value_text(value))}\n</{name}>"
@@ -624,8 +645,20 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "OfflineLM/1.0"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """Keep the server quiet."""
+
+    def setup(self) -> None:
+        """Register the connection so ``stop`` can close it."""
+        super().setup()
+        self.server.owner._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        """Unregister the connection."""
+        try:
+            super().finish()
+        finally:
+            self.server.owner._track(self.connection, add=False)
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -657,7 +690,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_error_json(self, status: int, message: str) -> None:
         """Send an OpenAI-style error body."""
-        kind, code = _ERROR_TYPES.get(status, ("server_error" if status >= 500 else "invalid_request_error", str(status)))
+        kind, code = _ERROR_TYPES.get(
+            status, ("server_error" if status >= 500 else "invalid_request_error", str(status))
+        )
         self._send_json(status, {"error": {"message": message, "type": kind, "param": None, "code": code}})
 
     def _write_chunk(self, data: bytes) -> None:
@@ -673,31 +708,31 @@ class _Handler(BaseHTTPRequestHandler):
     def _drop_connection(self) -> None:
         """Close the socket without finishing the response."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.wfile.flush()
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     # -- routes -------------------------------------------------------------------
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         """Serve ``/v1/models`` and a health probe."""
         path = self.path.split("?", 1)[0].rstrip("/")
         if path in ("/v1/models", "/models"):
             models = self.server.owner.models()
-            self._send_json(200, {"object": "list", "data": [
-                {"id": name, "object": "model", "created": 0, "owned_by": "offline"} for name in models
-            ]})
+            self._send_json(
+                200,
+                {
+                    "object": "list",
+                    "data": [{"id": name, "object": "model", "created": 0, "owned_by": "offline"} for name in models],
+                },
+            )
         elif path in ("", "/health", "/v1"):
             self._send_json(200, {"status": "ok"})
         else:
             self._send_error_json(404, f"Unknown path: {self.path}")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         """Serve ``/v1/chat/completions``."""
         path = self.path.split("?", 1)[0].rstrip("/")
         raw = self._read_body()
@@ -730,7 +765,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error_json(500, f"Responder failed: {type(exc).__name__}: {exc}")
             return
         tokens = tokenize(content)
-        limit = knobs["max_tokens"]
+        limits = [knobs["max_tokens"], request.body.get("max_tokens"), request.body.get("max_completion_tokens")]
+        numeric = [int(v) for v in limits if isinstance(v, int) and not isinstance(v, bool)]
+        limit = min(numeric) if numeric else None
         finish_reason = knobs["finish_reason"]
         if limit is not None and len(tokens) > limit:
             tokens = tokens[: max(int(limit), 0)]
@@ -804,6 +841,7 @@ class _Handler(BaseHTTPRequestHandler):
         disconnect_after = knobs["disconnect_after"]
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            """Build one ``chat.completion.chunk`` object."""
             return {
                 "id": completion_id,
                 "object": "chat.completion.chunk",
@@ -880,6 +918,7 @@ class OfflineLMServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._counter = 0
+        self._connections: set[socket.socket] = set()
         self.requests: list[dict[str, Any]] = []
         self.reset()
         self.answers = dict(answers or {})
@@ -911,6 +950,11 @@ class OfflineLMServer:
             return
         server.shutdown()
         server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         if thread is not None:
             thread.join(timeout=5)
 
@@ -1003,6 +1047,14 @@ class OfflineLMServer:
         return knobs
 
     # -- requests -----------------------------------------------------------------
+
+    def _track(self, connection: socket.socket, *, add: bool) -> None:
+        """Add or remove an open client connection."""
+        with self._lock:
+            if add:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
 
     def _record(self, body: dict[str, Any]) -> None:
         """Append a received request body and wake waiters."""
