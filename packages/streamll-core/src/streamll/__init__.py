@@ -24,6 +24,7 @@ from streamll.errors import (
     UnknownSchemeError,
 )
 from streamll.hookspecs import hookimpl
+from streamll.instrument import instrument
 from streamll.sinks.base import BaseSink, Overflow
 from streamll.sinks.memory import MemorySink
 from streamll.sinks.registry import flush_all as _flush_all
@@ -73,6 +74,7 @@ __all__ = [
     "flush",
     "get_context",
     "hookimpl",
+    "instrument",
     "set_context",
     "stats",
     "trace",

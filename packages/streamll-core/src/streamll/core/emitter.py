@@ -34,6 +34,7 @@ def make_event(
     execution: Execution | None = None,
     parent_id: str | None = None,
     cls: type[Event] | None = None,
+    tags: dict[str, Any] | None = None,
     **fields: Any,
 ) -> tuple[Event, Execution]:
     """An event stamped with the current execution, span, sequence and tags."""
@@ -45,7 +46,8 @@ def make_event(
     if parent_id is None:
         parent_id = current_span.get()
     event_cls = cls or EVENT_CLASSES.get(event_type, Event)
-    tags = context_tags.get()
+    if tags is None:
+        tags = context_tags.get()
     event = event_cls(
         event_type=event_type,
         execution_id=execution.execution_id,

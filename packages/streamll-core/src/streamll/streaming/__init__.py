@@ -1,0 +1,1 @@
+"""The DSPy streaming bridge: field parsers and the stream channel."""
