@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError, to_json
 
 from streamll.core.events import EVENT_CLASSES, Event
 from streamll.errors import MalformedEventError
@@ -23,9 +24,25 @@ def _fallback(value: Any) -> Any:
         return f"<unrepresentable {type(value).__name__}>"
 
 
+def _writable(mapping: dict[str, Any]) -> dict[str, Any]:
+    """``mapping`` with each value pydantic cannot write (bytes that are not UTF-8, cycles) replaced by text."""
+    safe: dict[str, Any] = {}
+    for key, value in mapping.items():
+        try:
+            to_json(value, fallback=_fallback)
+            safe[key] = value
+        except (PydanticSerializationError, ValueError, RecursionError):
+            safe[key] = _fallback(value)
+    return safe
+
+
 def encode_event(event: Event) -> bytes:
     """Wire-format JSON bytes for ``event``."""
-    return event.model_dump_json(fallback=_fallback).encode("utf-8")
+    try:
+        return event.model_dump_json(fallback=_fallback).encode("utf-8")
+    except PydanticSerializationError:
+        safe = event.model_copy(update={"data": _writable(event.data), "tags": _writable(event.tags)})
+        return safe.model_dump_json(fallback=_fallback).encode("utf-8")
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
