@@ -12,6 +12,8 @@ import pytest
 import streamll
 from streamll.sinks.memory import MemorySink
 
+pytest_plugins = ["tests.schema_check"]
+
 
 @pytest.fixture(scope="session")
 def lm_server() -> Iterator["OfflineLMServer"]:  # noqa: F821
