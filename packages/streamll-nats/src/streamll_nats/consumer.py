@@ -1,0 +1,288 @@
+"""NatsStreamConsumer: reads events back from a JetStream stream with a pull consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from nats.js.errors import APIError, NotFoundError
+
+from streamll.consumer import BaseConsumer, Received
+from streamll.errors import ConfigurationError
+from streamll_nats.jetstream import connect, ensure_stream
+from streamll_nats.url import DEFAULT_PORT, NatsOptions, parse_url
+
+logger = logging.getLogger("streamll")
+
+FETCH_WAIT_MAX = 5.0
+"""Longest single pull request; waiting longer is several of them, so a lost consumer is noticed."""
+
+
+class NatsStreamConsumer(BaseConsumer[Msg]):
+    """Events from a JetStream stream, through a pull consumer.
+
+    * ``durable="NAME"``: a durable consumer with explicit acks. It survives
+      restarts of this program and of the server and resumes after the last
+      acknowledged event; an event returned but not acknowledged is delivered
+      again after ``ack_wait`` seconds (or at once after :meth:`stop`, which
+      gives back what it did not ack). Several consumers with the same
+      ``durable`` share the work.
+    * no ``durable``: an ephemeral consumer that needs no acks, reading new
+      events (or all, with ``from_beginning=True``); the server removes it
+      ``inactive_threshold`` seconds after this program stops pulling.
+
+    Options not given as arguments come from the URL query (``?durable=``,
+    ``?from_beginning=``, ``?ack_wait=``, ...), then the defaults.
+    """
+
+    def __init__(
+        self,
+        url: str = f"nats://127.0.0.1:{DEFAULT_PORT}",
+        *,
+        subject: str | None = None,
+        stream: str | None = None,
+        durable: str | None = None,
+        from_beginning: bool | None = None,
+        event_types: Iterable[str] | str | None = None,
+        execution_id: str | None = None,
+        ack_wait: float | None = None,
+        fetch_batch: int | None = None,
+        inactive_threshold: float | None = None,
+    ) -> None:
+        super().__init__(event_types=event_types, execution_id=execution_id)
+        options = parse_url(url).with_destination(subject=subject, stream=stream)
+        query = options.consumer_options
+        self.options: NatsOptions = options
+        self.durable: str | None = durable if durable is not None else query.get("durable")
+        self.from_beginning = bool(from_beginning if from_beginning is not None else query.get("from_beginning", False))
+        self.ack_wait = float(ack_wait if ack_wait is not None else query.get("ack_wait", 30.0))
+        self.fetch_batch = int(fetch_batch if fetch_batch is not None else query.get("fetch_batch", 100))
+        self.inactive_threshold = float(
+            inactive_threshold if inactive_threshold is not None else query.get("inactive_threshold", 60.0)
+        )
+        if self.durable is not None and not _valid_name(self.durable):
+            raise ConfigurationError(f"durable={self.durable!r} is not a valid consumer name (no spaces, '.', '*', '>')")
+        if self.ack_wait <= 0 or self.fetch_batch < 1 or self.inactive_threshold <= 0:
+            raise ConfigurationError("ack_wait and inactive_threshold must be > 0 and fetch_batch >= 1")
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._consumer_name: str | None = None
+        self._buffer: deque[Msg] = deque()
+        self._position = 0
+        """Stream sequence of the last message fetched: where a lost consumer is re-created from."""
+        self._verify = False
+        self._failures = 0
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> NatsStreamConsumer:
+        """The consumer for a ``nats://`` or ``tls://`` URL (registered for ``streamll.consumer.from_url``)."""
+        return cls(url, **options)
+
+    @property
+    def subject(self) -> str:
+        """Subject the consumer filters on."""
+        return self.options.subject
+
+    @property
+    def stream(self) -> str:
+        """Stream it reads."""
+        return self.options.stream
+
+    @property
+    def explicit_ack(self) -> bool:
+        """True for a durable consumer (events must be acknowledged)."""
+        return self.durable is not None
+
+    # ------------------------------------------------------------------ BaseConsumer API
+
+    async def _connect(self) -> None:
+        async def on_reconnected() -> None:
+            self.stats.reconnects += 1
+            self._verify = True
+
+        async def on_error(exc: Exception) -> None:
+            logger.debug("streamll consumer: NATS client error: %s: %s", type(exc).__name__, exc)
+
+        self._nc = await connect(
+            self.options, max_reconnect_attempts=-1, reconnected_cb=on_reconnected, error_cb=on_error
+        )
+        try:
+            self._js = self._nc.jetstream()
+            await ensure_stream(self._js, self.options)
+            await self._subscribe(resume=False)
+        except BaseException:
+            await self._close_connection()
+            raise
+
+    async def _disconnect(self) -> None:
+        """Give back what was fetched but not acknowledged, then close."""
+        nc = self._nc
+        if nc is not None and self.explicit_ack and nc.is_connected:
+            unacked = list(self._buffer) + list(self._handles.values())
+            for msg in unacked:
+                try:
+                    await msg.nak()
+                except Exception as exc:
+                    logger.debug("streamll consumer: nak on stop failed: %s", exc)
+                    break
+        self._buffer.clear()
+        self._handles.clear()
+        await self._close_connection()
+
+    async def _receive(self, timeout: float | None) -> Received[Msg] | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._buffer:
+            remaining = FETCH_WAIT_MAX if deadline is None else deadline - time.monotonic()
+            if remaining <= 0 and timeout != 0:
+                return None
+            if not self._started:
+                return None
+            await self._pull(min(max(remaining, 0.01), FETCH_WAIT_MAX))
+            if timeout == 0:
+                break
+        if not self._buffer:
+            return None
+        msg = self._buffer.popleft()
+        return Received(msg.data, msg)
+
+    async def _ack_message(self, handle: Msg) -> None:
+        if self.explicit_ack:
+            await handle.ack()
+
+    # ------------------------------------------------------------------ pulling
+
+    async def _pull(self, wait: float) -> None:
+        """One pull request of up to ``fetch_batch`` messages into the buffer (none after ``wait`` seconds)."""
+        if self._verify or self._sub is None:
+            if not await self._recover():
+                await asyncio.sleep(min(wait, 0.1 * 2 ** min(self._failures, 5)))
+                return
+        assert self._sub is not None
+        try:
+            msgs = await self._sub.fetch(self.fetch_batch, timeout=wait)
+        except asyncio.TimeoutError:  # nats.errors.TimeoutError included: nothing new
+            return
+        except (APIError, nats.errors.Error) as exc:
+            # The consumer is gone (server restart, deletion) or JetStream is not ready yet.
+            self._note_failure(exc)
+            self._verify = True
+            return
+        self._failures = 0
+        for msg in msgs:
+            self._position = max(self._position, msg.metadata.sequence.stream)
+        self._buffer.extend(msgs)
+
+    async def _recover(self) -> bool:
+        """Check the consumer still exists; re-create it where this one stopped. False when the server is not ready."""
+        try:
+            if self._sub is None or self._js is None:
+                if self._js is None:
+                    return False
+                await self._subscribe(resume=True)
+            else:
+                assert self._consumer_name is not None
+                try:
+                    await self._js.consumer_info(self.stream, self._consumer_name)
+                except NotFoundError:
+                    logger.warning("streamll consumer: consumer %r disappeared; re-creating it", self._consumer_name)
+                    await ensure_stream(self._js, self.options)
+                    await self._subscribe(resume=True)
+        except ConfigurationError:
+            raise
+        except Exception as exc:
+            self._note_failure(exc)
+            return False
+        self._verify = False
+        self._failures = 0
+        return True
+
+    def _note_failure(self, exc: BaseException) -> None:
+        self._failures += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        if self._failures == 1:
+            logger.warning("streamll consumer: pull failed (%s: %s); retrying", type(exc).__name__, exc)
+
+    def _config(self, resume: bool) -> api.ConsumerConfig:
+        if resume and self._position:
+            deliver: dict[str, Any] = {
+                "deliver_policy": api.DeliverPolicy.BY_START_SEQUENCE,
+                "opt_start_seq": self._position + 1,
+            }
+        else:
+            deliver = {"deliver_policy": api.DeliverPolicy.ALL if self.from_beginning else api.DeliverPolicy.NEW}
+        if self.explicit_ack:
+            return api.ConsumerConfig(
+                durable_name=self.durable,
+                name=self.durable,
+                ack_policy=api.AckPolicy.EXPLICIT,
+                ack_wait=self.ack_wait,
+                filter_subject=self.subject,
+                **deliver,
+            )
+        assert self._nc is not None
+        return api.ConsumerConfig(
+            name=self._nc._nuid.next().decode(),
+            ack_policy=api.AckPolicy.NONE,
+            inactive_threshold=self.inactive_threshold,
+            filter_subject=self.subject,
+            **deliver,
+        )
+
+    async def _subscribe(self, *, resume: bool) -> None:
+        """Bind to the durable consumer (created if missing) or create an ephemeral one."""
+        js = self._js
+        assert js is not None
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception as exc:
+                logger.debug("streamll consumer: unsubscribe failed: %s", exc)
+            self._sub = None
+        info: api.ConsumerInfo | None = None
+        if self.durable is not None:
+            try:
+                info = await js.consumer_info(self.stream, self.durable)
+            except NotFoundError:
+                info = None
+        if info is None:
+            info = await js.add_consumer(self.stream, config=self._config(resume))
+        elif info.config.filter_subject not in (None, "", self.subject):
+            raise ConfigurationError(
+                f"durable consumer {self.durable!r} on stream {self.stream!r} filters on "
+                f"{info.config.filter_subject!r}, not {self.subject!r}; use another durable name"
+            )
+        if info.delivered is not None and info.delivered.stream_seq:
+            self._position = max(self._position, info.delivered.stream_seq)
+        self._consumer_name = info.name
+        self._sub = await js.pull_subscribe_bind(consumer=info.name, stream=self.stream)
+
+    async def _close_connection(self) -> None:
+        nc, self._nc, self._js, self._sub = self._nc, None, None, None
+        if nc is None:
+            return
+        try:
+            if nc.is_connected:
+                await nc.flush(timeout=2)  # acks and naks reach the server before the connection goes
+            await asyncio.wait_for(nc.close(), 5.0)
+        except Exception as exc:
+            logger.debug("streamll consumer: closing the NATS connection raised %r", exc)
+
+    def __repr__(self) -> str:
+        mode = f"durable={self.durable!r}" if self.durable else "ephemeral"
+        return f"<NatsStreamConsumer {self.options.masked_url()!r} {mode} started={self.is_started}>"
+
+
+def _valid_name(name: str) -> bool:
+    return bool(name) and not any(char in name for char in " .*>\t\r\n/\\")
+
+
+__all__ = ["NatsStreamConsumer"]

@@ -1,0 +1,101 @@
+"""Connecting to NATS and making sure the JetStream stream is there, shared by sink and consumer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext, api
+from nats.js.errors import APIError, NotFoundError
+
+from streamll.errors import ConfigurationError
+from streamll_nats.url import NatsOptions, subject_matches
+
+logger = logging.getLogger("streamll")
+
+ERR_STREAM_NAME_IN_USE = 10058
+ERR_SUBJECTS_OVERLAP = 10065
+
+_RETENTION = {
+    "limits": api.RetentionPolicy.LIMITS,
+    "interest": api.RetentionPolicy.INTEREST,
+    "workqueue": api.RetentionPolicy.WORK_QUEUE,
+}
+_STORAGE = {"file": api.StorageType.FILE, "memory": api.StorageType.MEMORY}
+
+
+async def connect(options: NatsOptions, **overrides: Any) -> Client:
+    """A connected client; nats-py reconnects it by itself after a connection loss."""
+    kwargs = options.connect_kwargs()
+    kwargs.update(overrides)
+    return await nats.connect(**kwargs)
+
+
+def stream_config(options: NatsOptions) -> api.StreamConfig:
+    """The configuration a missing stream is created with."""
+    settings = options.stream_settings
+    return api.StreamConfig(
+        name=options.stream,
+        subjects=options.stream_subjects,
+        retention=_RETENTION[settings.retention],
+        storage=_STORAGE[settings.storage],
+        max_age=settings.max_age,
+        max_msgs=settings.max_msgs,
+        max_bytes=settings.max_bytes,
+        num_replicas=settings.replicas,
+        duplicate_window=settings.duplicate_window,
+    )
+
+
+def _check_covers(info: api.StreamInfo, options: NatsOptions) -> None:
+    subjects = list(info.config.subjects or [])
+    if not any(subject_matches(pattern, options.subject) for pattern in subjects):
+        raise ConfigurationError(
+            f"stream {options.stream!r} exists but its subjects {subjects} do not include subject "
+            f"{options.subject!r}; add the subject to the stream, choose another ?stream=, or publish to one of them"
+        )
+
+
+async def ensure_stream(js: JetStreamContext, options: NatsOptions) -> api.StreamInfo:
+    """The stream named in ``options``: used as it is when it exists, created when missing.
+
+    An existing stream keeps its own configuration; it only has to capture the
+    subject. Raises :class:`~streamll.errors.ConfigurationError` when it does
+    not, when another stream already captures the subject, or when the stream
+    is missing and ``create=false``.
+    """
+    try:
+        info = await js.stream_info(options.stream)
+    except NotFoundError:
+        if not options.stream_settings.create:
+            raise ConfigurationError(
+                f"stream {options.stream!r} does not exist and create=false; create it or drop create=false"
+            ) from None
+        try:
+            info = await js.add_stream(stream_config(options))
+            logger.info("streamll: created JetStream stream %r for subjects %s", options.stream, options.stream_subjects)
+            return info
+        except APIError as exc:
+            if exc.err_code == ERR_SUBJECTS_OVERLAP:
+                owner = await _owner_of(js, options.subject)
+                raise ConfigurationError(
+                    f"cannot create stream {options.stream!r}: subject {options.subject!r} is already captured by "
+                    f"stream {owner!r}; use ?stream={owner} or another subject"
+                ) from None
+            if exc.err_code != ERR_STREAM_NAME_IN_USE:
+                raise
+            info = await js.stream_info(options.stream)  # created concurrently by another client
+    _check_covers(info, options)
+    return info
+
+
+async def _owner_of(js: JetStreamContext, subject: str) -> str:
+    try:
+        return await js.find_stream_name_by_subject(subject)
+    except Exception:
+        return "another stream"
+
+
+__all__ = ["connect", "ensure_stream", "stream_config"]
