@@ -1,0 +1,25 @@
+"""streamll plugin hooks: Redis sinks and consumers for ``redis://``, ``rediss://`` and ``unix://`` URLs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from streamll.hookspecs import ConsumerFactory, SinkFactory, hookimpl
+from streamll_redis.consumer import RedisStreamConsumer
+from streamll_redis.sink import RedisSink
+from streamll_redis.url import SCHEMES
+
+
+@hookimpl
+def streamll_register_sinks(register: Callable[[str, SinkFactory], Any]) -> None:
+    """:class:`RedisSink` for every Redis scheme."""
+    for scheme in SCHEMES:
+        register(scheme, RedisSink.from_url)
+
+
+@hookimpl
+def streamll_register_consumers(register: Callable[[str, ConsumerFactory], Any]) -> None:
+    """:class:`RedisStreamConsumer` for every Redis scheme."""
+    for scheme in SCHEMES:
+        register(scheme, RedisStreamConsumer.from_url)
