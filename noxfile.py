@@ -1,0 +1,76 @@
+"""Sessions: tests (everything), core, one per plugin (isolation), lint, bench, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests"]
+
+ROOT = Path(__file__).parent
+PLUGINS = ("redis", "nats", "kafka")
+TEST_DEPS = ["pytest>=8.2", "pytest-asyncio>=0.24", "pytest-timeout>=2.3", "jsonschema>=4.21"]
+PLUGIN_TEST_DIRS = [f"tests/{name}" for name in PLUGINS] + ["tests/interop"]
+
+
+def _packages(*plugins: str) -> list[str]:
+    args = ["-e", "packages/streamll-core"]
+    for name in plugins:
+        args += ["-e", f"packages/streamll-{name}"]
+    return args
+
+
+def _node_deps(session: nox.Session) -> None:
+    if (ROOT / "interop" / "package-lock.json").exists():
+        session.run("npm", "ci", "--prefix", "interop", "--no-audit", "--no-fund", external=True)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole suite: core, every plugin, the Node.js interop consumers."""
+    session.install(*_packages(*PLUGINS), *TEST_DEPS)
+    _node_deps(session)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def core(session: nox.Session) -> None:
+    """Core alone: no plugin installed."""
+    session.install(*_packages(), *TEST_DEPS)
+    ignores = [f"--ignore={path}" for path in PLUGIN_TEST_DIRS]
+    session.run("pytest", *ignores, *session.posargs)
+
+
+@nox.session
+@nox.parametrize("plugin", PLUGINS)
+def plugin(session: nox.Session, plugin: str) -> None:
+    """One plugin with only core installed: proves it needs no other plugin."""
+    session.install(*_packages(plugin), *TEST_DEPS)
+    others = [name for name in PLUGINS if name != plugin]
+    session.run("python", "-c", f"import importlib.util as u, sys; sys.exit(any(u.find_spec('streamll_' + n) for n in {others!r}))")
+    session.run("pytest", f"tests/{plugin}", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff and mypy over every package."""
+    session.install("ruff>=0.6", "mypy>=1.11", *_packages(*PLUGINS))
+    session.run("ruff", "check", "packages", "tests", "benchmarks", "noxfile.py")
+    session.run("mypy", "packages/streamll-core/src/streamll")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Ratio benchmarks (each prints its baseline, streamll, and the ratio)."""
+    session.install(*_packages(*PLUGINS))
+    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+        session.run("python", str(script.relative_to(ROOT)), *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Stream a ChainOfThought answer to the terminal from the offline LM server."""
+    session.install(*_packages())
+    session.run("streamll", "demo", *session.posargs)

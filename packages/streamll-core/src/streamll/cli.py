@@ -1,0 +1,137 @@
+"""The ``streamll`` command: ``demo``, ``plugins``, ``tail``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any
+
+import click
+
+from streamll import __version__
+
+
+@click.group()
+@click.version_option(__version__, prog_name="streamll")
+def main() -> None:
+    """Watch a DSPy program think: stream tokens and lifecycle events to your infrastructure."""
+
+
+@main.command()
+@click.option("--question", default="What is machine learning?", show_default=True, help="What to ask.")
+@click.option("--model", default=None, help="A real provider model (e.g. openai/gpt-4o-mini); needs its API key.")
+@click.option(
+    "--adapter",
+    type=click.Choice(["chat", "json", "xml"]),
+    default="chat",
+    show_default=True,
+    help="DSPy adapter (reply format) to use.",
+)
+@click.option("--sink", "sinks", multiple=True, help="Sink URL (repeatable); default: the terminal.")
+@click.option("--token-delay", default=0.03, show_default=True, help="Offline server: seconds between tokens.")
+def demo(question: str, model: str | None, adapter: str, sinks: tuple[str, ...], token_delay: float) -> None:
+    """Stream a ChainOfThought answer token by token (offline LM server unless --model is given)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import dspy
+
+    import streamll
+
+    adapters: dict[str, Any] = {"chat": dspy.ChatAdapter, "json": dspy.JSONAdapter, "xml": dspy.XMLAdapter}
+
+    @streamll.instrument(stream_fields=["reasoning", "answer"])
+    class ReasoningQA(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cot = dspy.ChainOfThought("question -> answer")
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.cot(question=question)
+
+    if sinks:
+        streamll.configure(sinks=list(sinks))
+    server = None
+    if model is None:
+        from streamll.testing import OfflineLMServer
+
+        server = OfflineLMServer(token_delay=token_delay).start()
+        lm = server.lm()
+        click.echo(f"offline LM server on {server.api_base} (use --model for a real provider)", err=True)
+    else:
+        lm = dspy.LM(model, cache=False)
+    try:
+        with dspy.context(lm=lm, adapter=adapters[adapter]()):
+            prediction = ReasoningQA()(question=question)
+        streamll.flush(timeout=10)
+    finally:
+        if server is not None:
+            server.stop()
+    click.echo(f"\nanswer: {prediction.answer}", err=True)
+
+
+@main.command()
+def plugins() -> None:
+    """List discovered plugins, their URL schemes and load errors."""
+    from streamll.plugins import list_plugins
+
+    failed = False
+    for info in list_plugins():
+        version = f" {info.version}" if info.version else ""
+        click.echo(f"{info.name}{version}  ({info.module})")
+        if info.sink_schemes:
+            click.echo(f"    sinks:     {', '.join(sorted(info.sink_schemes))}")
+        if info.consumer_schemes:
+            click.echo(f"    consumers: {', '.join(sorted(info.consumer_schemes))}")
+        if info.error:
+            failed = True
+            click.echo(f"    ERROR: {info.error}")
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("url")
+@click.option("--from-beginning", is_flag=True, help="Read the destination from its start.")
+@click.option("--group", default=None, help="Consumer group / durable name (acks every event).")
+@click.option("--type", "event_types", multiple=True, help="Only these event types (repeatable).")
+@click.option("--execution", "execution_id", default=None, help="Only this execution_id.")
+@click.option("--count", type=int, default=None, help="Stop after this many events.")
+@click.option("--json", "as_json", is_flag=True, help="Print the wire JSON instead of readable lines.")
+def tail(
+    url: str,
+    from_beginning: bool,
+    group: str | None,
+    event_types: tuple[str, ...],
+    execution_id: str | None,
+    count: int | None,
+    as_json: bool,
+) -> None:
+    """Print events read from a transport URL (redis://, nats://, kafka://, ...)."""
+    from streamll.consumer import from_url
+    from streamll.sinks.terminal import format_event
+
+    options: dict[str, Any] = {"from_beginning": from_beginning, "group": group}
+    if event_types:
+        options["event_types"] = list(event_types)
+    if execution_id:
+        options["execution_id"] = execution_id
+
+    async def run() -> None:
+        seen = 0
+        async with from_url(url, **{k: v for k, v in options.items() if v is not None}) as consumer:
+            async for event in consumer:
+                click.echo(event.to_json().decode() if as_json else format_event(event))
+                if group:
+                    await consumer.ack(event)
+                seen += 1
+                if count is not None and seen >= count:
+                    return
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
