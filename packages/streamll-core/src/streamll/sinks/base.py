@@ -248,7 +248,7 @@ class BaseSink:
     def _count_drop(self, count: int, reason: str) -> None:
         self._stats.dropped += count
         self._stats.last_error = reason
-        self._log(logging.WARNING, "%s: %s (%d dropped so far)", reason, self._stats.dropped)
+        self._log(logging.WARNING, "%s (%d dropped so far)", reason, self._stats.dropped)
 
     def _schedule_wake(self) -> None:
         wakeup = self._wakeup
