@@ -1,0 +1,172 @@
+"""KafkaSink: events to a Kafka topic, batched and pipelined on streamll's background worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordTooLargeError
+
+from streamll.core.events import Event
+from streamll.sinks.base import BaseSink, Overflow
+from streamll_kafka.client import producer_kwargs
+from streamll_kafka.records import record_headers, record_key, record_value
+from streamll_kafka.url import DEFAULT_URL, KafkaOptions, parse_kafka_url
+
+logger = logging.getLogger("streamll.kafka")
+
+_PERMANENT = (MessageSizeTooLargeError, RecordTooLargeError)
+"""Errors about one record that no retry can fix: that event is counted as failed, the rest go on."""
+
+
+class KafkaDeliveryError(Exception):
+    """Part of a batch was not acknowledged by the broker; the batch is retried."""
+
+
+class KafkaSink(BaseSink):
+    """Produces every event as one record on one Kafka topic (see ``streamll_kafka.records`` for the layout).
+
+    ``emit`` only buffers; the shared background worker hands each batch to
+    ``AIOKafkaProducer.send`` record by record (the producer groups them into
+    per-partition requests) and awaits every acknowledgement, so the program
+    never waits on Kafka. The record key is ``execution_id``: the events of
+    one execution share a partition and keep their order.
+
+    When a record is not acknowledged the whole batch is kept and retried with
+    backoff after the producer is rebuilt; the buffer's overflow policy bounds
+    memory meanwhile. Delivery is at least once: a batch cut off mid-way is
+    sent again whole, so a consumer may see an ``event_id`` twice.
+
+    Options come from the URL (``kafka://host:9092?topic=NAME&acks=all``, see
+    ``streamll_kafka.url``); keyword arguments given here win over it.
+    """
+
+    batch_size = 500
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        topic: str | None = None,
+        name: str | None = None,
+        buffer_size: int | None = None,
+        batch_size: int | None = None,
+        linger: float | None = None,
+        overflow: Overflow | str | None = None,
+        block_timeout: float | None = None,
+        spill_path: str | None = None,
+    ) -> None:
+        options = parse_kafka_url(url)
+        if topic is not None:
+            options = options.replace(topic=topic)
+        given = {
+            "buffer_size": buffer_size,
+            "batch_size": batch_size,
+            "linger": linger,
+            "overflow": overflow,
+            "block_timeout": block_timeout,
+            "spill_path": spill_path,
+        }
+        sink_options = {**options.sink_options, **{key: value for key, value in given.items() if value is not None}}
+        servers = ",".join(options.bootstrap_servers)
+        super().__init__(name=name or f"kafka:{options.topic}@{servers}", **sink_options)
+        self.options: KafkaOptions = options
+        self._producer: AIOKafkaProducer | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> KafkaSink:
+        """The sink a ``kafka://`` or ``kafka+ssl://`` URL describes (the plugin's factory)."""
+        return cls(url)
+
+    @property
+    def topic(self) -> str:
+        """The topic events are produced to."""
+        return self.options.topic
+
+    # ------------------------------------------------------------------ BaseSink API
+
+    async def open(self) -> None:
+        """Start a producer and wait for the topic's metadata (fails clearly when the topic is unavailable)."""
+        producer = AIOKafkaProducer(**producer_kwargs(self.options))
+        try:
+            await producer.start()
+            try:
+                await producer.partitions_for(self.options.topic)
+            except KafkaTimeoutError:
+                raise KafkaTimeoutError(
+                    f"topic {self.options.topic!r} is not available on {self.options.display_url} "
+                    f"after {self.options.request_timeout_ms} ms (does it exist? does the broker auto-create topics?)"
+                ) from None
+        except BaseException:
+            await _stop_quietly(producer)
+            raise
+        self._producer = producer
+
+    async def aclose(self) -> None:
+        """Flush what the producer holds and close its connections."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def write_batch(self, events: list[Event]) -> int | None:
+        """Send every event of the batch, then await all acknowledgements; raise if any is missing."""
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("KafkaSink.write_batch called before open()")
+        topic = self.options.topic
+        futures: list[asyncio.Future[Any]] = []
+        rejected = 0
+        try:
+            for event in events:
+                try:
+                    futures.append(
+                        await producer.send(
+                            topic, record_value(event), key=record_key(event), headers=record_headers(event)
+                        )
+                    )
+                except _PERMANENT as exc:
+                    rejected += 1
+                    self._reject(event, exc)
+        except BaseException:
+            await asyncio.gather(*futures, return_exceptions=True)
+            raise
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        errors: list[BaseException] = []
+        for result in results:
+            if isinstance(result, _PERMANENT):
+                rejected += 1
+                self._reject(None, result)
+            elif isinstance(result, BaseException):
+                errors.append(result)
+        if errors:
+            first = errors[0]
+            raise KafkaDeliveryError(
+                f"{len(errors)} of {len(events)} records not acknowledged by {self.options.display_url}: "
+                f"{type(first).__name__}: {first}"
+            ) from first
+        return len(events) - rejected
+
+    # ------------------------------------------------------------------ helpers
+
+    def _reject(self, event: Event | None, exc: BaseException) -> None:
+        """Count an event the broker can never accept (too large) as failed; it is not retried."""
+        with self._lock:
+            self._stats.failed += 1
+            self._stats.last_error = f"{type(exc).__name__}: {exc}"
+        what = f"event {event.event_id}" if event is not None else "a record"
+        self._log(logging.ERROR, "%s rejected and not retried: %s: %s", what, type(exc).__name__, exc)
+
+    def __repr__(self) -> str:
+        return f"<KafkaSink {self.name!r} {self.options.display_url} running={self.is_running}>"
+
+
+async def _stop_quietly(producer: AIOKafkaProducer) -> None:
+    try:
+        await producer.stop()
+    except Exception as exc:
+        logger.debug("streamll kafka: stopping a producer that failed to start raised %r", exc)
+
+
+__all__ = ["KafkaDeliveryError", "KafkaSink"]
