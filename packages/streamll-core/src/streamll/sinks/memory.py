@@ -19,7 +19,7 @@ class MemorySink(BaseSink):
     :meth:`wait_for`) before reading. ``memory://NAME`` URLs share one sink per name.
     """
 
-    linger = 0.0
+    linger = 0.005
     _named: ClassVar[dict[str, MemorySink]] = {}
     _named_lock: ClassVar[threading.Lock] = threading.Lock()
 

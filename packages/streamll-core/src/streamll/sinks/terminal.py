@@ -39,7 +39,7 @@ class TerminalSink(BaseSink):
     ``terminal://`` (stdout) or ``terminal://stderr``.
     """
 
-    linger = 0.0
+    linger = 0.005
 
     def __init__(self, stream: TextIO | None = None, *, tokens_only: bool = False, **options: object) -> None:
         super().__init__(**options)  # type: ignore[arg-type]
