@@ -53,6 +53,7 @@ async def test_documented_consumer_prints_the_streamed_tokens(
             def forward(self, question: str) -> dspy.Prediction:
                 return self.predict(question=question)
 
+        namespace["SimpleQA"] = SimpleQA
         lm_server.reset()
         with dspy.context(lm=lm_server.lm(), adapter=dspy.ChatAdapter()):
             prediction = await asyncio.to_thread(SimpleQA(), question="What is machine learning?")
@@ -70,6 +71,5 @@ async def test_documented_consumer_prints_the_streamed_tokens(
         consumer = namespace.get("consumer")
         if consumer is not None:
             await consumer.stop()
-        for sink in streamll.running_sinks():
-            if sink.name != "terminal":
-                await asyncio.to_thread(sink.stop)
+        for sink in getattr(namespace.get("SimpleQA"), "_streamll_sinks", None) or ():
+            await asyncio.to_thread(sink.stop)
