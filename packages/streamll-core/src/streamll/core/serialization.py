@@ -12,16 +12,29 @@ from streamll.core.events import EVENT_CLASSES, Event
 from streamll.errors import MalformedEventError
 
 
-def _fallback(value: Any) -> Any:
-    """Encode what JSON cannot hold as text; never pickle, never raise."""
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
+def _repr(value: Any) -> str:
+    """``repr(value)``, or a placeholder when ``__repr__`` itself raises."""
     try:
         return repr(value)
     except Exception:  # a broken __repr__ must not break the user's program
         return f"<unrepresentable {type(value).__name__}>"
+
+
+def _as_text(value: Any) -> str:
+    """Text standing in for a value that cannot be written as JSON at all."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return _repr(value)
+
+
+def _fallback(value: Any) -> Any:
+    """Encode what JSON cannot hold as text; never pickle, never raise."""
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return _as_text(value)
+
+
+_UNWRITABLE = (PydanticSerializationError, ValueError, RecursionError)
 
 
 def _writable(mapping: dict[str, Any]) -> dict[str, Any]:
@@ -31,8 +44,10 @@ def _writable(mapping: dict[str, Any]) -> dict[str, Any]:
         try:
             to_json(value, fallback=_fallback)
             safe[key] = value
-        except (PydanticSerializationError, ValueError, RecursionError):
-            safe[key] = _fallback(value)
+        except _UNWRITABLE:
+            # the whole value becomes text: converting a container (a set of non-UTF-8 bytes, say)
+            # to a list would still hold what cannot be written
+            safe[key] = _as_text(value)
     return safe
 
 
@@ -40,7 +55,7 @@ def encode_event(event: Event) -> bytes:
     """Wire-format JSON bytes for ``event``."""
     try:
         return event.model_dump_json(fallback=_fallback).encode("utf-8")
-    except PydanticSerializationError:
+    except _UNWRITABLE:
         safe = event.model_copy(update={"data": _writable(event.data), "tags": _writable(event.tags)})
         return safe.model_dump_json(fallback=_fallback).encode("utf-8")
 
