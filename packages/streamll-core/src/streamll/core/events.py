@@ -96,9 +96,14 @@ class TokenEvent(Event):
     def _token_fields_from_data(cls, values: Any) -> Any:
         if isinstance(values, dict):
             data = values.get("data") or {}
-            for key in ("token", "token_index", "field", "finish_reason"):
-                if key not in values and key in data:
-                    values[key] = data[key]
+            if isinstance(data, dict):
+                missing = {
+                    key: data[key]
+                    for key in ("token", "token_index", "field", "finish_reason")
+                    if key not in values and key in data
+                }
+                if missing:
+                    values = {**values, **missing}  # a copy: the caller's dict (a decoded body) stays as it was
         return values
 
     @model_validator(mode="after")
