@@ -173,3 +173,22 @@ async def sinks() -> AsyncIterator[list[Any]]:
     yield made
     for sink in made:
         await asyncio.to_thread(sink.stop, 5.0)
+
+
+async def read_records(bootstrap: str, topic: str, count: int, timeout: float = 20.0) -> list[Any]:
+    """The first ``count`` raw records of ``topic`` (all partitions), read with plain aiokafka."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(records) < count:
+            remaining = deadline - loop.time()
+            assert remaining > 0, f"read {len(records)} of {count} records from {topic}"
+            batches = await consumer.getmany(timeout_ms=int(min(remaining, 1.0) * 1000))
+            for batch in batches.values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records

@@ -1,0 +1,181 @@
+"""KafkaStreamConsumer on a real broker: groups commit on ack and resume, "latest" really positions, bad records skipped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streamll.consumer import KafkaStreamConsumer as FromCore
+from streamll.core.serialization import encode_event
+from streamll.errors import ConsumerError
+from streamll.testing.contract import make_execution_events, read, write
+from streamll_kafka import KafkaSink, KafkaStreamConsumer
+from tests.helpers import free_port
+from tests.kafka.conftest import create_topic, produce_raw, unique
+
+pytestmark = pytest.mark.kafka
+
+
+async def committed(bootstrap: str, topic: str, group: str, partitions: int = 1) -> dict[int, int | None]:
+    """The group's committed offset per partition, as the broker has it."""
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await probe.start()
+    await asyncio.sleep(0)
+    try:
+        return {p: await probe.committed(TopicPartition(topic, p)) for p in range(partitions)}
+    finally:
+        await probe.stop()
+
+
+async def test_importable_from_core() -> None:
+    assert FromCore is KafkaStreamConsumer
+
+
+async def test_group_commits_offset_plus_one_on_ack_and_a_restarted_member_resumes(
+    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], sinks: list[Any]
+) -> None:
+    _, events = make_execution_events(8)
+    sink = KafkaSink(url_for(topic))
+    sinks.append(sink)
+    await asyncio.to_thread(write, sink, events)
+    group = unique("g")
+
+    async with KafkaStreamConsumer(url_for(topic), group=group, from_beginning=True) as consumer:
+        seen = await read(consumer, 6)
+        assert await committed(kafka_bootstrap, topic, group) == {0: None}, "nothing is committed before an ack"
+        for event in seen[:4]:
+            await consumer.ack(event)
+        assert await committed(kafka_bootstrap, topic, group) == {0: 4}
+        assert consumer.stats.acked == 4
+    # Events 5 and 6 were read but never acknowledged: the group delivers them again.
+    async with KafkaStreamConsumer(url_for(topic), group=group) as consumer:
+        rest = await read(consumer, len(events) - 4)
+        assert await consumer.consume_one(timeout=0.3) is None
+        await consumer.ack(rest[-1])
+    assert [e.event_id for e in rest] == [e.event_id for e in events[4:]]
+    assert await committed(kafka_bootstrap, topic, group) == {0: len(events)}
+
+    async with KafkaStreamConsumer(url_for(topic), group=group, from_beginning=True) as consumer:
+        assert await consumer.consume_one(timeout=0.3) is None, "an acknowledged group starts after its commit"
+
+
+async def test_acking_an_older_event_never_moves_the_commit_back(
+    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], sinks: list[Any]
+) -> None:
+    _, events = make_execution_events(2)
+    sink = KafkaSink(url_for(topic))
+    sinks.append(sink)
+    await asyncio.to_thread(write, sink, events)
+    group = unique("g")
+    async with KafkaStreamConsumer(url_for(topic), group=group, from_beginning=True) as consumer:
+        first, second, third = await read(consumer, 3)
+        await consumer.ack(third)
+        await consumer.ack(first)
+        with pytest.raises(ConsumerError, match="already acked"):
+            await consumer.ack(first)
+    assert await committed(kafka_bootstrap, topic, group) == {0: 3}
+
+
+async def test_group_members_share_partitions(
+    kafka_bootstrap: str, url_for: Callable[..., str], sinks: list[Any]
+) -> None:
+    topic = await create_topic(kafka_bootstrap, unique(), partitions=2)
+    group = unique("g")
+    executions = [make_execution_events(3)[1] for _ in range(8)]
+    one = KafkaStreamConsumer(url_for(topic), group=group, from_beginning=True)
+    two = KafkaStreamConsumer(url_for(topic), group=group, from_beginning=True)
+    await one.start()
+    try:
+        await two.start()
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while len(one._consumer.assignment()) != 1 or len(two._consumer.assignment()) != 1:  # type: ignore[union-attr]
+                assert loop.time() < deadline, "the group did not split the partitions"
+                await one.consume_one(timeout=0.05)
+            sink = KafkaSink(url_for(topic))
+            sinks.append(sink)
+            everything = [event for events in executions for event in events]
+            await asyncio.to_thread(write, sink, everything)
+            received: dict[str, Any] = {}
+            while len(received) < len(everything):
+                assert loop.time() < deadline, f"got {len(received)} of {len(everything)}"
+                for member, name in ((one, "one"), (two, "two")):
+                    event = await member.consume_one(timeout=0.05)
+                    if event is not None:
+                        received[event.event_id] = (name, event.execution_id)
+        finally:
+            await two.stop()
+    finally:
+        await one.stop()
+    assert set(received) == {event.event_id for event in everything}
+    members_by_execution: dict[str, set[str]] = {}
+    for name, execution_id in received.values():
+        members_by_execution.setdefault(execution_id, set()).add(name)
+    assert all(len(names) == 1 for names in members_by_execution.values()), "one execution, one member"
+    assert {name for names in members_by_execution.values() for name in names} == {"one", "two"}
+
+
+async def test_latest_is_positioned_before_start_returns_on_every_partition(
+    kafka_bootstrap: str, url_for: Callable[..., str]
+) -> None:
+    topic = await create_topic(kafka_bootstrap, unique(), partitions=3)
+    old = [make_execution_events(1)[1] for _ in range(6)]
+    for events in old:
+        await produce_raw(kafka_bootstrap, topic, *map(encode_event, events), key=events[0].execution_id.encode())
+    new = [make_execution_events(1)[1] for _ in range(6)]
+    async with KafkaStreamConsumer(url_for(topic), from_beginning=False) as consumer:
+        for events in new:
+            await produce_raw(kafka_bootstrap, topic, *map(encode_event, events), key=events[0].execution_id.encode())
+        received = await read(consumer, sum(map(len, new)))
+        assert await consumer.consume_one(timeout=0.3) is None
+    assert {e.event_id for e in received} == {e.event_id for events in new for e in events}
+
+
+async def test_a_topic_created_after_start_is_read_from_its_first_record(
+    kafka_bootstrap: str, url_for: Callable[..., str], sinks: list[Any]
+) -> None:
+    topic = unique("late")
+    async with KafkaStreamConsumer(url_for(topic)) as consumer:
+        _, events = make_execution_events(3)
+        sink = KafkaSink(url_for(topic))
+        sinks.append(sink)
+        await asyncio.to_thread(write, sink, events)
+        received = await read(consumer, len(events))
+    assert [e.event_id for e in received] == [e.event_id for e in events]
+
+
+async def test_malformed_records_are_skipped_and_committed_past_in_a_group(
+    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], sinks: list[Any]
+) -> None:
+    _, events = make_execution_events(1)
+    await produce_raw(kafka_bootstrap, topic, b"\xff\xfe not utf-8", b'{"event_type": "token", "schema_version": "9"}')
+    await produce_raw(kafka_bootstrap, topic, None, key=b"tombstone")  # type: ignore[arg-type]
+    sink = KafkaSink(url_for(topic))
+    sinks.append(sink)
+    await asyncio.to_thread(write, sink, events)
+    group = unique("g")
+    async with KafkaStreamConsumer(url_for(topic), group=group, from_beginning=True) as consumer:
+        received = await read(consumer, len(events))
+        for event in received:
+            await consumer.ack(event)
+        assert consumer.stats.malformed == 3
+        assert consumer.stats.acked == 3 + len(events)
+    assert await committed(kafka_bootstrap, topic, group) == {0: 3 + len(events)}
+    async with KafkaStreamConsumer(url_for(topic), group=group) as consumer:
+        assert await consumer.consume_one(timeout=0.3) is None
+        assert consumer.stats.malformed == 0
+
+
+async def test_start_fails_clearly_when_no_broker_answers() -> None:
+    consumer = KafkaStreamConsumer(f"kafka://u:hunter2@127.0.0.1:{free_port()}?topic=t&request_timeout_ms=1000")
+    with pytest.raises(ConsumerError, match="cannot connect to kafka://u:\\*\\*\\*@127.0.0.1") as caught:
+        await consumer.start()
+    assert "hunter2" not in str(caught.value)
+    assert not consumer.is_started
+    with pytest.raises(ConsumerError, match="not started"):
+        await consumer.consume_one(timeout=0.1)
