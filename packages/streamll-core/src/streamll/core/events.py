@@ -11,7 +11,7 @@ import os
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_VERSION = "1"
 """Version of the wire format written by this release (see docs/wire-format.md)."""
@@ -61,6 +61,16 @@ class Event(BaseModel):
         if isinstance(values, dict) and "event_type" not in values and cls.default_event_type:
             values = {**values, "event_type": cls.default_event_type}
         return values
+
+    @field_validator("timestamp", mode="after")
+    @classmethod
+    def _timestamp_in_utc(cls, value: datetime) -> datetime:
+        """Timestamps are UTC: an offset is converted, a naive time (another producer's) is taken as UTC."""
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        if value.tzinfo is not timezone.utc:
+            return value.astimezone(timezone.utc)
+        return value
 
     def to_json(self) -> bytes:
         """Encode as wire-format JSON; values JSON cannot hold are written as their ``repr``."""
