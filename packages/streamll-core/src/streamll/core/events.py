@@ -7,6 +7,7 @@ events keep ``token``, ``token_index``, ``field`` and ``finish_reason`` in
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal
@@ -28,6 +29,16 @@ def new_event_id() -> str:
 def utc_now() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(timezone.utc)
+
+
+def _key_text(key: Any) -> str:
+    """A dict key as JSON writes it: ``1`` -> ``"1"``, ``None`` -> ``"null"``, anything else its ``repr``."""
+    if isinstance(key, (bool, int, float)) or key is None:
+        return json.dumps(key)
+    try:
+        return repr(key)
+    except Exception:
+        return f"<unrepresentable {type(key).__name__}>"
 
 
 class Event(BaseModel):
@@ -61,6 +72,14 @@ class Event(BaseModel):
         if isinstance(values, dict) and "event_type" not in values and cls.default_event_type:
             values = {**values, "event_type": cls.default_event_type}
         return values
+
+    @field_validator("data", "tags", mode="before")
+    @classmethod
+    def _string_keys(cls, value: Any) -> Any:
+        """Keys JSON cannot hold (``1``, ``None``, a tuple) become text rather than a validation error in ``emit``."""
+        if isinstance(value, dict) and not all(isinstance(key, str) for key in value):
+            return {key if isinstance(key, str) else _key_text(key): item for key, item in value.items()}
+        return value
 
     @field_validator("timestamp", mode="after")
     @classmethod
