@@ -82,8 +82,8 @@ def decode_event(payload: bytes | str | dict[str, Any]) -> Event:
     if not isinstance(body, dict):
         raise MalformedEventError(f"expected a JSON object, got {type(body).__name__}")
     event_type = body.get("event_type")
-    if not isinstance(event_type, str):
-        raise MalformedEventError("missing string field 'event_type'")
+    if not isinstance(event_type, str) or not event_type:
+        raise MalformedEventError("missing non-empty string field 'event_type'")
     version = str(body.get("schema_version", "1"))
     if version.split(".")[0] != "1":
         raise MalformedEventError(f"unsupported schema_version {version!r} (this reader speaks v1)")
