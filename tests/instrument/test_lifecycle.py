@@ -158,3 +158,25 @@ def test_trace_and_set_context_wrap_instrumented_calls(lm, memory_sink: MemorySi
     assert module_start.parent_id == trace_start.event_id
     assert events[-1].event_type == "end" and events[-1].operation == "trace"
     assert any(e.event_type == "retrieved" and e.data == {"documents": 3} for e in events)
+
+
+def test_a_misspelled_stream_field_is_reported_once(lm, memory_sink: MemorySink) -> None:
+    @streamll.instrument(stream_fields=["answr"])
+    class Typo(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("question -> answer")
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.predict(question=question)
+
+    module = Typo()
+    with pytest.warns(UserWarning, match=r"\['answr'\] match no output field .*\['answer'\]"):
+        module(question="typo?")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        module(question="again")  # said once per class
+    assert streamll.flush(10)
+    assert memory_sink.tokens() == []

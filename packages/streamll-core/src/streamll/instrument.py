@@ -19,6 +19,7 @@ import asyncio
 import contextvars
 import functools
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any, TypeVar, overload
@@ -83,13 +84,14 @@ class _Call:
         )
         self._tokens: list[contextvars.Token[Any]] = []
         self._dspy_context: Any = None
+        self._run: TokenRun | None = None
 
     def __enter__(self) -> _Call:
         self.span.open()
         self._tokens.append(instrumented_module.set(self.module))
         if not self.nested:
             assert self.span.execution is not None
-            run = TokenRun(self.span.execution)
+            run = self._run = TokenRun(self.span.execution)
             self._tokens.append(active_run.set(run))
             callbacks = [*dspy.settings.get("callbacks", []), RunCallback(run)]
             self._dspy_context = dspy.context(send_stream=TokenChannel(run), callbacks=callbacks)
@@ -102,8 +104,27 @@ class _Call:
         for token in reversed(self._tokens):
             token.var.reset(token)
         self.span.close(exc, None if exc is not None else {"outputs": _summary(self.result)})
+        if self._run is not None and (unmatched := self._run.unmatched_fields()):
+            _warn_unmatched(type(self.module), unmatched, self._run.outputs_seen)
 
     result: Any = None
+
+
+_warned: set[tuple[type, frozenset[str]]] = set()
+
+
+def _warn_unmatched(cls: type, unmatched: set[str], available: set[str]) -> None:
+    """Say once per class when chosen stream fields match no output field (a typo streams nothing)."""
+    key = (cls, frozenset(unmatched))
+    if key in _warned:
+        return
+    _warned.add(key)
+    warnings.warn(
+        f"{cls.__name__}: stream_fields {sorted(unmatched)} match no output field of its predictors "
+        f"(available: {sorted(available)}); nothing is streamed for them",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def _run_with_stream_loop(fn: Callable[[], T]) -> T:

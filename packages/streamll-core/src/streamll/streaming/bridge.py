@@ -194,6 +194,12 @@ class TokenRun:
         self.predictors: dict[int, PredictorState] = {}
         self.calls: dict[int, LMCallStream] = {}
         self.lm_spans: dict[str, _LMSpan] = {}
+        self.chosen: set[str] = set()
+        self.outputs_seen: set[str] = set()
+
+    def unmatched_fields(self) -> set[str]:
+        """Chosen field names that no predictor in this run had as an output."""
+        return self.chosen - self.outputs_seen if self.outputs_seen else set()
 
     # --------------------------------------------------------------- channel side
 
@@ -233,6 +239,8 @@ class TokenRun:
         if isinstance(chosen, str):
             chosen = (chosen,)
         outputs = list(signature.output_fields)
+        self.chosen.update(chosen)
+        self.outputs_seen.update(outputs)
         name = _predictor_name(module, predict)
         self.predictors[id(predict)] = PredictorState(
             name=name,
