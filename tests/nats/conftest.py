@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from streamll_nats import NatsSink
 from tests.helpers import BrokerProcess, broker_unavailable, free_port, url_reachable
 
 URL_ENV = "STREAMLL_TEST_NATS_URL"
+MakeSink = Callable[..., NatsSink]
 DEFAULT_URL = "nats://127.0.0.1:4222"
 
 
@@ -100,3 +104,18 @@ async def js(nats_url: str, names: tuple[str, str]) -> AsyncIterator[JetStreamCo
         except NotFoundError:
             pass
         await nc.close()
+
+
+@pytest.fixture
+async def make_sink(js: JetStreamContext) -> AsyncIterator[MakeSink]:
+    """Builds NatsSinks that are stopped after the test (before its stream is deleted)."""
+    sinks: list[NatsSink] = []
+
+    def make(url: str, **options: Any) -> NatsSink:
+        sink = NatsSink(url, **options)
+        sinks.append(sink)
+        return sink
+
+    yield make
+    for sink in sinks:
+        await asyncio.to_thread(sink.stop, 2.0)

@@ -105,6 +105,11 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
     # ------------------------------------------------------------------ BaseConsumer API
 
     async def _connect(self) -> None:
+        await self._open(resume=False)
+
+    async def _open(self, *, resume: bool) -> None:
+        """Connect, make sure the stream exists and bind the pull consumer."""
+
         async def on_reconnected() -> None:
             self.stats.reconnects += 1
             self._verify = True
@@ -112,13 +117,11 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
         async def on_error(exc: Exception) -> None:
             logger.debug("streamll consumer: NATS client error: %s: %s", type(exc).__name__, exc)
 
-        self._nc = await connect(
-            self.options, max_reconnect_attempts=-1, reconnected_cb=on_reconnected, error_cb=on_error
-        )
+        nc = await connect(self.options, reconnected_cb=on_reconnected, error_cb=on_error)
+        self._nc, self._js, self._sub = nc, nc.jetstream(), None
         try:
-            self._js = self._nc.jetstream()
             await ensure_stream(self._js, self.options)
-            await self._subscribe(resume=False)
+            await self._subscribe(resume=resume)
         except BaseException:
             await self._close_connection()
             raise
@@ -162,7 +165,8 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
 
     async def _pull(self, wait: float) -> None:
         """One pull request of up to ``fetch_batch`` messages into the buffer (none after ``wait`` seconds)."""
-        if self._verify or self._sub is None:
+        nc = self._nc
+        if nc is None or nc.is_closed or self._verify or self._sub is None:
             if not await self._recover():
                 await asyncio.sleep(min(wait, 0.1 * 2 ** min(self._failures, 5)))
                 return
@@ -172,7 +176,7 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
         except asyncio.TimeoutError:  # nats.errors.TimeoutError included: nothing new
             return
         except (APIError, nats.errors.Error) as exc:
-            # The consumer is gone (server restart, deletion) or JetStream is not ready yet.
+            # Connection closed, the consumer is gone (server restart, deletion) or JetStream is not ready.
             self._note_failure(exc)
             self._verify = True
             return
@@ -182,18 +186,25 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
         self._buffer.extend(msgs)
 
     async def _recover(self) -> bool:
-        """Check the consumer still exists; re-create it where this one stopped. False when the server is not ready."""
+        """Reconnect, or re-create a vanished consumer where this one stopped; False when not possible yet."""
+        nc = self._nc
         try:
-            if self._sub is None or self._js is None:
-                if self._js is None:
-                    return False
-                await self._subscribe(resume=True)
+            if nc is None or nc.is_closed:
+                await self._close_connection()
+                await self._open(resume=True)
+                self.stats.reconnects += 1
+            elif nc.is_reconnecting or not nc.is_connected:
+                return False
             else:
-                assert self._consumer_name is not None
+                assert self._js is not None
                 try:
+                    if self._consumer_name is None:
+                        raise NotFoundError
                     await self._js.consumer_info(self.stream, self._consumer_name)
+                    if self._sub is None:
+                        await self._subscribe(resume=True)
                 except NotFoundError:
-                    logger.warning("streamll consumer: consumer %r disappeared; re-creating it", self._consumer_name)
+                    logger.warning("streamll consumer: consumer %r is gone; re-creating it", self._consumer_name)
                     await ensure_stream(self._js, self.options)
                     await self._subscribe(resume=True)
         except ConfigurationError:

@@ -26,10 +26,16 @@ _RETENTION = {
 _STORAGE = {"file": api.StorageType.FILE, "memory": api.StorageType.MEMORY}
 
 
-async def connect(options: NatsOptions, **overrides: Any) -> Client:
-    """A connected client; nats-py reconnects it by itself after a connection loss."""
+async def connect(options: NatsOptions, **callbacks: Any) -> Client:
+    """A connected client, or an error after one quick round over the servers.
+
+    nats-py's own reconnection is kept to one immediate retry per server (its
+    initial connect would otherwise block for ``max_reconnect_attempts`` x
+    ``reconnect_time_wait``); the sink and the consumer reconnect with backoff
+    themselves, so an outage is counted and nothing waits on a dead socket.
+    """
     kwargs = options.connect_kwargs()
-    kwargs.update(overrides)
+    kwargs.update(max_reconnect_attempts=1, reconnect_time_wait=0, **callbacks)
     return await nats.connect(**kwargs)
 
 

@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 from nats.aio.client import Client
-from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import APIError
 
@@ -17,6 +16,7 @@ from streamll.core.serialization import encode_event
 from streamll.errors import ConfigurationError
 from streamll.sinks.base import BaseSink
 from streamll_nats.jetstream import connect, ensure_stream
+from streamll_nats.publisher import AckPublisher
 from streamll_nats.url import DEFAULT_PORT, NatsOptions, parse_url
 
 logger = logging.getLogger("streamll")
@@ -59,8 +59,8 @@ class NatsSink(BaseSink):
 
     ``NatsSink("nats://127.0.0.1:4222?subject=streamll.events&stream=STREAMLL")``
     (see :func:`streamll_nats.url.parse_url` for every option). Each batch is
-    published with ``publish_async`` (all messages in flight at once) and
-    counts as delivered when JetStream acknowledged every message. Every
+    published with every message in flight at once (up to ``max_in_flight``)
+    and counts as delivered when JetStream acknowledged every message. Every
     message carries ``Nats-Msg-Id: <event_id>``, so a batch retried after an
     error is de-duplicated by the server; :attr:`duplicates` counts the
     repeats the server recognised.
@@ -84,8 +84,7 @@ class NatsSink(BaseSink):
         self.duplicates = 0
         """Publishes JetStream reported as duplicates (an event sent again within the duplicate window)."""
         self._nc: Client | None = None
-        self._js: JetStreamContext | None = None
-        self._lost: asyncio.Event | None = None
+        self._publisher: AckPublisher | None = None
 
     @classmethod
     def from_url(cls, url: str) -> NatsSink:
@@ -106,81 +105,82 @@ class NatsSink(BaseSink):
 
     async def open(self) -> None:
         """Connect and make sure the stream exists (created when missing)."""
-        lost = asyncio.Event()
+        publisher: AckPublisher | None = None
 
         async def on_lost() -> None:
-            lost.set()
+            if publisher is not None:
+                publisher.fail_all(ConnectionError("connection to NATS lost"))
 
         async def on_error(exc: Exception) -> None:
             logger.debug("streamll sink %s: NATS client error: %s: %s", self.name, type(exc).__name__, exc)
 
-        # Reconnection is left to BaseSink's retry (aclose + open with backoff), so every
-        # outage shows in stats and the in-flight batch is retried at once, not after ack_timeout.
+        # Reconnection is BaseSink's retry (aclose + open with backoff): every outage shows
+        # in stats, and the batch in flight is retried at once instead of after ack_timeout.
         nc = await connect(
             self.options, allow_reconnect=False, disconnected_cb=on_lost, closed_cb=on_lost, error_cb=on_error
         )
         try:
-            js = nc.jetstream(timeout=self.options.ack_timeout, publish_async_max_pending=self.options.max_in_flight)
-            await ensure_stream(js, self.options)
+            await ensure_stream(nc.jetstream(timeout=self.options.ack_timeout), self.options)
+            publisher = AckPublisher(nc)
+            await publisher.start()
         except BaseException as exc:
             await _close(nc)
             if isinstance(exc, ConfigurationError):
                 self._log(logging.ERROR, "%s", exc)
             raise
-        self._nc, self._js, self._lost = nc, js, lost
+        self._nc, self._publisher = nc, publisher
 
     async def aclose(self) -> None:
         """Flush and close the connection."""
-        nc, self._nc, self._js = self._nc, None, None
+        nc, self._nc, self._publisher = self._nc, None, None
         if nc is not None:
             await _close(nc)
 
     async def write_batch(self, events: list[Event]) -> int | None:
-        """Publish the batch with every message in flight; return when JetStream acknowledged them all."""
-        nc, js, lost = self._nc, self._js, self._lost
-        if nc is None or js is None or lost is None or not nc.is_connected or lost.is_set():
+        """Publish the batch with every message in flight; return once JetStream acknowledged them all.
+
+        Raises (so the batch is retried, and de-duplicated by ``Nats-Msg-Id``)
+        when a publish fails, the connection drops or ``ack_timeout`` passes.
+        """
+        nc, publisher = self._nc, self._publisher
+        if nc is None or publisher is None or not nc.is_connected:
             raise ConnectionError("not connected to NATS")
         subject, stream = self.options.subject, self.options.stream
-        limit = nc.max_payload
+        limit, window = nc.max_payload, self.options.max_in_flight
+        results: list[Any] = []
         futures: list[asyncio.Future[PubAck]] = []
-        too_large = 0
+        refused = 0
         try:
             for event in events:
                 body = encode_event(event)
                 headers = message_headers(event, stream)
                 size = len(body) + headers_size(headers)
                 if size > limit:
-                    too_large += 1
+                    refused += 1
                     self._count_failed(f"event {event.event_id} is {size} bytes, over the server's max_payload {limit}")
                     continue
-                futures.append(await js.publish_async(subject, body, headers=headers))
-            acks = await self._wait_for_acks(futures, lost)
+                futures.append(await publisher.publish(subject, body, headers))
+                if len(futures) >= window:
+                    results += await self._wait_for_acks(futures)
+                    futures = []
+            results += await self._wait_for_acks(futures)
         except BaseException:
-            for future in futures:
-                future.cancel()
+            publisher.forget()
             raise
-        return self._settle(acks, len(events) - too_large)
+        return self._settle(results, len(events) - refused)
 
     # ------------------------------------------------------------------ helpers
 
-    async def _wait_for_acks(self, futures: list[asyncio.Future[PubAck]], lost: asyncio.Event) -> list[Any]:
-        """Every ack or error; raises when the connection drops or ``ack_timeout`` passes first."""
+    async def _wait_for_acks(self, futures: list[asyncio.Future[PubAck]]) -> list[Any]:
+        """Every ack or error; raises when ``ack_timeout`` passes first."""
         if not futures:
             return []
-        acks = asyncio.gather(*futures, return_exceptions=True)
-        watch = asyncio.ensure_future(lost.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {acks, watch}, timeout=self.options.ack_timeout, return_when=asyncio.FIRST_COMPLETED
+        done, pending = await asyncio.wait(futures, timeout=self.options.ack_timeout)
+        if pending:
+            raise PublishError(
+                f"no ack within {self.options.ack_timeout:g}s for {len(pending)} of {len(futures)} publishes"
             )
-        finally:
-            watch.cancel()
-        if acks not in done:
-            acks.cancel()
-            pending = sum(1 for future in futures if not future.done())
-            why = "connection lost" if lost.is_set() else f"no ack within {self.options.ack_timeout:g}s"
-            raise PublishError(f"{why}: {pending} of {len(futures)} publishes unacknowledged")
-        return acks.result()
+        return [future.exception() or future.result() for future in futures]
 
     def _settle(self, results: list[Any], published: int) -> int:
         """Count acks, duplicates and failures; raise when a failure is worth retrying."""

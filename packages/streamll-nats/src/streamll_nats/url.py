@@ -35,7 +35,7 @@ _CONSUMER_OPTIONS = ("durable", "from_beginning", "ack_wait", "fetch_batch", "in
 _STREAM_OPTIONS = ("subjects", "retention", "storage", "max_age", "max_msgs", "max_bytes", "replicas",
                    "duplicate_window", "create")
 _CLIENT_OPTIONS = ("subject", "stream", "token", "creds", "nkey", "tls_ca", "tls_cert", "tls_key", "tls_hostname",
-                   "client_name", "connect_timeout", "reconnect_wait", "ack_timeout", "max_in_flight")
+                   "client_name", "connect_timeout", "ack_timeout", "max_in_flight")
 KNOWN_OPTIONS = frozenset(_SINK_OPTIONS + _CONSUMER_OPTIONS + _STREAM_OPTIONS + _CLIENT_OPTIONS)
 """Every query option a NATS URL accepts."""
 
@@ -154,7 +154,6 @@ class NatsOptions:
     tls_hostname: str | None = None
     client_name: str | None = None
     connect_timeout: float = 2.0
-    reconnect_wait: float = 1.0
     ack_timeout: float = 10.0
     """Seconds the sink waits for the JetStream acks of one batch before retrying it."""
     max_in_flight: int = 4000
@@ -200,11 +199,7 @@ class NatsOptions:
 
     def connect_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``nats.connect`` (auth, TLS, timeouts)."""
-        kwargs: dict[str, Any] = {
-            "servers": list(self.servers),
-            "connect_timeout": self.connect_timeout,
-            "reconnect_time_wait": self.reconnect_wait,
-        }
+        kwargs: dict[str, Any] = {"servers": list(self.servers), "connect_timeout": self.connect_timeout}
         if self.client_name:
             kwargs["name"] = self.client_name
         if self.user is not None:
@@ -325,7 +320,7 @@ def parse_url(url: str) -> NatsOptions:
             options[key] = value
         elif key == "client_name":
             options["client_name"] = value
-        elif key in ("connect_timeout", "reconnect_wait", "ack_timeout"):
+        elif key in ("connect_timeout", "ack_timeout"):
             options[key] = parse_duration(value, key)
         elif key == "max_in_flight":
             options[key] = _parse_int(value, key, minimum=1)
