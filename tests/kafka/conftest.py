@@ -56,6 +56,11 @@ class PrivateKafka(BrokerProcess):
             "--kafka-port", str(port), "--data-dir", str(data_dir),
         ]  # fmt: skip
         super().__init__("kafka", command, port)
+        self.data_dir = data_dir
+
+    def wipe_data(self) -> None:
+        """Forget every topic and offset (call while stopped), like a memory-only broker restarting."""
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     @property
     def bootstrap(self) -> str:

@@ -1,0 +1,114 @@
+"""A broker restart in the middle of a run: the sink buffers and delivers everything, the consumer carries on."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from streamll.core.events import Event
+from streamll.core.serialization import decode_event
+from streamll.testing.contract import make_execution_events, write
+from streamll_kafka import KafkaSink, KafkaStreamConsumer
+from tests.kafka.conftest import PrivateKafka, create_topic, kafka_url, read_records, unique
+
+pytestmark = pytest.mark.kafka
+
+
+async def collect(consumer: KafkaStreamConsumer, into: dict[str, Event], stop: asyncio.Event) -> None:
+    """Read (and ack) until ``stop`` is set, keeping every event by id."""
+    while not stop.is_set():
+        event = await consumer.consume_one(timeout=0.2)
+        if event is not None:
+            into.setdefault(event.event_id, event)
+            await consumer.ack(event)
+
+
+async def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+async def test_broker_restart_mid_run_loses_nothing(private_kafka: PrivateKafka, sinks: list[Any]) -> None:
+    bootstrap = private_kafka.bootstrap
+    topic = await create_topic(bootstrap, unique("outage"))
+    url = kafka_url(bootstrap, topic, request_timeout_ms=5000)
+    sink = KafkaSink(url)
+    sinks.append(sink)
+    before = [make_execution_events(40)[1] for _ in range(3)]
+    during = [make_execution_events(40)[1] for _ in range(3)]
+    after = [make_execution_events(40)[1] for _ in range(3)]
+    everything = [event for group in (before, during, after) for events in group for event in events]
+
+    plain: dict[str, Event] = {}
+    grouped: dict[str, Event] = {}
+    stop = asyncio.Event()
+    async with (
+        KafkaStreamConsumer(url, from_beginning=True) as reader,
+        KafkaStreamConsumer(url, group=unique("g"), from_beginning=True) as member,
+    ):
+        readers = [asyncio.create_task(collect(reader, plain, stop)), asyncio.create_task(collect(member, grouped, stop))]
+        try:
+            await asyncio.to_thread(write, sink, [e for events in before for e in events])
+            await wait_until(lambda: len(plain) >= 126 and len(grouped) >= 126, 20, "events before the outage")
+
+            await asyncio.to_thread(private_kafka.stop)
+            started = time.monotonic()
+            for events in during:
+                for event in events:
+                    sink.enqueue(event)
+            assert time.monotonic() - started < 0.5, "enqueue waited on the broker"
+            assert await asyncio.to_thread(sink.flush, 0.5) is False, "nothing can be delivered while it is down"
+            assert sink.stats.queued > 0 or sink.stats.received > sink.stats.delivered
+
+            await asyncio.to_thread(private_kafka.start)
+            await asyncio.to_thread(write, sink, [e for events in after for e in events], 60.0)
+            await wait_until(
+                lambda: len(plain) == len(everything) and len(grouped) == len(everything), 60, "every event"
+            )
+        finally:
+            stop.set()
+            await asyncio.gather(*readers)
+
+    stats = sink.stats
+    assert stats.dropped == 0 and stats.failed == 0
+    assert stats.delivered >= len(everything)
+    assert set(plain) == set(grouped) == {event.event_id for event in everything}
+    for events in (*before, *during, *after):
+        ids = [event.event_id for event in events]
+        order = [event_id for event_id in plain if event_id in set(ids)]
+        assert order == ids, "an execution's events arrived out of order"
+
+
+async def test_a_broker_that_comes_back_empty_gets_everything_buffered_since(
+    private_kafka: PrivateKafka, sinks: list[Any]
+) -> None:
+    """Like a memory-only broker restarting: the topic is auto-created again and the buffered events land in it.
+
+    The producer first retries against the vanished partition until ``request_timeout_ms``; the sink then
+    rebuilds it, and the new producer's metadata request re-creates the topic.
+    """
+    bootstrap = private_kafka.bootstrap
+    topic = await create_topic(bootstrap, unique("amnesia"))
+    sink = KafkaSink(kafka_url(bootstrap, topic, request_timeout_ms=2000))
+    sinks.append(sink)
+    _, before = make_execution_events(10)
+    await asyncio.to_thread(write, sink, before)
+
+    await asyncio.to_thread(private_kafka.stop)
+    private_kafka.wipe_data()
+    _, during = make_execution_events(30)
+    for event in during:
+        sink.enqueue(event)
+    await asyncio.to_thread(private_kafka.start)
+    await asyncio.to_thread(write, sink, [], 60.0)
+
+    records = await read_records(bootstrap, topic, len(during))
+    ids = [decode_event(record.value).event_id for record in records]
+    assert ids[: len(during)] == [event.event_id for event in during]
+    assert sink.stats.dropped == 0 and sink.stats.failed == 0
