@@ -18,8 +18,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
 import redis.asyncio as aioredis
-
 from streamll_redis import RedisSink, RedisStreamConsumer
+
 from tests.helpers import BrokerProcess, broker_unavailable, free_port, url_reachable
 
 REDIS_URL_ENV = "STREAMLL_TEST_REDIS_URL"

@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 import redis.asyncio as aioredis
-
 from streamll.core.events import Event
 from streamll.errors import ConsumerError
 from streamll.testing.contract import make_execution_events, read, write
@@ -62,7 +61,9 @@ async def test_restart_without_group_resumes_after_the_last_event(
     assert consumer.position == (await redis_client.xrevrange(stream_key, count=1))[0][0].decode()
 
 
-async def test_group_is_created_with_mkstream(url: str, stream_key: str, redis_client: aioredis.Redis, make_consumer) -> None:
+async def test_group_is_created_with_mkstream(
+    url: str, stream_key: str, redis_client: aioredis.Redis, make_consumer
+) -> None:
     consumer = make_consumer(url, stream=stream_key, group="readers")
     await consumer.start()
     groups = await redis_client.xinfo_groups(stream_key)
@@ -202,7 +203,9 @@ async def test_ack_rules(url: str, stream_key: str, redis_client: aioredis.Redis
         await consumer.ack(unacked)
 
 
-async def test_acking_without_a_group_is_allowed(url: str, stream_key: str, redis_client: aioredis.Redis, make_sink, make_consumer) -> None:
+async def test_acking_without_a_group_is_allowed(
+    url: str, stream_key: str, redis_client: aioredis.Redis, make_sink, make_consumer
+) -> None:
     sink = make_sink(url, stream=stream_key)
     _, events = make_execution_events(1)
     await asyncio.to_thread(write, sink, events)

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-
 from streamll.testing.contract import TransportContract, TransportFixture
 from streamll_redis import RedisSink, RedisStreamConsumer
 

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 import redis.asyncio as aioredis
-
 import streamll
 from streamll.sinks.registry import running_sinks
 from streamll.testing.contract import read
 from streamll_redis import RedisSink, RedisStreamConsumer
+
 from tests.redis.conftest import with_query
 
 pytestmark = pytest.mark.redis
@@ -59,7 +59,11 @@ async def test_configure_by_url_emit_and_trace_reach_the_consumer(
 
 
 async def test_sinks_from_the_environment(
-    redis_url: str, stream_key: str, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch, restore_configuration: None
+    redis_url: str,
+    stream_key: str,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    restore_configuration: None,
 ) -> None:
     url = with_query(redis_url, stream=stream_key)
     monkeypatch.setenv("STREAMLL_SINKS", url)

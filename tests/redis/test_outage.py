@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from streamll.core.events import Event
 from streamll.testing.contract import make_execution_events, read, write
+
 from tests.redis.conftest import PrivateRedis, async_wait_until
 
 pytestmark = pytest.mark.redis
@@ -30,7 +30,9 @@ async def test_restart_mid_run_loses_nothing(
     persistent: bool,
 ) -> None:
     if persistent:
-        server = private_redis("--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path), workdir=tmp_path)
+        server = private_redis(
+            "--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path), workdir=tmp_path
+        )
     else:
         server = private_redis()
     sink = make_sink(server.url, stream="events")

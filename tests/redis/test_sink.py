@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-
 from streamll.core.serialization import decode_event, event_to_dict
 from streamll.testing.contract import make_execution_events, write
 from streamll_redis import RedisSink, RedisStreamConsumer
+
 from tests.helpers import free_port
 from tests.redis.conftest import PrivateRedis, wait_until, with_query
 
@@ -60,7 +60,9 @@ async def test_events_of_each_execution_stay_in_order_across_batches(
     assert sink.stats.batches >= len(interleaved) // 7
 
 
-async def test_maxlen_trims_approximately(redis_url: str, stream_key: str, redis_client: aioredis.Redis, make_sink) -> None:
+async def test_maxlen_trims_approximately(
+    redis_url: str, stream_key: str, redis_client: aioredis.Redis, make_sink
+) -> None:
     sink = make_sink(with_query(redis_url, stream=stream_key, maxlen=100))
     _, events = make_execution_events(1500)
     await asyncio.to_thread(write, sink, events)
@@ -71,7 +73,9 @@ async def test_maxlen_trims_approximately(redis_url: str, stream_key: str, redis
     assert newest.event_id == events[-1].event_id
 
 
-async def test_maxlen_exact_and_unbounded(redis_url: str, stream_key: str, redis_client: aioredis.Redis, make_sink) -> None:
+async def test_maxlen_exact_and_unbounded(
+    redis_url: str, stream_key: str, redis_client: aioredis.Redis, make_sink
+) -> None:
     exact = make_sink(redis_url, stream=stream_key, maxlen=25, approximate=False)
     _, events = make_execution_events(200)
     await asyncio.to_thread(write, exact, events)
@@ -126,7 +130,9 @@ async def test_password_from_url_and_environment(
     assert wrong.stats.dropped == 1
 
 
-async def test_unix_socket(private_redis: Callable[..., PrivateRedis], tmp_path: Path, make_sink, make_consumer) -> None:
+async def test_unix_socket(
+    private_redis: Callable[..., PrivateRedis], tmp_path: Path, make_sink, make_consumer
+) -> None:
     socket_path = tmp_path / "redis.sock"
     private_redis("--unixsocket", str(socket_path), "--unixsocketperm", "700")
     url = f"unix://{socket_path}?db=1&stream=over-unix"

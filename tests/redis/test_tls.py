@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from streamll.testing.contract import make_execution_events, read, write
+
 from tests.helpers import BrokerProcess, broker_unavailable, free_port
 from tests.redis.conftest import redis_server, wait_until
 
@@ -51,7 +51,8 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, P
     make_certificates(directory)
     port = free_port()
     command = [
-        redis_server(), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        redis_server(), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+        "--save", "", "--appendonly", "no",
         "--tls-cert-file", str(directory / "server.crt"), "--tls-key-file", str(directory / "server.key"),
         "--tls-ca-cert-file", str(directory / "ca.crt"), "--tls-auth-clients", "yes",
     ]  # fmt: skip

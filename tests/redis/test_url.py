@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-
 import streamll
 from streamll.errors import ConfigurationError
 from streamll.plugins import create_consumer, create_sink, list_plugins

@@ -12,9 +12,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
-
 from streamll.consumer import BaseConsumer, Received
 from streamll.errors import ConfigurationError, ConsumerError
+
 from streamll_redis.client import CONNECTION_ERRORS, close_client, make_client
 from streamll_redis.entries import Entry, entry_body, read_reply_entries
 from streamll_redis.url import RedisOptions, parse_redis_url
@@ -231,7 +231,9 @@ class RedisStreamConsumer(BaseConsumer[str]):
         except ResponseError as exc:
             if self.group is None or "NOGROUP" not in str(exc):
                 raise
-            logger.warning("streamll consumer %s: group %r vanished; re-creating it", self.options.display_url, self.group)
+            logger.warning(
+                "streamll consumer %s: group %r vanished; re-creating it", self.options.display_url, self.group
+            )
             await self._create_group(client, self._position or _BEGINNING)
             self._pending_from = None
             return True
@@ -249,12 +251,15 @@ class RedisStreamConsumer(BaseConsumer[str]):
         return bool(entries)
 
     async def _read(self, client: aioredis.Redis, block: int | None) -> list[Entry]:
+        reply: Any
         if self.group is None:
             assert self._position is not None
             reply = await client.xread({self.stream: self._position}, count=self.count, block=block)
             return read_reply_entries(reply)
         if self._pending_from is not None:
-            reply = await client.xreadgroup(self.group, self.consumer, {self.stream: self._pending_from}, count=self.count)
+            reply = await client.xreadgroup(
+                self.group, self.consumer, {self.stream: self._pending_from}, count=self.count
+            )
             entries = read_reply_entries(reply)
             if entries:
                 self._pending_from = entries[-1][0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from redis.typing import EncodableT, FieldT
 from streamll.core.events import Event
 from streamll.core.serialization import encode_event
 
@@ -26,7 +27,7 @@ Entry = tuple[str, Mapping[Any, Any]]
 _DATA_KEYS = (DATA_FIELD.encode(), DATA_FIELD)
 
 
-def entry_fields(event: Event) -> dict[str, bytes | str]:
+def entry_fields(event: Event) -> dict[FieldT, EncodableT]:
     """The fields ``XADD`` writes for ``event``."""
     return {
         DATA_FIELD: encode_event(event),

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streamll.hookspecs import ConsumerFactory, SinkFactory, hookimpl
+
 from streamll_redis.consumer import RedisStreamConsumer
 from streamll_redis.sink import RedisSink
 from streamll_redis.url import SCHEMES

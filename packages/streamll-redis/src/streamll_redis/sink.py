@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import redis.asyncio as aioredis
-
 from streamll.core.events import Event
 from streamll.sinks.base import BaseSink, Overflow
+
 from streamll_redis.client import close_client, make_client
 from streamll_redis.entries import entry_fields
 from streamll_redis.url import DEFAULT_URL, RedisOptions, parse_redis_url
