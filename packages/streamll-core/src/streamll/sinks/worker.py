@@ -11,9 +11,10 @@ import asyncio
 import atexit
 import logging
 import os
+import queue
 import threading
-from collections.abc import Coroutine
-from concurrent.futures import Future
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 logger = logging.getLogger("streamll")
@@ -22,6 +23,80 @@ T = TypeVar("T")
 
 EXIT_TIMEOUT_ENV = "STREAMLL_EXIT_TIMEOUT"
 DEFAULT_EXIT_TIMEOUT = 10.0
+
+
+_Job = tuple["Future[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+class ExitSafeExecutor(ThreadPoolExecutor):
+    """The worker loop's default executor: ``asyncio.to_thread``, ``handle_event`` batches, DNS lookups.
+
+    ``concurrent.futures`` refuses new work in every ``ThreadPoolExecutor`` once
+    the interpreter starts exiting, before ``atexit`` handlers run; the exit
+    drain needs exactly that work (a ``handle_event`` sink's last batches).
+    These daemon threads are not registered with that hook, so they keep
+    running until the drain is done. Only ``submit`` and ``shutdown`` are used.
+    """
+
+    def __init__(self, max_workers: int | None = None, thread_name_prefix: str = "streamll-io") -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._daemons: list[threading.Thread] = []
+        self._idle_threads = threading.Semaphore(0)
+        self._pool_lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Run ``fn(*args, **kwargs)`` on a pool thread."""
+        future: Future[T] = Future()
+        with self._pool_lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._jobs.put((future, fn, args, kwargs))
+            if not self._idle_threads.acquire(timeout=0) and len(self._daemons) < self._max_workers:
+                thread = threading.Thread(
+                    target=self._work, name=f"{self._thread_name_prefix}-{len(self._daemons)}", daemon=True
+                )
+                thread.start()
+                self._daemons.append(thread)
+        return future
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            future, fn, args, kwargs = job
+            del job
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+            del future, fn, args, kwargs
+            self._idle_threads.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the pool threads once the queued work is done (``cancel_futures``: drop queued work)."""
+        with self._pool_lock:
+            self._closed = True
+            if cancel_futures:
+                while True:
+                    try:
+                        job = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is not None:
+                        job[0].cancel()
+            threads = list(self._daemons)
+            for _ in threads:
+                self._jobs.put(None)
+        if wait:
+            for thread in threads:
+                if thread is not threading.current_thread():
+                    thread.join()
 
 
 class BackgroundWorker:
@@ -47,6 +122,7 @@ class BackgroundWorker:
     def _start(self) -> None:
         ready = threading.Event()
         loop = asyncio.new_event_loop()
+        loop.set_default_executor(ExitSafeExecutor())
 
         def run() -> None:
             asyncio.set_event_loop(loop)
@@ -91,4 +167,4 @@ def _drain_at_exit() -> None:
 
 atexit.register(_drain_at_exit)
 
-__all__ = ["BackgroundWorker", "exit_timeout", "worker"]
+__all__ = ["BackgroundWorker", "ExitSafeExecutor", "exit_timeout", "worker"]
