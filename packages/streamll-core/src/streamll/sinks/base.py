@@ -102,6 +102,7 @@ class BaseSink:
         self._done: threading.Event | None = None
         self._deadline: float | None = None
         self._opened = False
+        self._reconnecting = False
         self._last_logged: tuple[str, float] = ("", 0.0)
 
     # ------------------------------------------------------------------ subclass API
@@ -330,8 +331,10 @@ class BaseSink:
             try:
                 await self.open()
                 self._opened = True
-                if failed_before:
-                    self._stats.reconnects += 1
+                if failed_before or self._reconnecting:
+                    self._reconnecting = False
+                    with self._lock:
+                        self._stats.reconnects += 1
             except Exception as exc:
                 failed_before = True
                 self._record_write_error("open", exc)
@@ -399,7 +402,9 @@ class BaseSink:
             self._writing -= 1
 
     async def _reopen(self) -> None:
+        """Close after a failed write; the next :meth:`_ensure_open` re-opens (counted as a reconnect)."""
         self._opened = False
+        self._reconnecting = True
         try:
             await self.aclose()
         except Exception as exc:
