@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -13,8 +14,8 @@ import nats
 import pytest
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-
 from streamll_nats import NatsSink
+
 from tests.helpers import BrokerProcess, broker_unavailable, free_port, url_reachable
 
 URL_ENV = "STREAMLL_TEST_NATS_URL"
@@ -99,10 +100,8 @@ async def js(nats_url: str, names: tuple[str, str]) -> AsyncIterator[JetStreamCo
     try:
         yield nc.jetstream()
     finally:
-        try:
+        with contextlib.suppress(NotFoundError):
             await nc.jetstream().delete_stream(names[1])
-        except NotFoundError:
-            pass
         await nc.close()
 
 

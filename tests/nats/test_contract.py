@@ -8,11 +8,11 @@ from typing import Any
 
 import nats
 import pytest
-
 from streamll.testing.contract import TransportContract, TransportFixture
 from streamll_nats import NatsSink, NatsStreamConsumer
 from streamll_nats.jetstream import ensure_stream
 from streamll_nats.url import parse_url
+
 from tests.nats.conftest import delete_stream
 
 pytestmark = pytest.mark.nats

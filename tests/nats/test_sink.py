@@ -7,12 +7,12 @@ import time
 
 import pytest
 from nats.js import JetStreamContext, api
-
 from streamll.core import cloudevents
 from streamll.core.emitter import make_event
 from streamll.core.serialization import encode_event
 from streamll.testing.contract import make_execution_events, write
 from streamll_nats import NatsSink
+
 from tests.helpers import free_port
 from tests.nats.conftest import MakeSink
 
@@ -52,7 +52,9 @@ async def test_messages_carry_msg_id_and_cloudevents_headers(
     await asyncio.to_thread(sink.stop)
 
 
-async def test_an_event_sent_twice_is_stored_once(nats_url: str, names: tuple[str, str], js: JetStreamContext, make_sink: MakeSink) -> None:
+async def test_an_event_sent_twice_is_stored_once(
+    nats_url: str, names: tuple[str, str], js: JetStreamContext, make_sink: MakeSink
+) -> None:
     subject, stream = names
     sink = make_sink(f"{nats_url}?subject={subject}&stream={stream}")
     event, _ = make_event("custom", {"n": 1})

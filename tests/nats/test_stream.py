@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from nats.js import JetStreamContext, api
-
 from streamll.errors import ConfigurationError
 from streamll.testing.contract import make_execution_events, write
 from streamll_nats import NatsStreamConsumer
+
 from tests.nats.conftest import MakeSink
 
 pytestmark = pytest.mark.nats
@@ -49,7 +49,9 @@ async def test_missing_stream_is_created_with_the_url_settings(
     await asyncio.to_thread(sink.stop)
 
 
-async def test_default_stream_settings(nats_url: str, names: tuple[str, str], js: JetStreamContext, make_sink: MakeSink) -> None:
+async def test_default_stream_settings(
+    nats_url: str, names: tuple[str, str], js: JetStreamContext, make_sink: MakeSink
+) -> None:
     subject, stream = names
     sink = make_sink(f"{nats_url}?subject={subject}&stream={stream}")
     await asyncio.to_thread(write, sink, make_execution_events(1)[1])
@@ -59,7 +61,9 @@ async def test_default_stream_settings(nats_url: str, names: tuple[str, str], js
     await asyncio.to_thread(sink.stop)
 
 
-async def test_existing_stream_is_used_as_it_is(nats_url: str, names: tuple[str, str], js: JetStreamContext, make_sink: MakeSink) -> None:
+async def test_existing_stream_is_used_as_it_is(
+    nats_url: str, names: tuple[str, str], js: JetStreamContext, make_sink: MakeSink
+) -> None:
     subject, stream = names
     await js.add_stream(name=stream, subjects=[f"{subject}.>"], max_msgs=1000, storage=api.StorageType.MEMORY)
     sink = make_sink(f"{nats_url}?subject={subject}.tokens&stream={stream}&max_msgs=5&storage=file")

@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import pytest
-
 from streamll.errors import ConfigurationError
 from streamll.plugins import create_consumer, create_sink
 from streamll_nats import NatsSink, NatsStreamConsumer, parse_url
@@ -19,7 +18,16 @@ SECRET = "s3cr3t-Pa55"
 
 @pytest.fixture(autouse=True)
 def no_nats_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("NATS_USER", "NATS_PASSWORD", "NATS_TOKEN", "NATS_CREDS", "NATS_NKEY", "NATS_CA", "NATS_CERT", "NATS_KEY"):
+    for name in (
+        "NATS_USER",
+        "NATS_PASSWORD",
+        "NATS_TOKEN",
+        "NATS_CREDS",
+        "NATS_NKEY",
+        "NATS_CA",
+        "NATS_CERT",
+        "NATS_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -196,5 +204,11 @@ def test_subject_matching(pattern: str, subject: str, expected: bool) -> None:
 
 def test_durations() -> None:
     assert [parse_duration(v, "x") for v in ("30", "0.5", "500ms", "30s", "5m", "2h", "7d")] == [
-        30.0, 0.5, 0.5, 30.0, 300.0, 7200.0, 604800.0,
+        30.0,
+        0.5,
+        0.5,
+        30.0,
+        300.0,
+        7200.0,
+        604800.0,
     ]

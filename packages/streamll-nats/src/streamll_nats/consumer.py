@@ -14,9 +14,9 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError
-
 from streamll.consumer import BaseConsumer, Received
 from streamll.errors import ConfigurationError
+
 from streamll_nats.jetstream import connect, ensure_stream
 from streamll_nats.url import DEFAULT_PORT, NatsOptions, parse_url
 
@@ -69,7 +69,9 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
             inactive_threshold if inactive_threshold is not None else query.get("inactive_threshold", 60.0)
         )
         if self.durable is not None and not _valid_name(self.durable):
-            raise ConfigurationError(f"durable={self.durable!r} is not a valid consumer name (no spaces, '.', '*', '>')")
+            raise ConfigurationError(
+                f"durable={self.durable!r} is not a valid consumer name (no spaces, '.', '*', '>')"
+            )
         if self.ack_wait <= 0 or self.fetch_batch < 1 or self.inactive_threshold <= 0:
             raise ConfigurationError("ack_wait and inactive_threshold must be > 0 and fetch_batch >= 1")
         self._nc: Client | None = None
@@ -130,8 +132,8 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
         """Give back what was fetched but not acknowledged, then close."""
         nc = self._nc
         if nc is not None and self.explicit_ack and nc.is_connected:
-            unacked = list(self._buffer) + list(self._handles.values())
-            for msg in unacked:
+            unacked = sorted([*self._buffer, *self._handles.values()], key=lambda m: m.metadata.sequence.stream)
+            for msg in unacked:  # in stream order, so they are delivered again in that order
                 try:
                     await msg.nak()
                 except Exception as exc:
@@ -166,14 +168,13 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
     async def _pull(self, wait: float) -> None:
         """One pull request of up to ``fetch_batch`` messages into the buffer (none after ``wait`` seconds)."""
         nc = self._nc
-        if nc is None or nc.is_closed or self._verify or self._sub is None:
-            if not await self._recover():
-                await asyncio.sleep(min(wait, 0.1 * 2 ** min(self._failures, 5)))
-                return
+        if (nc is None or nc.is_closed or self._verify or self._sub is None) and not await self._recover():
+            await asyncio.sleep(min(wait, 0.1 * 2 ** min(self._failures, 5)))
+            return
         assert self._sub is not None
         try:
             msgs = await self._sub.fetch(self.fetch_batch, timeout=wait)
-        except asyncio.TimeoutError:  # nats.errors.TimeoutError included: nothing new
+        except TimeoutError:  # nats.errors.TimeoutError included: nothing new
             return
         except (APIError, nats.errors.Error) as exc:
             # Connection closed, the consumer is gone (server restart, deletion) or JetStream is not ready.

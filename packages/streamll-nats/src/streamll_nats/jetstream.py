@@ -9,8 +9,8 @@ import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError
-
 from streamll.errors import ConfigurationError
+
 from streamll_nats.url import NatsOptions, subject_matches
 
 logger = logging.getLogger("streamll")
@@ -81,7 +81,9 @@ async def ensure_stream(js: JetStreamContext, options: NatsOptions) -> api.Strea
             ) from None
         try:
             info = await js.add_stream(stream_config(options))
-            logger.info("streamll: created JetStream stream %r for subjects %s", options.stream, options.stream_subjects)
+            logger.info(
+                "streamll: created JetStream stream %r for subjects %s", options.stream, options.stream_subjects
+            )
             return info
         except APIError as exc:
             if exc.err_code == ERR_SUBJECTS_OVERLAP:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streamll.hookspecs import ConsumerFactory, SinkFactory, hookimpl
+
 from streamll_nats.consumer import NatsStreamConsumer
 from streamll_nats.sink import NatsSink
 from streamll_nats.url import SCHEMES

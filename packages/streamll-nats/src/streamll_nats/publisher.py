@@ -82,7 +82,9 @@ class AckPublisher:
             error = reply.get("error")
             if error:
                 future.set_exception(
-                    APIError(code=error.get("code"), err_code=error.get("err_code"), description=error.get("description"))
+                    APIError(
+                        code=error.get("code"), err_code=error.get("err_code"), description=error.get("description")
+                    )
                 )
             else:
                 future.set_result(PubAck.from_response(reply))

@@ -9,12 +9,12 @@ from typing import Any
 from nats.aio.client import Client
 from nats.js.api import PubAck
 from nats.js.errors import APIError
-
 from streamll.core import cloudevents
 from streamll.core.events import Event
 from streamll.core.serialization import encode_event
 from streamll.errors import ConfigurationError
 from streamll.sinks.base import BaseSink
+
 from streamll_nats.jetstream import connect, ensure_stream
 from streamll_nats.publisher import AckPublisher
 from streamll_nats.url import DEFAULT_PORT, NatsOptions, parse_url
@@ -175,7 +175,7 @@ class NatsSink(BaseSink):
         """Every ack or error; raises when ``ack_timeout`` passes first."""
         if not futures:
             return []
-        done, pending = await asyncio.wait(futures, timeout=self.options.ack_timeout)
+        _done, pending = await asyncio.wait(futures, timeout=self.options.ack_timeout)
         if pending:
             raise PublishError(
                 f"no ack within {self.options.ack_timeout:g}s for {len(pending)} of {len(futures)} publishes"

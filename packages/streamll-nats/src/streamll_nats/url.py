@@ -32,10 +32,32 @@ STORAGES = ("file", "memory")
 
 _SINK_OPTIONS = ("batch_size", "buffer_size", "linger", "overflow", "block_timeout", "spill_path", "name")
 _CONSUMER_OPTIONS = ("durable", "from_beginning", "ack_wait", "fetch_batch", "inactive_threshold")
-_STREAM_OPTIONS = ("subjects", "retention", "storage", "max_age", "max_msgs", "max_bytes", "replicas",
-                   "duplicate_window", "create")
-_CLIENT_OPTIONS = ("subject", "stream", "token", "creds", "nkey", "tls_ca", "tls_cert", "tls_key", "tls_hostname",
-                   "client_name", "connect_timeout", "ack_timeout", "max_in_flight")
+_STREAM_OPTIONS = (
+    "subjects",
+    "retention",
+    "storage",
+    "max_age",
+    "max_msgs",
+    "max_bytes",
+    "replicas",
+    "duplicate_window",
+    "create",
+)
+_CLIENT_OPTIONS = (
+    "subject",
+    "stream",
+    "token",
+    "creds",
+    "nkey",
+    "tls_ca",
+    "tls_cert",
+    "tls_key",
+    "tls_hostname",
+    "client_name",
+    "connect_timeout",
+    "ack_timeout",
+    "max_in_flight",
+)
 KNOWN_OPTIONS = frozenset(_SINK_OPTIONS + _CONSUMER_OPTIONS + _STREAM_OPTIONS + _CLIENT_OPTIONS)
 """Every query option a NATS URL accepts."""
 
@@ -96,7 +118,9 @@ def validate_subject(subject: str, option: str = "subject", *, wildcards: bool =
 def validate_stream_name(name: str) -> str:
     """Check a JetStream stream name (no spaces, dots, wildcards or slashes)."""
     if not _STREAM_NAME.match(name):
-        raise ConfigurationError(f"stream={name!r} is not a valid JetStream stream name (no spaces, '.', '*', '>', '/')")
+        raise ConfigurationError(
+            f"stream={name!r} is not a valid JetStream stream name (no spaces, '.', '*', '>', '/')"
+        )
     return name
 
 
@@ -308,9 +332,7 @@ def parse_url(url: str) -> NatsOptions:
             stream_settings["storage"] = _choice(value, key, STORAGES)
         elif key in ("max_age", "duplicate_window"):
             stream_settings[key] = parse_duration(value, key)
-        elif key in ("max_msgs", "max_bytes"):
-            stream_settings[key] = _parse_int(value, key, minimum=1)
-        elif key == "replicas":
+        elif key in ("max_msgs", "max_bytes") or key == "replicas":
             stream_settings[key] = _parse_int(value, key, minimum=1)
         elif key == "create":
             stream_settings["create"] = _parse_bool(value, key)
@@ -339,7 +361,9 @@ def parse_url(url: str) -> NatsOptions:
         elif key == "fetch_batch":
             consumer_options[key] = _parse_int(value, key, minimum=1)
         else:
-            raise ConfigurationError(f"unknown NATS URL option {key!r}; known options: {', '.join(sorted(KNOWN_OPTIONS))}")
+            raise ConfigurationError(
+                f"unknown NATS URL option {key!r}; known options: {', '.join(sorted(KNOWN_OPTIONS))}"
+            )
 
     if "creds" not in options and _env("NATS_CREDS"):
         options["creds"] = _env("NATS_CREDS")
