@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from aiokafka.partitioner import murmur2
 
 from streamll.core import cloudevents
 from streamll.core.emitter import make_event
@@ -36,6 +37,7 @@ async def test_key_is_execution_id_and_each_execution_stays_ordered_in_one_parti
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
         event = decode_event(record.value)
         assert record.key == event.execution_id.encode()
+        assert record.partition == (murmur2(record.key) & 0x7FFFFFFF) % 4, "not the Java client's partition"
         by_execution[event.execution_id].append((record.partition, event))
     assert len({partition for items in by_execution.values() for partition, _ in items}) > 1, "one partition only"
     for execution, events in executions:

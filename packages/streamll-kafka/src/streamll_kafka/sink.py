@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
 
 from streamll.core.events import Event
 from streamll.sinks.base import BaseSink, Overflow
@@ -74,6 +76,7 @@ class KafkaSink(BaseSink):
         super().__init__(name=name or f"kafka:{options.topic}@{servers}", **sink_options)
         self.options: KafkaOptions = options
         self._producer: AIOKafkaProducer | None = None
+        self._partitioner = DefaultPartitioner()
 
     @classmethod
     def from_url(cls, url: str) -> KafkaSink:
@@ -116,14 +119,20 @@ class KafkaSink(BaseSink):
         if producer is None:
             raise RuntimeError("KafkaSink.write_batch called before open()")
         topic = self.options.topic
+        partition_of = self._partition_cache(producer, topic)
         futures: list[asyncio.Future[Any]] = []
         rejected = 0
         try:
             for event in events:
+                key = record_key(event)
                 try:
                     futures.append(
                         await producer.send(
-                            topic, record_value(event), key=record_key(event), headers=record_headers(event)
+                            topic,
+                            record_value(event),
+                            key=key,
+                            partition=partition_of(key),
+                            headers=record_headers(event),
                         )
                     )
                 except _PERMANENT as exc:
@@ -149,6 +158,32 @@ class KafkaSink(BaseSink):
         return len(events) - rejected
 
     # ------------------------------------------------------------------ helpers
+
+    def _partition_cache(self, producer: AIOKafkaProducer, topic: str) -> Callable[[bytes | None], int | None]:
+        """The producer's own key -> partition choice, computed once per key for this batch.
+
+        The default partitioner (murmur2 of the key, as Kafka's Java client) costs
+        microseconds per record; an execution's events share one key, so a batch
+        needs it only once per execution. ``None`` leaves the choice to the producer.
+        """
+        cluster = producer.client.cluster
+        all_partitions = cluster.partitions_for_topic(topic)
+        if not all_partitions:
+            return lambda key: None
+        ordered = sorted(all_partitions)
+        available = sorted(cluster.available_partitions_for_topic(topic) or ())
+        cache: dict[bytes, int] = {}
+
+        def partition_of(key: bytes | None) -> int | None:
+            if key is None:
+                return None
+            partition = cache.get(key)
+            if partition is None:
+                partition = cache[key] = self._partitioner(key, ordered, available)
+            return partition
+
+        return partition_of
+
 
     def _reject(self, event: Event | None, exc: BaseException) -> None:
         """Count an event the broker can never accept (too large) as failed; it is not retried."""

