@@ -229,3 +229,27 @@ async def test_group_destroyed_while_reading_is_recreated(
     _, second = make_execution_events(1)
     await asyncio.to_thread(write, sink, second)
     assert ids(await read(consumer, len(second))) == ids(second)
+
+
+async def test_reader_without_group_keeps_no_per_event_state(
+    url: str, stream_key: str, redis_client: aioredis.Redis, make_sink, make_consumer
+) -> None:
+    sink = make_sink(url, stream=stream_key)
+    _, events = make_execution_events(48)
+    await asyncio.to_thread(write, sink, events)
+    consumer = make_consumer(url, stream=stream_key, from_beginning=True)
+    await consumer.start()
+    assert ids(await read(consumer, len(events))) == ids(events)
+    assert consumer._handles == {}  # a long-running tail never acks; nothing may accumulate per event
+
+
+@pytest.mark.parametrize("group", [None, "g"])
+async def test_stop_from_another_task_ends_a_waiting_read(
+    url: str, stream_key: str, redis_client: aioredis.Redis, make_consumer, group: str | None
+) -> None:
+    consumer = make_consumer(url, stream=stream_key, group=group)
+    await consumer.start()
+    waiting = asyncio.create_task(consumer.consume_one())  # no timeout: waits for an event
+    await asyncio.sleep(0.05)  # let it reach the blocking read; the assertion holds either way
+    await consumer.stop()
+    assert await asyncio.wait_for(waiting, timeout=5) is None

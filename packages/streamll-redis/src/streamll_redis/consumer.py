@@ -13,6 +13,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from streamll.consumer import BaseConsumer, Received
+from streamll.core.events import Event
 from streamll.errors import ConfigurationError, ConsumerError
 
 from streamll_redis.client import CONNECTION_ERRORS, close_client, make_client
@@ -110,6 +111,21 @@ class RedisStreamConsumer(BaseConsumer[str]):
     def position(self) -> str | None:
         """Id of the last entry this consumer returned (or skipped), ``None`` before the first."""
         return self._delivered
+
+    async def consume_one(self, timeout: float | None = None) -> Event | None:
+        """The next event that passes the filters, or ``None`` after ``timeout`` seconds (see BaseConsumer)."""
+        event = await super().consume_one(timeout)
+        if event is not None and self.group is None:
+            # Nothing to acknowledge without a group: keep no handle, so a long-running reader stays small.
+            self._handles.pop(event.event_id, None)
+        return event
+
+    async def ack(self, event: Event) -> None:
+        """``XACK`` the entry ``event`` came from (in a group); without a group there is nothing to acknowledge."""
+        if self.group is None:
+            self.stats.acked += 1
+            return
+        await super().ack(event)
 
     # ------------------------------------------------------------------ connection
 
