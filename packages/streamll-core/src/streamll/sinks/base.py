@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from streamll.sinks.spill import SpillFile
 
 logger = logging.getLogger("streamll")
+
+STOP_GRACE = 1.0
+"""Seconds ``stop()`` allows after its timeout for a write or close it had to cancel to wind down."""
 
 
 class Overflow(str, Enum):
@@ -94,13 +98,16 @@ class BaseSink:
         self._queue: deque[Event] = deque()
         self._retry_batch: list[Event] = []
         self._writing = 0
+        """Events handed to the current ``write_batch`` call (taken from the buffer, not yet written)."""
         self._stats = SinkStats()
         self._running = False
         self._stopping = False
         self._waiting = False
         self._wakeup: asyncio.Event | None = None
         self._done: threading.Event | None = None
+        self._task: Future[None] | None = None
         self._deadline: float | None = None
+        self._undelivered = 0
         self._opened = False
         self._reconnecting = False
         self._last_logged: tuple[str, float] = ("", 0.0)
@@ -147,13 +154,14 @@ class BaseSink:
             self._running = True
             self._stopping = False
             self._deadline = None
+            self._undelivered = 0
             self._done = threading.Event()
             if self.overflow is Overflow.SPILL and self._spill is None:
                 from streamll.sinks.spill import SpillFile
 
                 self._spill = SpillFile(self._spill_path, name=self.name)
         track(self)
-        worker.submit(self._run())
+        self._task = worker.submit(self._run())
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything handed to the sink so far is delivered; False on timeout."""
@@ -172,21 +180,32 @@ class BaseSink:
         """Deliver what is buffered (waiting at most ``timeout`` seconds), then close.
 
         Returns False when events were left undelivered; they are counted in
-        ``stats.dropped`` (or left in the spill file, whose path is logged).
+        ``stats.dropped`` (or left in the spill file, whose path is logged). A
+        write or connect still hanging at the deadline is cancelled.
         """
         from streamll.sinks.registry import untrack
 
+        done = self._request_stop(timeout)
+        if done is None:
+            return not self._pending() and not self._undelivered
+        if not worker.in_worker_thread() and not done.wait(timeout):
+            task = self._task
+            if task is not None:
+                task.cancel()
+            done.wait(STOP_GRACE)
+        untrack(self)
+        return done.is_set() and not self._undelivered
+
+    def _request_stop(self, timeout: float | None) -> threading.Event | None:
+        """Tell the worker to drain and close, giving up ``timeout`` seconds from now; None when not running."""
         with self._lock:
             if not self._running:
-                return not self._pending()
+                return None
             self._stopping = True
             self._deadline = None if timeout is None else time.monotonic() + timeout
             done = self._done
         self._wake()
-        if done is not None and not worker.in_worker_thread():
-            done.wait(None if timeout is None else timeout + 5.0)
-        untrack(self)
-        return not self._pending()
+        return done
 
     close = stop
 
@@ -195,7 +214,7 @@ class BaseSink:
         """A snapshot of this sink's counters."""
         with self._lock:
             snapshot = SinkStats(**self._stats.as_dict())
-            snapshot.queued = len(self._queue) + len(self._retry_batch)
+            snapshot.queued = len(self._queue) + len(self._retry_batch) + self._writing
             return snapshot
 
     # ------------------------------------------------------------------ hot path
@@ -295,8 +314,7 @@ class BaseSink:
                 self._stats.replayed += len(batch)
             else:
                 batch = []
-            if batch:
-                self._writing += 1
+            self._writing += len(batch)
             return batch
 
     async def _wait_for_events(self) -> None:
@@ -351,6 +369,7 @@ class BaseSink:
     async def _run(self) -> None:
         self._wakeup = asyncio.Event()
         backoff = self.retry_backoff
+        cancelled = False
         try:
             while True:
                 if not await self._ensure_open():
@@ -378,28 +397,32 @@ class BaseSink:
                     continue
                 backoff = self.retry_backoff
                 with self._lock:
-                    self._writing -= 1
+                    self._writing -= len(batch)
                     self._stats.delivered += len(batch) if written is None else written
                     self._stats.batches += 1
                     self._idle.notify_all()
+        except asyncio.CancelledError:  # only stop() cancels, when its timeout passed during a write or connect
+            cancelled = True
+            self._log(logging.ERROR, "stop timeout passed while the destination held a write or connect; gave up")
         except BaseException as exc:  # never let the worker die silently
             self._log(logging.ERROR, "sink worker crashed: %s: %s", type(exc).__name__, exc)
             raise
         finally:
-            await self._finish()
+            await self._finish(cancelled)
 
     def _top_up(self, room: int) -> list[Event]:
         with self._lock:
             count = min(room, len(self._queue))
             extra = [self._queue.popleft() for _ in range(count)]
             if extra:
+                self._writing += len(extra)
                 self._not_full.notify_all()
             return extra
 
     def _requeue_failed(self, batch: list[Event]) -> None:
         with self._lock:
             self._retry_batch = batch
-            self._writing -= 1
+            self._writing -= len(batch)
 
     async def _reopen(self) -> None:
         """Close after a failed write; the next :meth:`_ensure_open` re-opens (counted as a reconnect)."""
@@ -410,13 +433,22 @@ class BaseSink:
         except Exception as exc:
             logger.debug("streamll: %s: aclose after an error raised %r", self.name, exc)
 
-    async def _finish(self) -> None:
-        if self._opened:
-            try:
-                await self.aclose()
-            except Exception as exc:
-                self._log(logging.WARNING, "close failed: %s: %s", type(exc).__name__, exc)
-            self._opened = False
+    async def _finish(self, cancelled: bool = False) -> None:
+        """Close, count what was left undelivered as dropped, and tell ``stop()`` it is done."""
+        try:
+            if self._opened:
+                self._opened = False
+                try:
+                    if cancelled:  # the destination already hung once: do not wait on it for long
+                        await asyncio.wait_for(self.aclose(), STOP_GRACE / 2)
+                    else:
+                        await self.aclose()
+                except (Exception, asyncio.CancelledError) as exc:
+                    self._log(logging.WARNING, "close failed: %s: %s", type(exc).__name__, exc)
+        finally:
+            self._account_leftovers()
+
+    def _account_leftovers(self) -> None:
         with self._lock:
             left = len(self._queue) + len(self._retry_batch) + self._writing
             self._queue.clear()
@@ -427,6 +459,7 @@ class BaseSink:
                 self._stats.last_error = f"stopped with {left} undelivered event(s)"
             spill = self._spill
             self._spill = None
+            self._undelivered = left + (spill.pending if spill is not None else 0)
             self._running = False
             self._idle.notify_all()
             self._not_full.notify_all()

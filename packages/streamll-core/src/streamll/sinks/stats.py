@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass
 class SinkStats:
     """What happened to the events handed to one sink.
 
-    ``received = delivered + failed + dropped + queued + in spill`` at any quiet moment.
+    ``received = delivered + failed + dropped + queued + in spill`` whenever no batch is
+    completing at that very moment.
     """
 
     received: int = 0
@@ -33,7 +34,7 @@ class SinkStats:
     batches: int = 0
     """Successful batch writes."""
     queued: int = 0
-    """Events in the in-memory buffer right now."""
+    """Events in memory right now: buffered, being written, or awaiting a retry."""
     last_error: str | None = None
     """Text of the most recent error, for ``streamll stats`` and logs."""
 
