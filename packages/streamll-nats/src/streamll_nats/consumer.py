@@ -15,6 +15,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError
 from streamll.consumer import BaseConsumer, Received
+from streamll.core.events import Event
 from streamll.errors import ConfigurationError
 
 from streamll_nats.jetstream import connect, ensure_stream
@@ -162,6 +163,18 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
     async def _ack_message(self, handle: Msg) -> None:
         if self.explicit_ack:
             await handle.ack()
+
+    async def consume_one(self, timeout: float | None = None) -> Event | None:
+        """The next event that passes the filters (``None`` after ``timeout`` seconds); see BaseConsumer."""
+        event = await super().consume_one(timeout)
+        if event is not None and not self.explicit_ack:
+            self._handles.pop(event.event_id, None)  # nothing to ack: keep no handle for a reader that never acks
+        return event
+
+    async def ack(self, event: Event) -> None:
+        """Acknowledge ``event`` (durable consumers); a no-op for an ephemeral consumer, which needs no acks."""
+        if self.explicit_ack:
+            await super().ack(event)
 
     # ------------------------------------------------------------------ pulling
 

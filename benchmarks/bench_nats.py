@@ -1,0 +1,112 @@
+"""Sustained throughput of NatsSink against raw nats-py ``js.publish_async`` of the same messages.
+
+    python benchmarks/bench_nats.py [--url nats://127.0.0.1:4222] [--events 30000] [--rounds 3]
+
+sink: events/s from the first ``enqueue`` until ``flush()`` returns (encoding,
+headers, buffering, batching and JetStream-acknowledged publishes on the
+background worker; overflow ``block`` so no event is dropped).
+raw:  events/s of ``JetStreamContext.publish_async`` for the same bodies and
+headers (prepared beforehand), in batches of the sink's batch size, awaiting
+every batch's acks, on one connection.
+Each side writes to a fresh file-storage stream of its own; the best of
+``--rounds`` runs of each is reported, with sink / raw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+import uuid
+
+import nats
+from nats.js.errors import NotFoundError
+from streamll.core.serialization import encode_event
+from streamll.testing.contract import make_execution_events
+from streamll_nats import NatsSink, message_headers
+
+DEFAULT_URL = os.environ.get("STREAMLL_BENCH_NATS_URL", "nats://127.0.0.1:4222")
+
+
+def bench_sink(url: str, events: list, batch_size: int) -> float:  # type: ignore[type-arg]
+    """Events/s through a NatsSink (connection and stream set up before the clock starts)."""
+    subject, stream = f"bench.sink.{uuid.uuid4().hex[:8]}", f"BENCH_SINK_{uuid.uuid4().hex[:8]}"
+    sink = NatsSink(
+        f"{url}?subject={subject}&stream={stream}", batch_size=batch_size, overflow="block", block_timeout=60
+    )
+    warmup = make_execution_events(0)[1][0]
+    sink.enqueue(warmup)
+    assert sink.flush(30), sink.stats
+    started = time.perf_counter()
+    for event in events:
+        sink.enqueue(event)
+    assert sink.flush(120), sink.stats
+    elapsed = time.perf_counter() - started
+    stats = sink.stats
+    sink.stop()
+    assert stats.dropped == 0 and stats.delivered == len(events) + 1, stats
+    asyncio.run(_delete(url, stream))
+    return len(events) / elapsed
+
+
+async def bench_raw(url: str, events: list, batch_size: int) -> float:  # type: ignore[type-arg]
+    """Events/s of js.publish_async for the same bodies and headers, batch by batch."""
+    subject, stream = f"bench.raw.{uuid.uuid4().hex[:8]}", f"BENCH_RAW_{uuid.uuid4().hex[:8]}"
+    messages = [(encode_event(e), message_headers(e, stream)) for e in events]
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await js.add_stream(name=stream, subjects=[subject], duplicate_window=120)
+    await js.publish(subject, b"warmup")
+    started = time.perf_counter()
+    for start in range(0, len(messages), batch_size):
+        futures = [
+            await js.publish_async(subject, body, headers=headers)
+            for body, headers in messages[start : start + batch_size]
+        ]
+        await asyncio.gather(*futures)
+    elapsed = time.perf_counter() - started
+    info = await js.stream_info(stream)
+    assert info.state.messages == len(events) + 1, info.state
+    await js.delete_stream(stream)
+    await nc.close()
+    return len(events) / elapsed
+
+
+async def _delete(url: str, stream: str) -> None:
+    nc = await nats.connect(url)
+    try:
+        await nc.jetstream().delete_stream(stream)
+    except NotFoundError:
+        pass
+    finally:
+        await nc.close()
+
+
+def _rates(rates: list[float]) -> str:
+    return ", ".join(f"{rate:,.0f}" for rate in rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=DEFAULT_URL)
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    batch_size = NatsSink.batch_size
+    _, events = make_execution_events(args.events - 2)
+    sink_rates: list[float] = []
+    raw_rates: list[float] = []
+    for _ in range(args.rounds):
+        raw_rates.append(asyncio.run(bench_raw(args.url, events, batch_size)))
+        sink_rates.append(bench_sink(args.url, events, batch_size))
+    sink_best, raw_best = max(sink_rates), max(raw_rates)
+    print(f"NATS JetStream at {args.url}: {len(events)} token/lifecycle events, batch size {batch_size}")
+    print(f"  raw nats-py publish_async: {raw_best:10,.0f} events/s  (rounds: {_rates(raw_rates)})")
+    print(f"  NatsSink:                  {sink_best:10,.0f} events/s  (rounds: {_rates(sink_rates)})")
+    print(f"  ratio sink / raw:          {sink_best / raw_best:10.2f}")
+
+
+if __name__ == "__main__":
+    main()
