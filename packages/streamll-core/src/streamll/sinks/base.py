@@ -38,6 +38,16 @@ STOP_GRACE = 1.0
 """Seconds ``stop()`` allows after its timeout for a write or close it had to cancel to wind down."""
 
 
+def _check_count(option: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{option} must be a whole number >= 1, got {value!r}")
+
+
+def _check_seconds(option: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ConfigurationError(f"{option} must be a number of seconds >= 0, got {value!r}")
+
+
 class Overflow(str, Enum):
     """What a sink does with a new event when its buffer is full."""
 
@@ -82,8 +92,10 @@ class BaseSink:
             self.batch_size = batch_size
         if linger is not None:
             self.linger = linger
-        if self.buffer_size < 1 or self.batch_size < 1 or self.linger < 0:
-            raise ConfigurationError("buffer_size and batch_size must be >= 1 and linger >= 0")
+        _check_count("buffer_size", self.buffer_size)
+        _check_count("batch_size", self.batch_size)
+        _check_seconds("linger", self.linger)
+        _check_seconds("block_timeout", block_timeout)
         try:
             self.overflow = Overflow(overflow)
         except ValueError:
