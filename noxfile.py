@@ -51,7 +51,11 @@ def plugin(session: nox.Session, plugin: str) -> None:
     """One plugin with only core installed: proves it needs no other plugin."""
     session.install(*_packages(plugin), *TEST_DEPS)
     others = [name for name in PLUGINS if name != plugin]
-    session.run("python", "-c", f"import importlib.util as u, sys; sys.exit(any(u.find_spec('streamll_' + n) for n in {others!r}))")
+    session.run(
+        "python",
+        "-c",
+        f"import importlib.util as u, sys; sys.exit(any(u.find_spec('streamll_' + n) for n in {others!r}))",
+    )
     session.run("pytest", f"tests/{plugin}", *session.posargs)
 
 

@@ -19,7 +19,6 @@ import time
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import dspy
-
 import streamll
 from streamll import MemorySink
 from streamll.testing import OfflineLMServer
@@ -95,8 +94,10 @@ def main() -> None:
     print(f"dspy.streamify (baseline)          {baseline * 1000:8.1f} ms  {baseline / chunks * 1e6:6.1f} us/chunk")
     print(f"@instrument, no sink               {bridge * 1000:8.1f} ms  {bridge / chunks * 1e6:6.1f} us/chunk")
     print(f"@instrument + MemorySink + flush   {with_sink * 1000:8.1f} ms  {with_sink / chunks * 1e6:6.1f} us/chunk")
-    print(f"per-token cost over streamify: {(with_sink - baseline) / chunks * 1e6:.1f} us (with sink), "
-          f"{(bridge - baseline) / chunks * 1e6:.1f} us (bridge only)")
+    print(
+        f"per-token cost over streamify: {(with_sink - baseline) / chunks * 1e6:.1f} us (with sink), "
+        f"{(bridge - baseline) / chunks * 1e6:.1f} us (bridge only)"
+    )
     print(f"ratio instrument/streamify: {with_sink / baseline:.2f} (with sink), {bridge / baseline:.2f} (bridge only)")
 
 

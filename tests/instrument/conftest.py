@@ -7,7 +7,6 @@ from typing import Any
 
 import dspy
 import pytest
-
 from streamll.testing import OfflineLMServer
 
 

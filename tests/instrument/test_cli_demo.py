@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from click.testing import CliRunner
-
 import streamll
+from click.testing import CliRunner
 from streamll.cli import main
 
 
@@ -25,7 +24,9 @@ def test_demo_streams_tokens_of_reasoning_and_answer_to_the_terminal() -> None:
 
 
 def test_demo_with_a_configured_sink_url(monkeypatch) -> None:
-    result = CliRunner().invoke(main, ["demo", "--token-delay", "0", "--sink", "memory://demo-test", "--adapter", "json"])
+    result = CliRunner().invoke(
+        main, ["demo", "--token-delay", "0", "--sink", "memory://demo-test", "--adapter", "json"]
+    )
     assert result.exit_code == 0, result.output
     sink = streamll.MemorySink.named("demo-test")
     assert sink.text("answer") == "Machine learning is a subset of artificial intelligence."

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import ClassVar
 
 import dspy
-
 import streamll
 from streamll import MemorySink
 from streamll.testing import OfflineLMServer
@@ -26,7 +26,7 @@ class WithAforward(dspy.Module):
         self.aforward_threads.append(threading.current_thread())
         return await self.cot.acall(question=question)
 
-    aforward_threads: list[threading.Thread] = []
+    aforward_threads: ClassVar[list[threading.Thread]] = []
 
 
 @streamll.instrument(stream_fields=["answer"])

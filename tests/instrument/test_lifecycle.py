@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dspy
 import pytest
-
 import streamll
 from streamll import MemorySink
 from streamll.testing import OfflineLMServer
@@ -77,7 +76,9 @@ async def test_user_exception_propagates_unchanged_from_acall(lm, memory_sink: M
     assert lifecycle(memory_sink)[-1] == ("error", "module")
 
 
-def test_lm_failure_emits_lm_and_module_errors_and_raises_dspys_error(lm, server: OfflineLMServer, memory_sink: MemorySink) -> None:
+def test_lm_failure_emits_lm_and_module_errors_and_raises_dspys_error(
+    lm, server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
     server.configure(fail_status=500)
     with pytest.raises(dspy.LMError):
         ReasoningQA()(question="server down")
@@ -96,9 +97,9 @@ def test_mid_stream_disconnect_closes_fields_and_reports(lm, server: OfflineLMSe
 
 
 def test_instrumenting_something_else_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="dspy.Module"):
+    with pytest.raises(TypeError, match=r"dspy\.Module"):
         streamll.instrument(stream_fields=["answer"])(object)  # type: ignore[type-var]
-    with pytest.raises(TypeError, match="dspy.Module"):
+    with pytest.raises(TypeError, match=r"dspy\.Module"):
 
         @streamll.instrument
         def not_a_class() -> None:  # type: ignore[misc]

@@ -6,7 +6,6 @@ import random
 
 import dspy
 import pytest
-
 from streamll.streaming.parsers import ChatParser, JSONParser, Stripper, XMLParser, parser_for
 
 SIGNATURE = dspy.Signature("question -> reasoning, answer")
@@ -14,7 +13,8 @@ FIELDS = ["reasoning", "answer"]
 
 CHAT_REPLIES = [
     "[[ ## reasoning ## ]]\nStep one.\nStep two.\n\n[[ ## answer ## ]]\nForty two.\n\n[[ ## completed ## ]]",
-    "[[ ## reasoning ## ]]   inline start  \n  more  \n[[ ## answer ## ]]\r\nx [[ ## answer ## ]] y\r\n[[ ## completed ## ]]\n",
+    "[[ ## reasoning ## ]]   inline start  \n  more  \n"
+    "[[ ## answer ## ]]\r\nx [[ ## answer ## ]] y\r\n[[ ## completed ## ]]\n",
     "preamble text\n[[ ## reasoning ## ]]\n[[ not a header ]] and [[ ## fake\n[[ ## answer ## ]]\nünï ✓\u2028second\n",
     "[[ ## answer ## ]]\nfirst wins\n[[ ## reasoning ## ]]\nr\n[[ ## answer ## ]]\nsecond ignored\n",
     "[[ ## reasoning ## ]]\n\n\n[[ ## answer ## ]]\n   \n",

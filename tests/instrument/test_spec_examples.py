@@ -15,7 +15,6 @@ from typing import Any
 
 import dspy
 import pytest
-
 import streamll
 from streamll import MemorySink
 from streamll.testing import OfflineLMServer
@@ -38,7 +37,7 @@ def block_with(marker: str) -> str:
 def run_block(code: str, namespace: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run a documented block with the Quick Start's imports in scope, as a reader has them."""
     namespace = namespace if namespace is not None else {"streamll": streamll, "dspy": dspy}
-    exec(compile(code, str(DOC), "exec"), namespace)  # noqa: S102 - the documented example, verbatim
+    exec(compile(code, str(DOC), "exec"), namespace)
     return namespace
 
 

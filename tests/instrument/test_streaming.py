@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dspy
 import pytest
-
 import streamll
 from streamll import MemorySink, TokenEvent
 from streamll.testing import OfflineLMServer, tokenize
@@ -124,12 +123,17 @@ def test_chain_of_thought_streams_both_fields_with_every_adapter(
     assert max(e.sequence for e in streams["reasoning"]) < min(e.sequence for e in streams["answer"])
 
 
-TRICKY = 'Use [[ ## x ## ]] or [[ brackets ]], "quotes", {"json": "like"}, <tags> & ampersands, ünïcödé ✓ 漢字\n  and a second line'
+TRICKY = (
+    'Use [[ ## x ## ]] or [[ brackets ]], "quotes", {"json": "like"}, <tags> & ampersands, ünïcödé ✓ 漢字'
+    "\n  and a second line"
+)
 
 
 @pytest.mark.parametrize("adapter", sorted(ADAPTERS))
-def test_streamed_text_equals_parsed_value_verbatim(adapter: str, server: OfflineLMServer, memory_sink: MemorySink) -> None:
-    server.configure(answers={"answer": TRICKY, "reasoning": "Think: [[ not a header ]] \"x\"\n\nthen more."})
+def test_streamed_text_equals_parsed_value_verbatim(
+    adapter: str, server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    server.configure(answers={"answer": TRICKY, "reasoning": 'Think: [[ not a header ]] "x"\n\nthen more.'})
     with dspy.context(lm=server.lm(), adapter=ADAPTERS[adapter]()):
         prediction = BothCoT()(question="tricky?")
     assert prediction.answer.strip() == TRICKY.strip()

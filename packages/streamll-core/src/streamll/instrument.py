@@ -224,13 +224,14 @@ def instrument(
                 f"@streamll.instrument decorates dspy.Module subclasses, not {target!r}; "
                 "define `class MyModule(dspy.Module)` and decorate the class"
             )
-        call = getattr(target.__call__, ORIGINAL_ATTR, target.__call__)
-        acall = getattr(target.acall, ORIGINAL_ATTR, target.acall)
-        target._streamll_stream_fields = fields  # type: ignore[attr-defined]
-        target._streamll_sinks = resolved  # type: ignore[attr-defined]
-        target.__call__ = _sync_wrapper(call)  # type: ignore[method-assign]
-        target.acall = _async_wrapper(acall, call)  # type: ignore[attr-defined]
-        target._streamll_instrumented = True  # type: ignore[attr-defined]
+        module_class: Any = target
+        call = getattr(module_class.__call__, ORIGINAL_ATTR, module_class.__call__)
+        acall = getattr(module_class.acall, ORIGINAL_ATTR, module_class.acall)
+        module_class._streamll_stream_fields = fields
+        module_class._streamll_sinks = resolved
+        module_class.__call__ = _sync_wrapper(call)
+        module_class.acall = _async_wrapper(acall, call)
+        module_class._streamll_instrumented = True
         return target
 
     if cls is not None:

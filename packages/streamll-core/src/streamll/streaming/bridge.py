@@ -48,10 +48,7 @@ def _chunk_parts(chunk: Any) -> tuple[str | None, str | None, Any]:
     choice = choices[0]
     delta = choice.get("delta") if isinstance(choice, dict) else getattr(choice, "delta", None)
     finish = choice.get("finish_reason") if isinstance(choice, dict) else getattr(choice, "finish_reason", None)
-    if isinstance(delta, dict):
-        content = delta.get("content")
-    else:
-        content = getattr(delta, "content", None)
+    content = delta.get("content") if isinstance(delta, dict) else getattr(delta, "content", None)
     return content, finish, usage
 
 
@@ -274,12 +271,10 @@ class TokenRun:
         predict = dspy.settings.caller_predict
         predict_id = id(predict) if predict is not None else None
         model = str(getattr(lm, "model", type(lm).__name__))
-        start, _ = make_event(
-            "start", {"model": model}, execution=self.execution, module_name=model, operation="lm"
-        )
+        start, _ = make_event("start", {"model": model}, execution=self.execution, module_name=model, operation="lm")
         self.lm_spans[call_id] = _LMSpan(start.event_id, start.parent_id, time.perf_counter(), model, predict_id)
         state = self.predictors.get(predict_id) if predict_id is not None else None
-        if state is not None:
+        if state is not None and predict_id is not None:
             self.calls[predict_id] = LMCallStream(self, state, start.event_id, dict(context_tags.get()))
         dispatch(start, self.execution)
 

@@ -35,7 +35,9 @@ class TransportFixture(abc.ABC):
         """A sink writing to this destination."""
 
     @abc.abstractmethod
-    def make_consumer(self, *, from_beginning: bool = True, group: str | None = None, **options: Any) -> BaseConsumer[Any]:
+    def make_consumer(
+        self, *, from_beginning: bool = True, group: str | None = None, **options: Any
+    ) -> BaseConsumer[Any]:
         """A consumer reading this destination (``group`` is a consumer group / durable name)."""
 
     @abc.abstractmethod
@@ -100,7 +102,7 @@ class TransportContract:
         assert [event_to_dict(e) for e in received] == [event_to_dict(e) for e in events]
         assert [e.sequence for e in received] == list(range(len(events)))
         assert isinstance(received[1], TokenEvent) and received[1].token == " tok0" and received[1].field == "answer"
-        assert received[-2].finish_reason == "stop"
+        assert isinstance(received[-2], TokenEvent) and received[-2].finish_reason == "stop"
         assert sink.stats.delivered == len(events) and sink.stats.dropped == 0
         await asyncio.to_thread(sink.stop)
 
