@@ -2,7 +2,8 @@
 
 While the file holds events, new events are appended to it as well, so the
 order of delivery stays the order of emission; the sink replays the file
-(oldest first) as soon as its buffer has room again.
+(oldest first) as soon as its buffer has room again. Events an earlier run
+left in an explicit ``spill_path`` are delivered first.
 """
 
 from __future__ import annotations
@@ -31,9 +32,27 @@ class SpillFile:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._writer = open(self.path, "ab")  # noqa: SIM115 - kept open for the sink's lifetime
         self._read_offset = 0
-        self.pending = 0
+        self.pending = self._adopt_leftovers()
+        self._writer = open(self.path, "ab")  # noqa: SIM115 - kept open for the sink's lifetime
+        if self.pending:
+            logger.warning(
+                "streamll: spill file %s holds %d event(s) from an earlier run; they are delivered first",
+                self.path,
+                self.pending,
+            )
+
+    def _adopt_leftovers(self) -> int:
+        """Count the events an earlier run left in the file; a line cut short by a crash is removed."""
+        try:
+            content = self.path.read_bytes()
+        except FileNotFoundError:
+            return 0
+        complete = content.rfind(b"\n") + 1
+        if complete < len(content):
+            with open(self.path, "r+b") as file:
+                file.truncate(complete)
+        return content.count(b"\n", 0, complete)
 
     def append(self, event: Event) -> None:
         """Write one event to the end of the file."""
