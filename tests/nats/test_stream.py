@@ -86,7 +86,7 @@ async def test_existing_stream_without_the_subject_is_a_clear_error(
     sink.enqueue(make_execution_events(1)[1][0])
     error = await asyncio.to_thread(wait_for_error, sink, "do not include subject")
     assert stream in error and subject in error
-    await asyncio.to_thread(sink.stop, 0.5)
+    assert not await asyncio.to_thread(sink.stop, 0.5)
     assert sink.stats.dropped == 1 and sink.stats.delivered == 0
     with pytest.raises(ConfigurationError, match="do not include subject"):
         await NatsStreamConsumer(url).start()

@@ -16,13 +16,15 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError
 from streamll.consumer import BaseConsumer, Received
 from streamll.core.events import Event
-from streamll.errors import ConfigurationError
+from streamll.errors import ConfigurationError, ConsumerError
 
 from streamll_nats.jetstream import connect, ensure_stream
 from streamll_nats.url import DEFAULT_PORT, NatsOptions, parse_url
 
 logger = logging.getLogger("streamll")
 
+ACK = b"+ACK"
+NAK = b"-NAK"
 FETCH_WAIT_MAX = 5.0
 """Longest single pull request; waiting longer is several of them, so a lost consumer is noticed."""
 
@@ -136,7 +138,7 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
             unacked = sorted([*self._buffer, *self._handles.values()], key=lambda m: m.metadata.sequence.stream)
             for msg in unacked:  # in stream order, so they are delivered again in that order
                 try:
-                    await msg.nak()
+                    await nc.publish(msg.reply, NAK)
                 except Exception as exc:
                     logger.debug("streamll consumer: nak on stop failed: %s", exc)
                     break
@@ -161,8 +163,11 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
         return Received(msg.data, msg)
 
     async def _ack_message(self, handle: Msg) -> None:
+        # Through the current connection: a message fetched before a reconnect still acks.
         if self.explicit_ack:
-            await handle.ack()
+            if self._nc is None:
+                raise ConsumerError("not connected to NATS; the event will be delivered again after ack_wait")
+            await self._nc.publish(handle.reply, ACK)
 
     async def consume_one(self, timeout: float | None = None) -> Event | None:
         """The next event that passes the filters (``None`` after ``timeout`` seconds); see BaseConsumer."""

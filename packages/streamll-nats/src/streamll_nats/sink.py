@@ -149,15 +149,14 @@ class NatsSink(BaseSink):
         limit, window = nc.max_payload, self.options.max_in_flight
         results: list[Any] = []
         futures: list[asyncio.Future[PubAck]] = []
-        refused = 0
+        too_large: list[str] = []
         try:
             for event in events:
                 body = encode_event(event)
                 headers = message_headers(event, stream)
                 size = len(body) + headers_size(headers)
                 if size > limit:
-                    refused += 1
-                    self._count_failed(f"event {event.event_id} is {size} bytes, over the server's max_payload {limit}")
+                    too_large.append(f"event {event.event_id} is {size} bytes, over the server's max_payload {limit}")
                     continue
                 futures.append(await publisher.publish(subject, body, headers))
                 if len(futures) >= window:
@@ -167,7 +166,7 @@ class NatsSink(BaseSink):
         except BaseException:
             publisher.forget()
             raise
-        return self._settle(results, len(events) - refused)
+        return self._settle(results, too_large)
 
     # ------------------------------------------------------------------ helpers
 
@@ -182,16 +181,21 @@ class NatsSink(BaseSink):
             )
         return [future.exception() or future.result() for future in futures]
 
-    def _settle(self, results: list[Any], published: int) -> int:
-        """Count acks, duplicates and failures; raise when a failure is worth retrying."""
+    def _settle(self, results: list[Any], too_large: list[str]) -> int:
+        """How many were stored; raises when a failure is worth retrying.
+
+        Failures that a retry would repeat (too large) are counted once, when
+        the batch is settled, so a retried batch does not count them twice.
+        """
         transient: list[BaseException] = []
-        permanent = duplicates = 0
+        refused = list(too_large)
+        stored = duplicates = 0
         for result in results:
             if isinstance(result, PubAck):
+                stored += 1
                 duplicates += bool(result.duplicate)
             elif isinstance(result, APIError) and result.err_code in PERMANENT_ERRORS:
-                permanent += 1
-                self._count_failed(f"JetStream refused a message: {result}")
+                refused.append(f"JetStream refused a message: {result}")
             elif isinstance(result, BaseException):
                 transient.append(result)
         if transient:
@@ -199,8 +203,10 @@ class NatsSink(BaseSink):
             raise PublishError(
                 f"{len(transient)} of {len(results)} publishes failed ({type(first).__name__}: {first}); retrying batch"
             )
+        for reason in refused:
+            self._count_failed(reason)
         self.duplicates += duplicates
-        return published - permanent
+        return stored
 
     def _count_failed(self, reason: str) -> None:
         with self._lock:
