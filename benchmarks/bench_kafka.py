@@ -83,7 +83,9 @@ def private_broker(kind: str) -> Iterator[str]:
     """Start a broker on a free port; yields ``127.0.0.1:PORT``."""
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="bench-kafka-")
-    process = subprocess.Popen(broker_command(kind, port, data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        broker_command(kind, port, data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 20
         while True:

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-
 from streamll.testing.contract import TransportContract, TransportFixture
 from streamll_kafka import KafkaSink, KafkaStreamConsumer
+
 from tests.kafka.conftest import produce_raw
 
 pytestmark = pytest.mark.kafka

@@ -8,7 +8,6 @@ from typing import Any
 
 import dspy
 import pytest
-
 import streamll
 from streamll.consumer import from_url
 from streamll.testing import OfflineLMServer

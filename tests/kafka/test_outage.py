@@ -7,11 +7,11 @@ import time
 from typing import Any
 
 import pytest
-
 from streamll.core.events import Event
 from streamll.core.serialization import decode_event
 from streamll.testing.contract import make_execution_events, write
 from streamll_kafka import KafkaSink, KafkaStreamConsumer
+
 from tests.kafka.conftest import PrivateKafka, create_topic, kafka_url, read_records, unique
 
 pytestmark = pytest.mark.kafka
@@ -52,7 +52,10 @@ async def test_broker_restart_mid_run_loses_nothing(private_kafka: PrivateKafka,
         KafkaStreamConsumer(url, from_beginning=True) as reader,
         KafkaStreamConsumer(url, group=unique("g"), from_beginning=True) as member,
     ):
-        readers = [asyncio.create_task(collect(reader, plain, stop)), asyncio.create_task(collect(member, grouped, stop))]
+        readers = [
+            asyncio.create_task(collect(reader, plain, stop)),
+            asyncio.create_task(collect(member, grouped, stop)),
+        ]
         try:
             await asyncio.to_thread(write, sink, [e for events in before for e in events])
             await wait_until(lambda: len(plain) >= 126 and len(grouped) >= 126, 20, "events before the outage")

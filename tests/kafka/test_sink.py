@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from aiokafka.partitioner import murmur2
-
 from streamll.core import cloudevents
 from streamll.core.emitter import make_event
 from streamll.core.serialization import decode_event, event_to_dict
 from streamll.testing.contract import make_execution_events, write
 from streamll_kafka import KafkaSink
+
 from tests.helpers import free_port
 from tests.kafka.conftest import create_topic, read_records, unique
 

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from streamll import plugins
 from streamll.errors import ConfigurationError
 from streamll_kafka import KafkaSink, KafkaStreamConsumer, mask_url, parse_kafka_url
@@ -220,7 +219,9 @@ def test_sink_and_consumer_options_from_the_url() -> None:
 
     consumer = KafkaStreamConsumer("kafka://h?topic=t&group=g&from_beginning=true&acks=1")
     assert (consumer.topic, consumer.group, consumer.from_beginning) == ("t", "g", True)
-    explicit = KafkaStreamConsumer("kafka://h?topic=t&group=g&from_beginning=true", topic="u", group="h", from_beginning=False)
+    explicit = KafkaStreamConsumer(
+        "kafka://h?topic=t&group=g&from_beginning=true", topic="u", group="h", from_beginning=False
+    )
     assert (explicit.topic, explicit.group, explicit.from_beginning) == ("u", "h", False)
     assert KafkaStreamConsumer("kafka://h").from_beginning is False
 

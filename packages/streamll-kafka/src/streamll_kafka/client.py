@@ -11,6 +11,7 @@ import ssl
 from typing import Any
 
 from streamll.errors import ConfigurationError
+
 from streamll_kafka.url import KafkaOptions
 
 

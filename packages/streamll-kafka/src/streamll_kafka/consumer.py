@@ -22,9 +22,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-
 from streamll.consumer import BaseConsumer, Received
 from streamll.errors import ConsumerError
+
 from streamll_kafka.client import consumer_kwargs
 from streamll_kafka.url import DEFAULT_URL, KafkaOptions, parse_kafka_url
 
@@ -105,9 +105,7 @@ class KafkaStreamConsumer(BaseConsumer[KafkaHandle]):
             await consumer.start()
         except KafkaError as exc:
             await _stop_quietly(consumer)
-            raise ConsumerError(
-                f"cannot connect to {self.options.display_url}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise ConsumerError(f"cannot connect to {self.options.display_url}: {type(exc).__name__}: {exc}") from exc
         # aiokafka's coordinator task must get to run once: cancelled before its
         # first step, it makes stop() raise CancelledError.
         await asyncio.sleep(0)
@@ -120,7 +118,7 @@ class KafkaStreamConsumer(BaseConsumer[KafkaHandle]):
             else:
                 consumer.subscribe([self.topic])
             await asyncio.wait_for(self._position(consumer), timeout=self.options.start_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await _stop_quietly(consumer)
             waited = "a partition assignment from group " + repr(self.group) if self.group else "partitions"
             raise ConsumerError(

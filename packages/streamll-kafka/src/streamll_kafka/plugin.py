@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from streamll.hookspecs import ConsumerFactory, SinkFactory, hookimpl
+
 from streamll_kafka.url import SCHEMES
 
 if TYPE_CHECKING:

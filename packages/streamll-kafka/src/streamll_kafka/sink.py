@@ -10,9 +10,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
-
 from streamll.core.events import Event
 from streamll.sinks.base import BaseSink, Overflow
+
 from streamll_kafka.client import producer_kwargs
 from streamll_kafka.records import record_headers, record_key, record_value
 from streamll_kafka.url import DEFAULT_URL, KafkaOptions, parse_kafka_url
@@ -183,7 +183,6 @@ class KafkaSink(BaseSink):
             return partition
 
         return partition_of
-
 
     def _reject(self, event: Event | None, exc: BaseException) -> None:
         """Count an event the broker can never accept (too large) as failed; it is not retried."""

@@ -270,7 +270,8 @@ class KafkaOptions:
             raise ConfigurationError("kafka topic must not be empty")
         if self.security_protocol not in SECURITY_PROTOCOLS:
             raise ConfigurationError(
-                f"kafka security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}, got {self.security_protocol!r}"
+                f"kafka security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+                f"got {self.security_protocol!r}"
             )
         if self.enable_idempotence and self.acks != "all":
             raise ConfigurationError(
