@@ -72,11 +72,13 @@ async def test_acking_an_older_event_never_moves_the_commit_back(
     await asyncio.to_thread(write, sink, events)
     group = unique("g")
     async with KafkaStreamConsumer(url_for(topic), group=group, from_beginning=True) as consumer:
-        first, _second, third = await read(consumer, 3)
+        first, second, third = await read(consumer, 3)
         await consumer.ack(third)
         await consumer.ack(first)
         with pytest.raises(ConsumerError, match="already acked"):
             await consumer.ack(first)
+    with pytest.raises(ConsumerError, match="stopped"):
+        await consumer.ack(second)
     assert await committed(kafka_bootstrap, topic, group) == {0: 3}
 
 

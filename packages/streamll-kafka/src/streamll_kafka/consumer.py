@@ -174,8 +174,10 @@ class KafkaStreamConsumer(BaseConsumer[KafkaHandle]):
 
     async def _ack_message(self, handle: KafkaHandle) -> None:
         consumer = self._consumer
-        if self.group is None or consumer is None:
+        if self.group is None:
             return
+        if consumer is None:
+            raise ConsumerError("the consumer is stopped: acknowledge events before stop(), the group re-delivers them")
         next_offset = handle.offset + 1
         if self._committed.get(handle.partition, -1) >= next_offset:
             return
