@@ -116,3 +116,32 @@ async def test_durable_name_bound_to_another_subject_is_a_clear_error(
         pass
     with pytest.raises(ConfigurationError, match="filters on"):
         await NatsStreamConsumer(f"{nats_url}?subject={subject}.b&stream={stream}", durable="d").start()
+
+
+async def test_ephemeral_consumer_removed_by_the_server_is_recreated_where_it_stopped(
+    nats_url: str, names: tuple[str, str], js: JetStreamContext, make_sink: MakeSink
+) -> None:
+    subject, stream = names
+    url = f"{nats_url}?subject={subject}&stream={stream}"
+    sink = make_sink(url)
+    _, first = make_execution_events(1)
+    await asyncio.to_thread(write, sink, first)
+    async with NatsStreamConsumer(url, from_beginning=True, inactive_threshold=0.5) as consumer:
+        assert [e.event_id for e in await read(consumer, len(first))] == [e.event_id for e in first]
+        assert await consumer_removed(js, stream)  # idle longer than inactive_threshold
+        _, second = make_execution_events(2)
+        await asyncio.to_thread(write, sink, second)
+        received = await read(consumer, len(second))
+        assert await consumer.consume_one(timeout=0.3) is None
+    assert [e.event_id for e in received] == [e.event_id for e in second]
+
+
+async def consumer_removed(js: JetStreamContext, stream: str, timeout: float = 15.0) -> bool:
+    """Wait until the stream has no consumers left."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if (await js.stream_info(stream)).state.consumer_count == 0:
+            return True
+        await asyncio.sleep(0.05)
+    return False

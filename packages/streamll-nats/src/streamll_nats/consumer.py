@@ -27,6 +27,8 @@ ACK = b"+ACK"
 NAK = b"-NAK"
 FETCH_WAIT_MAX = 5.0
 """Longest single pull request; waiting longer is several of them, so a lost consumer is noticed."""
+VERIFY_EVERY = 10.0
+"""Seconds without a message after which the consumer is checked to still exist."""
 
 
 class NatsStreamConsumer(BaseConsumer[Msg]):
@@ -86,6 +88,7 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
         """Stream sequence of the last message fetched: where a lost consumer is re-created from."""
         self._verify = False
         self._failures = 0
+        self._last_pull = self._last_check = time.monotonic()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> NatsStreamConsumer:
@@ -185,6 +188,13 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
 
     async def _pull(self, wait: float) -> None:
         """One pull request of up to ``fetch_batch`` messages into the buffer (none after ``wait`` seconds)."""
+        now = time.monotonic()
+        # A pull on a consumer that no longer exists just times out, so check for it now and then:
+        # after a pause longer than half the ephemeral inactive_threshold, and every VERIFY_EVERY idle seconds.
+        if now - self._last_check > VERIFY_EVERY or (
+            not self.explicit_ack and now - self._last_pull > self.inactive_threshold / 2
+        ):
+            self._verify = True
         nc = self._nc
         if (nc is None or nc.is_closed or self._verify or self._sub is None) and not await self._recover():
             await asyncio.sleep(min(wait, 0.1 * 2 ** min(self._failures, 5)))
@@ -193,6 +203,7 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
         try:
             msgs = await self._sub.fetch(self.fetch_batch, timeout=wait)
         except TimeoutError:  # nats.errors.TimeoutError included: nothing new
+            self._last_pull = time.monotonic()
             return
         except (APIError, nats.errors.Error) as exc:
             # Connection closed, the consumer is gone (server restart, deletion) or JetStream is not ready.
@@ -200,6 +211,7 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
             self._verify = True
             return
         self._failures = 0
+        self._last_pull = self._last_check = time.monotonic()
         for msg in msgs:
             self._position = max(self._position, msg.metadata.sequence.stream)
         self._buffer.extend(msgs)
@@ -233,6 +245,7 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
             return False
         self._verify = False
         self._failures = 0
+        self._last_check = time.monotonic()
         return True
 
     def _note_failure(self, exc: BaseException) -> None:
