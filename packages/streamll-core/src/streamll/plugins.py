@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 import threading
 import warnings
 from collections.abc import Callable
@@ -176,10 +177,26 @@ def consumer_schemes() -> list[str]:
     return sorted(registry().consumers)
 
 
+_PASSWORD_IN_NETLOC = re.compile(r"(?<=:)[^:@/\s]+(?=@)")
+_SECRET_IN_QUERY = re.compile(r"(?i)((?:password|passwd|pass|secret|token|api_key|apikey)=)[^&#\s]*")
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` (a URL, or a message quoting one) with passwords and tokens replaced by ``***``."""
+    return _SECRET_IN_QUERY.sub(r"\1***", _PASSWORD_IN_NETLOC.sub("***", text))
+
+
 def _scheme(url: str) -> str:
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError(f"expected a URL like 'redis://localhost:6379', got {url!r}")
-    return urlsplit(url).scheme.lower()
+    scheme = ""
+    if isinstance(url, str) and "://" in url:
+        try:
+            scheme = urlsplit(url).scheme.lower()
+        except ValueError:  # e.g. an unclosed [IPv6] bracket
+            scheme = ""
+    if not scheme:
+        shown = mask_credentials(url) if isinstance(url, str) else url
+        raise ConfigurationError(f"expected a URL like 'redis://localhost:6379', got {shown!r}")
+    return scheme
 
 
 def _unknown(scheme: str, kind: str, table: dict[str, Any]) -> UnknownSchemeError:
@@ -221,6 +238,7 @@ __all__ = [
     "create_consumer",
     "create_sink",
     "list_plugins",
+    "mask_credentials",
     "plugin_manager",
     "register_plugin",
     "reload_plugins",
