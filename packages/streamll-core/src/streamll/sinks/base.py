@@ -140,7 +140,8 @@ class BaseSink:
         """Write a batch; return how many were delivered (``None`` means all).
 
         Raise to have the batch retried (after :meth:`aclose` and :meth:`open`)
-        with backoff. The default runs :meth:`handle_event` for each event on a
+        with backoff. Events reported as not delivered are not retried; they
+        are counted in ``stats.failed`` unless the sink counted them already. The default runs :meth:`handle_event` for each event on a
         helper thread; an exception from it is counted in ``stats.failed`` and
         that event is not retried.
         """
@@ -395,6 +396,7 @@ class BaseSink:
                 if self.linger and len(batch) < self.batch_size and not self._stopping and not self._retry_batch:
                     await asyncio.sleep(self.linger)
                     batch.extend(self._top_up(self.batch_size - len(batch)))
+                failed_before = self._stats.failed
                 try:
                     written = await self.write_batch(batch)
                 except Exception as exc:
@@ -405,14 +407,11 @@ class BaseSink:
                     await self._reopen()
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, self.retry_backoff_max)
-                    self._stats.retries += 1
+                    with self._lock:
+                        self._stats.retries += 1
                     continue
                 backoff = self.retry_backoff
-                with self._lock:
-                    self._writing -= len(batch)
-                    self._stats.delivered += len(batch) if written is None else written
-                    self._stats.batches += 1
-                    self._idle.notify_all()
+                self._settle(batch, written, failed_before)
         except asyncio.CancelledError:  # only stop() cancels, when its timeout passed during a write or connect
             cancelled = True
             self._log(logging.ERROR, "stop timeout passed while the destination held a write or connect; gave up")
@@ -421,6 +420,25 @@ class BaseSink:
             raise
         finally:
             await self._finish(cancelled)
+
+    def _settle(self, batch: list[Event], written: object, failed_before: int) -> None:
+        """Count a completed write; events ``write_batch`` did not deliver and did not count are counted as failed."""
+        if isinstance(written, int) and not isinstance(written, bool):
+            delivered = max(0, min(written, len(batch)))
+        else:
+            delivered = len(batch)
+        with self._lock:
+            self._writing -= len(batch)
+            self._stats.delivered += delivered
+            self._stats.batches += 1
+            uncounted = len(batch) - delivered - (self._stats.failed - failed_before)
+            if uncounted > 0:
+                self._stats.failed += uncounted
+                self._stats.last_error = f"write_batch delivered {delivered} of {len(batch)} event(s)"
+            self._idle.notify_all()
+        if uncounted > 0:
+            self._log(logging.ERROR, "write_batch delivered %d of %d event(s); the rest counted as failed",
+                      delivered, len(batch))
 
     def _top_up(self, room: int) -> list[Event]:
         with self._lock:
