@@ -160,17 +160,17 @@ class NatsSink(BaseSink):
                     continue
                 futures.append(await publisher.publish(subject, body, headers))
                 if len(futures) >= window:
-                    results += await self._wait_for_acks(futures)
+                    results += await self._await_acks(futures)
                     futures = []
-            results += await self._wait_for_acks(futures)
+            results += await self._await_acks(futures)
         except BaseException:
             publisher.forget()
             raise
-        return self._settle(results, too_large)
+        return self._tally_acks(results, too_large)
 
     # ------------------------------------------------------------------ helpers
 
-    async def _wait_for_acks(self, futures: list[asyncio.Future[PubAck]]) -> list[Any]:
+    async def _await_acks(self, futures: list[asyncio.Future[PubAck]]) -> list[Any]:
         """Every ack or error; raises when ``ack_timeout`` passes first."""
         if not futures:
             return []
@@ -181,7 +181,7 @@ class NatsSink(BaseSink):
             )
         return [future.exception() or future.result() for future in futures]
 
-    def _settle(self, results: list[Any], too_large: list[str]) -> int:
+    def _tally_acks(self, results: list[Any], too_large: list[str]) -> int:
         """How many were stored; raises when a failure is worth retrying.
 
         Failures that a retry would repeat (too large) are counted once, when
@@ -204,11 +204,11 @@ class NatsSink(BaseSink):
                 f"{len(transient)} of {len(results)} publishes failed ({type(first).__name__}: {first}); retrying batch"
             )
         for reason in refused:
-            self._count_failed(reason)
+            self._count_refused(reason)
         self.duplicates += duplicates
         return stored
 
-    def _count_failed(self, reason: str) -> None:
+    def _count_refused(self, reason: str) -> None:
         with self._lock:
             self._stats.failed += 1
             self._stats.last_error = reason
