@@ -16,6 +16,7 @@ import asyncio
 import importlib
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict, dataclass
 from types import TracebackType
@@ -29,6 +30,14 @@ logger = logging.getLogger("streamll")
 
 M = TypeVar("M")
 """The transport's own message handle (used to acknowledge it)."""
+
+_MISSING: Any = object()
+
+
+def _forget(handles: dict[str, Any], event_id: str, handle: Any) -> None:
+    """Drop the handle of an event that was garbage-collected without being acknowledged."""
+    if handles.get(event_id, _MISSING) is handle:
+        handles.pop(event_id, None)
 
 
 @dataclass
@@ -144,17 +153,27 @@ class BaseConsumer(Generic[M]):
                 self.stats.filtered += 1
                 await self._ack_quietly(message.handle)
                 continue
-            self._handles[event.event_id] = message.handle
+            self._remember(event, message.handle)
             self.stats.consumed += 1
             return event
 
     async def ack(self, event: Event) -> None:
-        """Acknowledge an event returned by :meth:`consume_one` (a group will not deliver it again)."""
-        handle = self._handles.pop(event.event_id, None)
-        if handle is None:
+        """Acknowledge an event returned by :meth:`consume_one` (a group will not deliver it again).
+
+        If the transport fails to acknowledge, the error propagates and the
+        event can be acknowledged again.
+        """
+        handle = self._handles.get(event.event_id, _MISSING)
+        if handle is _MISSING:
             raise ConsumerError(f"event {event.event_id} was not delivered by this consumer or is already acked")
         await self._ack_message(handle)
+        _forget(self._handles, event.event_id, handle)
         self.stats.acked += 1
+
+    def _remember(self, event: Event, handle: M) -> None:
+        """Keep ``handle`` for :meth:`ack` while ``event`` is alive, so a consumer that never acks does not grow."""
+        self._handles[event.event_id] = handle
+        weakref.finalize(event, _forget, self._handles, event.event_id, handle).atexit = False
 
     # ------------------------------------------------------------------ helpers
 
