@@ -227,6 +227,35 @@ def test_a_failing_open_is_retried_and_counted(sinks: list[BaseSink]) -> None:
     assert indices(sink.written) == [0]
 
 
+class Rejecting(BaseSink):
+    """Delivers every event except those marked ``reject``, and reports how many it delivered."""
+
+    def __init__(self, *, counts_itself: bool) -> None:
+        super().__init__()
+        self.counts_itself = counts_itself
+        self.written: list[Event] = []
+
+    async def write_batch(self, events: list[Event]) -> int | None:
+        kept = [item for item in events if not item.data.get("reject")]
+        self.written.extend(kept)
+        if self.counts_itself:  # what the first-party plugins do for events the broker refuses for good
+            with self._lock:
+                self._stats.failed += len(events) - len(kept)
+        return len(kept)
+
+
+@pytest.mark.parametrize("counts_itself", [False, True])
+def test_events_a_write_reports_undelivered_are_counted_once(sinks: list[BaseSink], counts_itself: bool) -> None:
+    sink = Rejecting(counts_itself=counts_itself)
+    sinks.append(sink)
+    for index in range(10):
+        sink.enqueue(Event(event_type="custom", data={"i": index, "reject": index in (2, 7)}))
+    assert sink.flush(timeout=10)
+    stats = sink.stats
+    assert (stats.received, stats.delivered, stats.failed, stats.dropped) == (10, 8, 2, 0)
+    assert indices(sink.written) == [0, 1, 3, 4, 5, 6, 8, 9]
+
+
 # ---------------------------------------------------------------------- overflow
 
 
