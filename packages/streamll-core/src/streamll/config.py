@@ -3,11 +3,14 @@
 Precedence: sinks given to ``@instrument(sinks=...)`` for that module, then
 ``configure(sinks=...)``, then the ``STREAMLL_SINKS`` environment variable
 (comma-separated URLs), then the default :class:`~streamll.sinks.TerminalSink`.
-``configure(sinks=[])`` means no sinks at all.
+``configure(sinks=[])`` means no sinks at all. A bad URL given to
+``configure`` raises :class:`~streamll.errors.ConfigurationError`; one in
+``STREAMLL_SINKS`` is logged once and skipped, never raised into ``emit``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterable, Sequence
@@ -19,6 +22,8 @@ if TYPE_CHECKING:
     from streamll.sinks.base import BaseSink
 
 SINKS_ENV = "STREAMLL_SINKS"
+
+logger = logging.getLogger("streamll")
 
 _lock = threading.Lock()
 _configured: tuple[BaseSink, ...] | None = None
@@ -70,6 +75,11 @@ def configure(sinks: Sequence[Any] | None = None) -> None:
 
 
 def _env_sinks(raw: str) -> tuple[BaseSink, ...]:
+    """The sinks ``STREAMLL_SINKS`` names, built once per value.
+
+    This runs on the emit path, so it never raises: a URL that cannot be used
+    is logged once and skipped, and events go to the other sinks.
+    """
     global _from_env
     cached = _from_env
     if cached is not None and cached[0] == raw:
@@ -77,13 +87,25 @@ def _env_sinks(raw: str) -> tuple[BaseSink, ...]:
     with _lock:
         if _from_env is not None and _from_env[0] == raw:
             return _from_env[1]
-        urls = [part.strip() for part in raw.split(",") if part.strip()]
-        try:
-            sinks, _built = resolve_sinks(urls)
-        except ConfigurationError as exc:
-            raise ConfigurationError(f"{SINKS_ENV}={raw!r}: {exc}") from exc
-        _from_env = (raw, sinks)
-        return sinks
+        from streamll.plugins import mask_credentials
+
+        sinks: list[BaseSink] = []
+        for url in (part.strip() for part in raw.split(",")):
+            if not url:
+                continue
+            try:
+                resolved, _built = resolve_sinks([url])
+            except Exception as exc:
+                logger.error(
+                    "streamll: %s: cannot use %r, skipped (events go to the other sinks): %s",
+                    SINKS_ENV,
+                    mask_credentials(url),
+                    mask_credentials(str(exc)),
+                )
+                continue
+            sinks.extend(resolved)
+        _from_env = (raw, tuple(sinks))
+        return _from_env[1]
 
 
 def _default_sinks() -> tuple[BaseSink, ...]:
