@@ -120,7 +120,7 @@ def test_an_unreachable_broker_never_blocks_the_program_and_losses_are_counted()
     assert time.monotonic() - started < 0.5, "enqueue waited on the network"
     assert sink.flush(timeout=0.5) is False
     assert "KafkaConnectionError" in (sink.stats.last_error or "")
-    sink.stop(timeout=0.5)
+    assert sink.stop(timeout=0.5) is False, "stop reports the undelivered events"
     stats = sink.stats
     assert stats.received == len(events)
     assert stats.delivered == 0
