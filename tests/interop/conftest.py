@@ -1,0 +1,40 @@
+"""Fixtures for the interop tests: the Node.js consumers in ``interop/`` and a streaming LM.
+
+The consumers need ``node`` and ``npm ci --prefix interop``. Without them the
+tests skip on a laptop and fail under CI (``CI=true`` or
+``STREAMLL_REQUIRE_BROKERS=1``), like a missing broker.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import dspy
+import pytest
+
+from streamll.testing import OfflineLMServer
+from tests.interop.support import INTEROP_DIR, REQUIRED_MODULES, NodeConsumers, node_unavailable
+
+
+@pytest.fixture(scope="session")
+def node_consumers() -> NodeConsumers:
+    """The Node consumers, ready to run (skips or fails when node or the npm packages are missing)."""
+    node = shutil.which("node")
+    if node is None:
+        node_unavailable("node is not installed")
+    missing = [name for name in REQUIRED_MODULES if not (INTEROP_DIR / "node_modules" / name).is_dir()]
+    if missing:
+        node_unavailable(f"npm packages {', '.join(missing)} not installed: run `npm ci --prefix interop`")
+    assert node is not None
+    return NodeConsumers(node)
+
+
+@pytest.fixture
+def lm(lm_server: OfflineLMServer) -> Iterator[dspy.LM]:
+    """A streaming ``dspy.LM`` on the offline server, DSPy's default for the test (knobs reset around it)."""
+    lm_server.reset()
+    model = lm_server.lm()
+    with dspy.context(lm=model, adapter=dspy.ChatAdapter()):
+        yield model
+    lm_server.reset()

@@ -1,0 +1,129 @@
+"""Running the Node.js consumers in ``interop/`` and checking what they report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dspy
+import pytest
+
+import streamll
+from tests.helpers import REQUIRE_ENV, brokers_required
+
+INTEROP_DIR = Path(__file__).resolve().parents[2] / "interop"
+REQUIRED_MODULES = ("ajv", "ajv-formats", "kafkajs", "nats")
+
+
+def node_unavailable(why: str) -> None:
+    """Fail under CI (the set-up must install the consumers), skip elsewhere."""
+    message = f"Node.js consumers unavailable: {why}"
+    if brokers_required():
+        pytest.fail(message + f" (required: CI or {REQUIRE_ENV} is set)", pytrace=False)
+    pytest.skip(message)
+
+
+@dataclass
+class ConsumerRun:
+    """What one run of a Node consumer printed."""
+
+    returncode: int
+    summary: dict[str, Any]
+    stderr: str
+
+    def explain(self) -> str:
+        """Everything worth seeing when an assertion fails."""
+        return f"exit {self.returncode}\nsummary: {json.dumps(self.summary, indent=1)}\nstderr: {self.stderr}"
+
+
+class NodeConsumers:
+    """Runs the scripts in ``interop/`` and parses their JSON output."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+
+    def command(self, script: str, *args: str) -> list[str]:
+        """The command line for ``interop/<script>``."""
+        return [self.node, str(INTEROP_DIR / script), *args]
+
+    def execute(self, script: str, *args: str, stdin: str | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run ``interop/<script>`` with ``args``; its output as text."""
+        return subprocess.run(
+            self.command(script, *args), input=stdin, capture_output=True, text=True, timeout=timeout
+        )
+
+    def run(self, script: str, *args: str, timeout: float = 30.0) -> ConsumerRun:
+        """Run a consumer to completion (``--timeout`` is passed on, with a margin for the process)."""
+        result = self.execute(script, *args, "--timeout", str(timeout), timeout=timeout + 30)
+        return self.parse(result.returncode, result.stdout, result.stderr)
+
+    def start(self, script: str, *args: str, timeout: float = 30.0) -> subprocess.Popen[str]:
+        """Start a consumer in the background (collect it with :meth:`wait`)."""
+        return subprocess.Popen(
+            self.command(script, *args, "--timeout", str(timeout)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait(self, process: subprocess.Popen[str], timeout: float = 60.0) -> ConsumerRun:
+        """Wait for a consumer started with :meth:`start`."""
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+        return self.parse(process.returncode, stdout, stderr)
+
+    @staticmethod
+    def parse(returncode: int, stdout: str, stderr: str) -> ConsumerRun:
+        lines = [line for line in stdout.splitlines() if line.strip()]
+        try:
+            summary = json.loads(lines[-1]) if lines else {}
+        except ValueError:
+            summary = {"unparsed_stdout": stdout}
+        return ConsumerRun(returncode, summary, stderr)
+
+
+def make_program(sinks: Sequence[Any], stream_fields: Sequence[str], *, reasoning: bool = False) -> dspy.Module:
+    """``QA``: an instrumented module answering a question (with ChainOfThought when ``reasoning``)."""
+
+    @streamll.instrument(stream_fields=list(stream_fields), sinks=list(sinks))
+    class QA(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            predictor = dspy.ChainOfThought if reasoning else dspy.Predict
+            self.predict = predictor("question -> answer")
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.predict(question=question)
+
+    return QA()
+
+
+def check_summary(run: ConsumerRun, memory: streamll.MemorySink, predictions: Sequence[dspy.Prediction],
+                  fields: Sequence[str]) -> None:
+    """The consumer read exactly what the program emitted, valid, in order, with each prediction's text."""
+    assert run.returncode == 0, run.explain()
+    summary = run.summary
+    assert summary["invalid"] == [], run.explain()
+    assert summary["valid"] == len(memory.events), run.explain()
+    assert summary["duplicates"] == 0
+    executions = summary["executions"]
+    order = list(dict.fromkeys(event.execution_id for event in memory.events))
+    assert [execution["execution_id"] for execution in executions] == order, run.explain()
+    for execution, prediction in zip(executions, predictions, strict=True):
+        assert execution["module_name"] == "QA"
+        assert execution["ended"] == "end"
+        assert execution["ordered"] is True
+        assert execution["token_gaps"] == []
+        assert execution["fields"] == {name: prediction[name] for name in fields}, run.explain()
+    assert summary["fields"] == executions[-1]["fields"]
+    assert summary["timed_out"] is False
+
+
+__all__ = ["ConsumerRun", "NodeConsumers", "check_summary", "make_program", "node_unavailable"]

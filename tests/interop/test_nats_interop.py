@@ -1,0 +1,113 @@
+"""A Node.js consumer reads what an instrumented DSPy program streamed to NATS JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+pytest.importorskip("streamll_nats")
+
+import nats  # noqa: E402
+from streamll_nats import NatsSink  # noqa: E402
+
+import streamll  # noqa: E402
+from streamll.core import cloudevents  # noqa: E402
+from streamll.core.events import TokenEvent  # noqa: E402
+from streamll.core.serialization import encode_event  # noqa: E402
+from streamll.testing import OfflineLMServer  # noqa: E402
+from tests.interop.support import NodeConsumers, check_summary, make_program  # noqa: E402
+from tests.nats.conftest import delete_stream, names, nats_url  # noqa: E402, F401  (fixtures)
+
+pytestmark = [pytest.mark.interop, pytest.mark.nats]
+
+SCRIPT = "nats-consumer.mjs"
+
+
+@pytest.fixture
+async def destination(nats_url: str, names: tuple[str, str]) -> AsyncIterator[str]:  # noqa: F811
+    """The sink URL of a fresh subject and stream (the stream is deleted afterwards)."""
+    subject, stream = names
+    yield f"{nats_url}?subject={subject}&stream={stream}"
+    await delete_stream(nats_url, stream)
+
+
+@pytest.fixture
+def sinks() -> Iterator[list[streamll.BaseSink]]:
+    """Sinks a test made; stopped afterwards even when it failed."""
+    made: list[streamll.BaseSink] = []
+    yield made
+    for sink in made:
+        sink.stop(5)
+
+
+def test_node_rebuilds_the_streamed_fields_from_nats(
+    node_consumers: NodeConsumers, destination: str, lm: object, sinks: list[streamll.BaseSink]
+) -> None:
+    sinks += [NatsSink(destination), streamll.MemorySink(name="nats-interop")]
+    program = make_program(sinks, ["reasoning", "answer"], reasoning=True)
+
+    prediction = program(question="What is machine learning?")
+    assert all(sink.flush(20) for sink in sinks)
+
+    run = node_consumers.run(SCRIPT, destination)
+    check_summary(run, sinks[1], [prediction], ["reasoning", "answer"])
+    assert run.summary["fields"]["answer"] == prediction.answer
+
+
+def test_node_follows_executions_live(
+    node_consumers: NodeConsumers,
+    destination: str,
+    lm: object,
+    lm_server: OfflineLMServer,
+    sinks: list[streamll.BaseSink],
+) -> None:
+    """Started before the program (the stream does not exist yet), it reads two executions as they happen."""
+    consumer = node_consumers.start(SCRIPT, destination, "--executions", "2")
+    try:
+        sinks += [NatsSink(destination), streamll.MemorySink(name="nats-interop-live")]
+        program = make_program(sinks, ["answer"])
+        predictions = []
+        for answer in ("Paris is the capital of France.", "Rome is the capital of Italy."):
+            lm_server.configure(answers={"answer": answer})
+            predictions.append(program(question="Which capital?"))
+        assert all(sink.flush(20) for sink in sinks)
+    finally:
+        run = node_consumers.wait(consumer)
+    assert [prediction.answer for prediction in predictions] == [
+        "Paris is the capital of France.",
+        "Rome is the capital of Italy.",
+    ]
+    check_summary(run, sinks[1], predictions, ["answer"])
+
+
+async def test_node_reports_bodies_and_headers_that_break_the_contract(
+    node_consumers: NodeConsumers, destination: str, names: tuple[str, str]  # noqa: F811
+) -> None:
+    subject, stream = names
+    good = TokenEvent(execution_id="e1", token="Hi", token_index=0, field="answer")
+    lying = TokenEvent(execution_id="e1", token="!", token_index=1, field="answer")
+    broken = json.loads(encode_event(good))
+    del broken["data"]["token_index"]
+    nc = await nats.connect(destination.split("?", 1)[0])
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name=stream, subjects=[subject])
+        await js.publish(subject, encode_event(good), headers=cloudevents.headers(good, "ce-"))
+        await js.publish(subject, encode_event(lying), headers={**cloudevents.headers(lying, "ce-"), "ce-id": "other"})
+        await js.publish(subject, json.dumps(broken).encode(), headers=cloudevents.headers(good, "ce-"))
+        await js.publish(subject, b"not json")
+    finally:
+        await nc.close()
+
+    run = await asyncio.to_thread(node_consumers.run, SCRIPT, destination, "--count", "4")
+
+    assert run.returncode == 1, run.explain()
+    assert run.summary["valid"] == 1
+    problems = [error for entry in run.summary["invalid"] for error in entry["errors"]]
+    assert len(run.summary["invalid"]) == 3, run.explain()
+    assert any("ce-id" in problem and lying.event_id in problem for problem in problems), problems
+    assert any("token_index" in problem for problem in problems), problems
+    assert any(problem.startswith("not JSON") for problem in problems), problems
