@@ -1,0 +1,108 @@
+"""A Node.js consumer reads what an instrumented DSPy program streamed to a Kafka-protocol broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+
+import pytest
+
+pytest.importorskip("streamll_kafka")
+
+from aiokafka import AIOKafkaProducer  # noqa: E402
+from streamll_kafka import KafkaSink  # noqa: E402
+
+import streamll  # noqa: E402
+from streamll.core.events import TokenEvent  # noqa: E402
+from streamll.testing import OfflineLMServer  # noqa: E402
+from streamll_kafka.records import record_headers, record_key, record_value  # noqa: E402
+from tests.interop.support import NodeConsumers, check_summary, make_program  # noqa: E402
+from tests.kafka.conftest import kafka_bootstrap, topic, url_for  # noqa: E402, F401  (fixtures)
+
+pytestmark = [pytest.mark.interop, pytest.mark.kafka]
+
+SCRIPT = "kafka-consumer.mjs"
+
+
+@pytest.fixture
+def destination(url_for: Callable[..., str], topic: str) -> str:  # noqa: F811
+    """The sink URL of a fresh one-partition topic."""
+    return url_for(topic)
+
+
+@pytest.fixture
+def sinks() -> Iterator[list[streamll.BaseSink]]:
+    """Sinks a test made; stopped afterwards even when it failed."""
+    made: list[streamll.BaseSink] = []
+    yield made
+    for sink in made:
+        sink.stop(5)
+
+
+def test_node_rebuilds_the_streamed_fields_from_kafka(
+    node_consumers: NodeConsumers, destination: str, lm: object, sinks: list[streamll.BaseSink]
+) -> None:
+    sinks += [KafkaSink(destination), streamll.MemorySink(name="kafka-interop")]
+    program = make_program(sinks, ["reasoning", "answer"], reasoning=True)
+
+    prediction = program(question="What is machine learning?")
+    assert all(sink.flush(20) for sink in sinks)
+
+    run = node_consumers.run(SCRIPT, destination)
+    check_summary(run, sinks[1], [prediction], ["reasoning", "answer"])
+    assert run.summary["fields"]["answer"] == prediction.answer
+
+
+def test_node_reads_several_executions_in_order(
+    node_consumers: NodeConsumers,
+    destination: str,
+    lm: object,
+    lm_server: OfflineLMServer,
+    sinks: list[streamll.BaseSink],
+) -> None:
+    sinks += [KafkaSink(destination), streamll.MemorySink(name="kafka-interop-many")]
+    program = make_program(sinks, ["answer"])
+    predictions = []
+    for answer in ("Paris is the capital of France.", "Rome is the capital of Italy."):
+        lm_server.configure(answers={"answer": answer})
+        predictions.append(program(question="Which capital?"))
+    assert all(sink.flush(20) for sink in sinks)
+
+    run = node_consumers.run(SCRIPT, destination, "--executions", "2")
+
+    assert [prediction.answer for prediction in predictions] == [
+        "Paris is the capital of France.",
+        "Rome is the capital of Italy.",
+    ]
+    check_summary(run, sinks[1], predictions, ["answer"])
+
+
+async def test_node_reports_records_that_break_the_contract(
+    node_consumers: NodeConsumers, destination: str, kafka_bootstrap: str, topic: str  # noqa: F811
+) -> None:
+    good = TokenEvent(execution_id="e1", token="Hi", token_index=0, field="answer")
+    lying = TokenEvent(execution_id="e1", token="!", token_index=1, field="answer")
+    misplaced = TokenEvent(execution_id="e1", token="?", token_index=2, field="answer")
+    broken = json.loads(record_value(good))
+    broken["data"]["token_index"] = -1
+    wrong_type = [(name, b"dev.streamll.end" if name == "ce_type" else value) for name, value in record_headers(lying)]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, record_value(good), key=record_key(good), headers=record_headers(good))
+        await producer.send_and_wait(topic, record_value(lying), key=record_key(lying), headers=wrong_type)
+        await producer.send_and_wait(topic, record_value(misplaced), key=b"e2", headers=record_headers(misplaced))
+        await producer.send_and_wait(topic, json.dumps(broken).encode(), key=b"e1", headers=record_headers(good))
+    finally:
+        await producer.stop()
+
+    run = await asyncio.to_thread(node_consumers.run, SCRIPT, destination, "--count", "4")
+
+    assert run.returncode == 1, run.explain()
+    assert run.summary["valid"] == 1
+    assert len(run.summary["invalid"]) == 3, run.explain()
+    problems = [error for entry in run.summary["invalid"] for error in entry["errors"]]
+    assert any("ce_type" in problem and "dev.streamll.token" in problem for problem in problems), problems
+    assert any("record key" in problem and '"e2"' in problem for problem in problems), problems
+    assert any("token_index" in problem for problem in problems), problems
