@@ -17,7 +17,7 @@ const USAGE = `usage: node kafka-consumer.mjs [URL] [options]
                        (default: $STREAMLL_KAFKA_URL, else kafka://localhost:9092?topic=streamll)
   --topic T            topic to read (overrides the URL's)
   --group G            consumer group id (default: a new random group, so the topic is read from the beginning)
-  --executions N       stop after N executions ended (module end event with parent_id null; default 1, 0 = never)
+  --executions N       stop after N executions ended (end or error event with parent_id null; default 1, 0 = never)
   --count N            stop after N records (default: no limit)
   --execution-id ID    only this execution's end stops the consumer
   --timeout SECONDS    give up after this long (default 30; exit code 2)

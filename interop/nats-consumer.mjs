@@ -16,7 +16,7 @@ const USAGE = `usage: node nats-consumer.mjs [URL] [options]
   --stream N           stream holding it (default: the URL's, else the stream that captures the subject)
   --durable NAME       read with this durable pull consumer (created if missing, explicit acks);
                        default: an ephemeral ordered consumer from the first message
-  --executions N       stop after N executions ended (module end event with parent_id null; default 1, 0 = never)
+  --executions N       stop after N executions ended (end or error event with parent_id null; default 1, 0 = never)
   --count N            stop after N messages (default: no limit)
   --execution-id ID    only this execution's end stops the consumer
   --timeout SECONDS    give up after this long (default 30; exit code 2)

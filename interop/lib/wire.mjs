@@ -62,9 +62,12 @@ export function headerProblems(headers, body, prefix) {
   return problems;
 }
 
-/** True for the event that closes an execution: the outermost module span's end (or error). */
+/**
+ * True for the event that closes an execution: the end (or error) of its outermost span, the one
+ * with no parent (operation "module" for an instrumented module, "trace" for streamll.trace).
+ */
 export function isEndOfExecution(body) {
-  return (body.event_type === "end" || body.event_type === "error") && body.operation === "module" && body.parent_id === null;
+  return (body.event_type === "end" || body.event_type === "error") && body.parent_id === null;
 }
 
 /** Text per field of one execution: token events grouped per LM call, each group in token_index order. */
@@ -154,7 +157,7 @@ export class StreamCollector {
     if (body.sequence <= execution.lastSequence) execution.ordered = false;
     execution.lastSequence = Math.max(execution.lastSequence, body.sequence);
     if (body.event_type === "token") execution.tokens.push(body);
-    if (body.operation === "module" && body.parent_id === null && body.event_type === "start") execution.module_name = body.module_name;
+    if (body.parent_id === null && body.event_type === "start") execution.module_name = body.module_name;
     if (isEndOfExecution(body)) {
       execution.ended = body.event_type;
       if (this.executionId === null || this.executionId === body.execution_id) this.ended.push(body.execution_id);
