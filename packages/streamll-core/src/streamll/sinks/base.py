@@ -118,6 +118,9 @@ class BaseSink:
         self._wakeup: asyncio.Event | None = None
         self._done: threading.Event | None = None
         self._task: Future[None] | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._generation = 0
+        """Bumped in a forked child, so the parent's worker coroutine, if ever closed there, leaves the sink alone."""
         self._deadline: float | None = None
         self._undelivered = 0
         self._opened = False
@@ -381,6 +384,8 @@ class BaseSink:
 
     async def _run(self) -> None:
         self._wakeup = asyncio.Event()
+        self._runner = asyncio.current_task()
+        generation = self._generation
         backoff = self.retry_backoff
         cancelled = False
         try:
@@ -416,10 +421,12 @@ class BaseSink:
             cancelled = True
             self._log(logging.ERROR, "stop timeout passed while the destination held a write or connect; gave up")
         except BaseException as exc:  # never let the worker die silently
-            self._log(logging.ERROR, "sink worker crashed: %s: %s", type(exc).__name__, exc)
+            if generation == self._generation:
+                self._log(logging.ERROR, "sink worker crashed: %s: %s", type(exc).__name__, exc)
             raise
         finally:
-            await self._finish(cancelled)
+            if generation == self._generation:
+                await self._finish(cancelled)
 
     def _settle(self, batch: list[Event], written: object, failed_before: int) -> None:
         """Count a completed write; events ``write_batch`` did not deliver and did not count are counted as failed."""
@@ -501,6 +508,40 @@ class BaseSink:
             spill.close()
         if self._done is not None:
             self._done.set()
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child: drop the parent's buffer, connection state and worker.
+
+        The parent delivers what it had buffered; the child starts with empty
+        counters, re-opens on its first event, and spills (if it must) to a
+        file of its own rather than the parent's.
+        """
+        self._generation += 1
+        runner, self._runner = self._runner, None
+        if runner is not None:  # the parent's task never runs here; do not report it as lost when collected
+            try:
+                runner._log_destroy_pending = False  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
+        self._lock = threading.Lock()
+        self._not_full = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
+        self._queue = deque()
+        self._retry_batch = []
+        self._writing = 0
+        self._stats = SinkStats()
+        self._running = False
+        self._stopping = False
+        self._waiting = False
+        self._wakeup = None
+        self._done = None
+        self._task = None
+        self._deadline = None
+        self._opened = False
+        self._reconnecting = False
+        self._undelivered = 0
+        self._spill = None
+        self._spill_path = None
 
     def _log(self, level: int, message: str, *args: object) -> None:
         """Log, at most once a second for the same message, so a failing sink cannot flood the logs."""

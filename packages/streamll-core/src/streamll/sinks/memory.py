@@ -55,6 +55,10 @@ class MemorySink(BaseSink):
             self.events.append(event)
             self._changed.notify_all()
 
+    def _reset_after_fork(self) -> None:
+        super()._reset_after_fork()
+        self._changed = threading.Condition()
+
     def wait_for(self, predicate: Callable[[list[Event]], bool], timeout: float = 10.0) -> bool:
         """Block until ``predicate(self.events)`` is true; False after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout

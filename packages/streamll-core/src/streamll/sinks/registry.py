@@ -32,6 +32,16 @@ def running_sinks() -> list[BaseSink]:
         return list(_running)
 
 
+def reset_after_fork() -> None:
+    """In a forked child: the parent's sinks lost their worker; reset them so the next event restarts them."""
+    global _lock
+    _lock = threading.Lock()
+    sinks = list(_running)
+    _running.clear()
+    for sink in sinks:
+        sink._reset_after_fork()
+
+
 def flush_all(timeout: float | None = None) -> bool:
     """Wait until every running sink has delivered what it was given; False on timeout."""
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -52,4 +62,4 @@ def stop_all_sinks(timeout: float | None = None) -> bool:
     return ok
 
 
-__all__ = ["flush_all", "running_sinks", "stop_all_sinks", "track", "untrack"]
+__all__ = ["flush_all", "reset_after_fork", "running_sinks", "stop_all_sinks", "track", "untrack"]

@@ -134,6 +134,12 @@ class BackgroundWorker:
         ready.wait()
         self._loop, self._thread = loop, thread
 
+    def _forget_after_fork(self) -> None:
+        """In a forked child the worker thread does not exist: start a new one on first use."""
+        self._lock = threading.Lock()
+        self._loop = None
+        self._thread = None
+
     def in_worker_thread(self) -> bool:
         """True when called from the worker thread itself (where blocking would deadlock)."""
         return self._thread is not None and threading.current_thread() is self._thread
@@ -165,6 +171,16 @@ def _drain_at_exit() -> None:
     stop_all_sinks(timeout=exit_timeout())
 
 
+def _after_fork_in_child() -> None:
+    """A forked child starts with no worker and no running sinks; its first events start them afresh."""
+    from streamll.sinks.registry import reset_after_fork
+
+    worker._forget_after_fork()
+    reset_after_fork()
+
+
 atexit.register(_drain_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 __all__ = ["BackgroundWorker", "ExitSafeExecutor", "exit_timeout", "worker"]
