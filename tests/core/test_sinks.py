@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -470,21 +471,16 @@ print("exiting without flush", flush=True)
 """
 
 
-def _run(program: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(program: str, *args: str, exit_timeout: str = "20") -> subprocess.CompletedProcess[str]:
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("STREAMLL_")}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(program), *args],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,
-        env={**_environ(), "STREAMLL_EXIT_TIMEOUT": "20"},
+        env={**environ, "STREAMLL_EXIT_TIMEOUT": exit_timeout},
     )
-
-
-def _environ() -> dict[str, str]:
-    import os
-
-    return {key: value for key, value in os.environ.items() if not key.startswith("STREAMLL_")}
 
 
 def test_interpreter_exit_drains_a_handle_event_sink(tmp_path: Path) -> None:
@@ -508,3 +504,37 @@ def test_interpreter_exit_drains_the_default_terminal_sink() -> None:
     assert lines[:4] == ['[TOKEN] answer: "Machine"', '[TOKEN] answer: " learning"', '[TOKEN] answer: " is"',
                          '[TOKEN] answer: " fun"']
     assert len(lines) == 100, result.stderr
+
+
+FORK_PROGRAM = """
+import os, sys
+import streamll
+from streamll.sinks.memory import MemorySink
+
+sink = MemorySink(name="forked")
+streamll.configure(sinks=[sink])
+streamll.emit("custom", data={"who": "parent"})
+assert streamll.flush(10)
+pid = os.fork()
+if pid == 0:
+    streamll.emit("custom", data={"who": "child"})
+    delivered = streamll.flush(10)
+    print("child", delivered, [event.data["who"] for event in sink.events], sink.stats.received, flush=True)
+    sys.exit(0)
+streamll.emit("custom", data={"who": "parent-after"})
+delivered = streamll.flush(10)
+_, status = os.waitpid(pid, 0)
+print("parent", delivered, [event.data["who"] for event in sink.events], os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_delivers_its_own_events() -> None:
+    result = _run(FORK_PROGRAM, exit_timeout="2")
+    assert result.returncode == 0, result.stderr
+    lines = sorted(result.stdout.splitlines())
+    assert lines == [
+        "child True ['parent', 'child'] 1",  # a fresh worker and counters; the parent's buffer stays the parent's
+        "parent True ['parent', 'parent-after'] 0",
+    ], result.stderr
+    assert "Traceback" not in result.stderr and "destroyed" not in result.stderr, result.stderr
