@@ -8,6 +8,7 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from streamll.core.events import Event, TokenEvent
+from streamll.core.serialization import event_to_dict
 from streamll.errors import ConfigurationError
 from streamll.sinks.base import BaseSink
 
@@ -20,16 +21,18 @@ def format_event(event: Event) -> str:
     subject = " ".join(part for part in (event.operation, event.module_name) if part)
     details = []
     data = event.data
-    if "duration_ms" in data:
-        details.append(f"{data['duration_ms']:.0f} ms")
+    duration = data.get("duration_ms")
+    if isinstance(duration, (int, float)) and not isinstance(duration, bool):
+        details.append(f"{duration:.0f} ms")
     if data.get("finish_reason"):
         details.append(f"finish_reason={data['finish_reason']}")
     if event.event_type == "error":
         details.append(f"{data.get('error_type')}: {data.get('error_message')}")
     elif event.event_type not in ("start", "end") and data:
-        details.append(json.dumps(data, ensure_ascii=False, default=repr))
-    suffix = f" ({', '.join(details)})" if details else ""
-    return f"[{label}] {subject}{suffix}".rstrip()
+        # the wire encoding's data: whatever the user put there (cycles, a raising __repr__) is text already
+        details.append(json.dumps(event_to_dict(event)["data"], ensure_ascii=False))
+    suffix = f"({', '.join(details)})" if details else ""
+    return " ".join(part for part in (f"[{label}]", subject, suffix) if part)
 
 
 class TerminalSink(BaseSink):
