@@ -70,6 +70,35 @@ def test_the_terminal_sink_prints_lifecycle_lines_and_can_print_only_tokens() ->
     assert tokens_only.getvalue().splitlines() == ['[TOKEN] answer: "Hi"']
 
 
+class RaisingRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_the_terminal_sink_prints_any_data_users_emit() -> None:
+    import io
+
+    cycle: list[object] = []
+    cycle.append(cycle)
+    out = io.StringIO()
+    sink = TerminalSink(out)
+    streamll.configure(sinks=[sink])
+    try:
+        streamll.emit("timing", data={"duration_ms": "n/a"})
+        streamll.emit("odd", data={"value": RaisingRepr(), "cycle": cycle})
+        streamll.emit("lm_done", data={"duration_ms": None, "finish_reason": "stop"})
+        assert streamll.flush(timeout=10)
+    finally:
+        streamll.configure(sinks=None)
+        sink.stop()
+    assert out.getvalue().splitlines() == [
+        '[TIMING] ({"duration_ms": "n/a"})',
+        '[ODD] ({"value": "<unrepresentable RaisingRepr>", "cycle": "[[...]]"})',
+        '[LM_DONE] (finish_reason=stop, {"duration_ms": null, "finish_reason": "stop"})',
+    ]
+    assert sink.stats.failed == 0
+
+
 def test_configure_with_no_sinks_sends_events_nowhere(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
