@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
-
 import streamll
+from pydantic import BaseModel
 from streamll.core import cloudevents
 from streamll.core.context import Execution
 from streamll.core.emitter import make_event
@@ -99,7 +98,9 @@ def _token_body() -> dict[str, Any]:
     return event_to_dict(TokenEvent(execution_id="e1", token="Hi", token_index=0, field="answer"))
 
 
-def _broken(change: dict[str, Any], *, data: dict[str, Any] | None = None, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+def _broken(
+    change: dict[str, Any], *, data: dict[str, Any] | None = None, drop: tuple[str, ...] = ()
+) -> dict[str, Any]:
     body = copy.deepcopy(_token_body())
     body.update(change)
     if data is not None:
@@ -335,7 +336,7 @@ def test_cloudevents_headers_match_the_body(event: Event, prefix: str) -> None:
 
 # ---------------------------------------------------------------------- the suite-wide check itself
 
-PLUGIN_PROBE = '''
+PLUGIN_PROBE = """
 import pytest
 import streamll
 from streamll.core.events import EndEvent, TokenEvent
@@ -359,7 +360,7 @@ def test_end_without_duration():
 @pytest.mark.invalid_events_expected
 def test_opted_out():
     _hand_over(EndEvent(execution_id="e"))
-'''
+"""
 
 
 def test_schema_check_plugin_fails_a_test_whose_events_break_the_schema(tmp_path: Path) -> None:

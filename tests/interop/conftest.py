@@ -7,14 +7,22 @@ tests skip on a laptop and fail under CI (``CI=true`` or
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 
 import dspy
 import pytest
-
 from streamll.testing import OfflineLMServer
+
 from tests.interop.support import INTEROP_DIR, REQUIRED_MODULES, NodeConsumers, node_unavailable
+
+# The transport suites' broker fixtures, shared so the interop tests use the same brokers.
+# A transport whose plugin is not installed has no fixtures here; its interop tests skip.
+with contextlib.suppress(ImportError):
+    from tests.nats.conftest import names, nats_url  # noqa: F401
+with contextlib.suppress(ImportError):
+    from tests.kafka.conftest import kafka_bootstrap, topic, url_for  # noqa: F401
 
 
 @pytest.fixture(scope="session")

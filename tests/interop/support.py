@@ -11,8 +11,8 @@ from typing import Any
 
 import dspy
 import pytest
-
 import streamll
+
 from tests.helpers import REQUIRE_ENV, brokers_required
 
 INTEROP_DIR = Path(__file__).resolve().parents[2] / "interop"
@@ -50,10 +50,18 @@ class NodeConsumers:
         """The command line for ``interop/<script>``."""
         return [self.node, str(INTEROP_DIR / script), *args]
 
-    def execute(self, script: str, *args: str, stdin: str | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    def execute(
+        self, script: str, *args: str, stdin: str | None = None, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``interop/<script>`` with ``args``; its output as text."""
+        return self.execute_node(str(INTEROP_DIR / script), *args, stdin=stdin, timeout=timeout)
+
+    def execute_node(
+        self, *args: str, stdin: str | None = None, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``node`` with ``args`` in ``interop/``; its output as text."""
         return subprocess.run(
-            self.command(script, *args), input=stdin, capture_output=True, text=True, timeout=timeout
+            [self.node, *args], cwd=INTEROP_DIR, input=stdin, capture_output=True, text=True, timeout=timeout
         )
 
     def run(self, script: str, *args: str, timeout: float = 30.0) -> ConsumerRun:
@@ -105,8 +113,9 @@ def make_program(sinks: Sequence[Any], stream_fields: Sequence[str], *, reasonin
     return QA()
 
 
-def check_summary(run: ConsumerRun, memory: streamll.MemorySink, predictions: Sequence[dspy.Prediction],
-                  fields: Sequence[str]) -> None:
+def check_summary(
+    run: ConsumerRun, memory: streamll.MemorySink, predictions: Sequence[dspy.Prediction], fields: Sequence[str]
+) -> None:
     """The consumer read exactly what the program emitted, valid, in order, with each prediction's text."""
     assert run.returncode == 0, run.explain()
     summary = run.summary

@@ -10,15 +10,14 @@ import pytest
 
 pytest.importorskip("streamll_kafka")
 
-from aiokafka import AIOKafkaProducer  # noqa: E402
-from streamll_kafka import KafkaSink  # noqa: E402
+import streamll
+from aiokafka import AIOKafkaProducer
+from streamll.core.events import TokenEvent
+from streamll.testing import OfflineLMServer
+from streamll_kafka import KafkaSink
+from streamll_kafka.records import record_headers, record_key, record_value
 
-import streamll  # noqa: E402
-from streamll.core.events import TokenEvent  # noqa: E402
-from streamll.testing import OfflineLMServer  # noqa: E402
-from streamll_kafka.records import record_headers, record_key, record_value  # noqa: E402
-from tests.interop.support import NodeConsumers, check_summary, make_program  # noqa: E402
-from tests.kafka.conftest import kafka_bootstrap, topic, url_for  # noqa: E402, F401  (fixtures)
+from tests.interop.support import NodeConsumers, check_summary, make_program
 
 pytestmark = [pytest.mark.interop, pytest.mark.kafka]
 
@@ -26,7 +25,7 @@ SCRIPT = "kafka-consumer.mjs"
 
 
 @pytest.fixture
-def destination(url_for: Callable[..., str], topic: str) -> str:  # noqa: F811
+def destination(url_for: Callable[..., str], topic: str) -> str:
     """The sink URL of a fresh one-partition topic."""
     return url_for(topic)
 
@@ -79,7 +78,10 @@ def test_node_reads_several_executions_in_order(
 
 
 async def test_node_reports_records_that_break_the_contract(
-    node_consumers: NodeConsumers, destination: str, kafka_bootstrap: str, topic: str  # noqa: F811
+    node_consumers: NodeConsumers,
+    destination: str,
+    kafka_bootstrap: str,
+    topic: str,
 ) -> None:
     good = TokenEvent(execution_id="e1", token="Hi", token_index=0, field="answer")
     lying = TokenEvent(execution_id="e1", token="!", token_index=1, field="answer")

@@ -10,16 +10,16 @@ import pytest
 
 pytest.importorskip("streamll_nats")
 
-import nats  # noqa: E402
-from streamll_nats import NatsSink  # noqa: E402
+import nats
+import streamll
+from streamll.core import cloudevents
+from streamll.core.events import TokenEvent
+from streamll.core.serialization import encode_event
+from streamll.testing import OfflineLMServer
+from streamll_nats import NatsSink
 
-import streamll  # noqa: E402
-from streamll.core import cloudevents  # noqa: E402
-from streamll.core.events import TokenEvent  # noqa: E402
-from streamll.core.serialization import encode_event  # noqa: E402
-from streamll.testing import OfflineLMServer  # noqa: E402
-from tests.interop.support import NodeConsumers, check_summary, make_program  # noqa: E402
-from tests.nats.conftest import delete_stream, names, nats_url  # noqa: E402, F401  (fixtures)
+from tests.interop.support import NodeConsumers, check_summary, make_program
+from tests.nats.conftest import delete_stream
 
 pytestmark = [pytest.mark.interop, pytest.mark.nats]
 
@@ -27,7 +27,7 @@ SCRIPT = "nats-consumer.mjs"
 
 
 @pytest.fixture
-async def destination(nats_url: str, names: tuple[str, str]) -> AsyncIterator[str]:  # noqa: F811
+async def destination(nats_url: str, names: tuple[str, str]) -> AsyncIterator[str]:
     """The sink URL of a fresh subject and stream (the stream is deleted afterwards)."""
     subject, stream = names
     yield f"{nats_url}?subject={subject}&stream={stream}"
@@ -84,7 +84,9 @@ def test_node_follows_executions_live(
 
 
 async def test_node_reports_bodies_and_headers_that_break_the_contract(
-    node_consumers: NodeConsumers, destination: str, names: tuple[str, str]  # noqa: F811
+    node_consumers: NodeConsumers,
+    destination: str,
+    names: tuple[str, str],
 ) -> None:
     subject, stream = names
     good = TokenEvent(execution_id="e1", token="Hi", token_index=0, field="answer")

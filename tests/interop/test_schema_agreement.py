@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from streamll.schema import schema_errors
+
 from tests.interop.support import NodeConsumers
 from tests.test_wire_format import INVALID_BODIES, valid_bodies
 

@@ -1,0 +1,107 @@
+// Unit tests of the transport-neutral consumer logic: `npm test --prefix interop`.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { StreamCollector, headerProblems, instant, isEndOfExecution, loadValidator } from "../lib/wire.mjs";
+
+const validate = loadValidator();
+let counter = 0;
+
+/** A valid v1 event body (overrides merged in) and its matching NATS headers. */
+function event(overrides = {}) {
+  counter += 1;
+  const body = {
+    event_type: "custom",
+    event_id: `id${counter}`,
+    execution_id: "e1",
+    parent_id: "root",
+    sequence: counter,
+    timestamp: "2025-06-01T12:00:00.123456Z",
+    module_name: "QA",
+    method_name: null,
+    operation: null,
+    data: {},
+    tags: {},
+    schema_version: "1",
+    ...overrides,
+  };
+  const headers = {
+    "ce-id": body.event_id,
+    "ce-type": `dev.streamll.${body.event_type}`,
+    "ce-source": "/streamll/QA",
+    "ce-time": body.timestamp,
+    "ce-specversion": "1.0",
+    "ce-subject": body.execution_id,
+  };
+  return { body, headers };
+}
+
+function token(text, index, { field = "answer", lm = "lm1", finish = null, ...rest } = {}) {
+  return event({ event_type: "token", parent_id: lm, operation: "token", data: { token: text, token_index: index, field, finish_reason: finish }, ...rest });
+}
+
+const end = (overrides = {}) => event({ event_type: "end", parent_id: null, operation: "module", data: { duration_ms: 1 }, ...overrides });
+
+function feed(collector, items) {
+  return items.map(({ body, headers }) => collector.accept(JSON.stringify(body), headers));
+}
+
+test("the same instant in two RFC 3339 spellings compares equal", () => {
+  assert.equal(instant("2025-06-01T12:00:00.5Z"), instant("2025-06-01T14:00:00.500000+02:00"));
+  assert.notEqual(instant("2025-06-01T12:00:00.5Z"), instant("2025-06-01T12:00:00.500001Z"));
+  assert.equal(instant("yesterday"), null);
+});
+
+test("headers must agree with the body", () => {
+  const { body, headers } = event();
+  assert.deepEqual(headerProblems(headers, body, "ce-"), []);
+  const problems = headerProblems({ ...headers, "ce-type": "dev.streamll.end", "ce-id": undefined }, body, "ce-");
+  assert.equal(problems.length, 2);
+  assert.match(problems.join(), /ce-id missing/);
+  assert.match(problems.join(), /ce-type/);
+});
+
+test("an execution ends with the end or error of its outermost span", () => {
+  assert.ok(isEndOfExecution(end().body));
+  assert.ok(isEndOfExecution(end({ event_type: "error", operation: "trace", data: { error_type: "E", error_message: "m" } }).body));
+  assert.ok(!isEndOfExecution(end({ parent_id: "module-start", operation: "lm" }).body));
+  assert.ok(!isEndOfExecution(event({ parent_id: null }).body));
+});
+
+test("text is rebuilt per field and LM call, in token_index order, duplicates skipped", () => {
+  const collector = new StreamCollector({ validate, prefix: "ce-" });
+  const first = [token("Hel", 0), token("lo", 1, { finish: "stop" })];
+  const second = [token(" again", 0, { lm: "lm2", finish: "stop" })];
+  const reasoning = token("why", 0, { field: "reasoning", finish: "stop" });
+  const stops = feed(collector, [first[1], reasoning, first[0], first[0], ...second, end()]);
+  assert.deepEqual(stops, [false, false, false, false, false, true]);
+  const summary = collector.summary();
+  assert.equal(summary.valid, 5);
+  assert.equal(summary.duplicates, 1);
+  assert.deepEqual(summary.fields, { answer: "Hello again", reasoning: "why" });
+  const [execution] = summary.executions;
+  assert.equal(execution.ordered, false); // "lo" arrived before "Hel"
+  assert.deepEqual(execution.token_gaps, []);
+  assert.equal(execution.ended, "end");
+});
+
+test("missing tokens and invalid bodies are reported, not hidden", () => {
+  const collector = new StreamCollector({ validate, prefix: "ce-", executions: 0 });
+  const broken = token("x", -1);
+  feed(collector, [token("a", 0), token("c", 2), broken]);
+  collector.accept("not json", {});
+  const summary = collector.summary();
+  assert.deepEqual(summary.executions[0].token_gaps, ["answer: token_index 2 at position 1"]);
+  assert.equal(summary.invalid.length, 2);
+  assert.match(summary.invalid[0].errors.join(), /token_index/);
+  assert.match(summary.invalid[1].errors.join(), /not JSON/);
+});
+
+test("--execution-id and --count decide when to stop", () => {
+  const only = new StreamCollector({ validate, prefix: "ce-", executionId: "e2" });
+  assert.deepEqual(feed(only, [end(), end({ execution_id: "e2" })]), [false, true]);
+  assert.equal(only.summary().executions.length, 2);
+  const counted = new StreamCollector({ validate, prefix: "ce-", executions: 0, count: 2 });
+  assert.deepEqual(feed(counted, [event(), event()]), [false, true]);
+});
