@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from contextvars import Token
 from types import TracebackType
@@ -111,17 +112,36 @@ class Span:
         self.close(exc)
 
 
+_url_sinks: dict[str, BaseSink] = {}
+_url_sinks_lock = threading.Lock()
+
+
+def _trace_sinks(sinks: list[Any]) -> tuple[BaseSink, ...]:
+    """Sink objects as given; each URL built once per process and reused by every later trace naming it."""
+    from streamll.config import resolve_sinks
+
+    if isinstance(sinks, (str, bytes)):
+        resolve_sinks(sinks)  # raises the "a list, not a single string" ConfigurationError
+    resolved: list[Any] = []
+    for item in sinks:
+        if isinstance(item, str):
+            with _url_sinks_lock:
+                if item not in _url_sinks:
+                    (_url_sinks[item],), _ = resolve_sinks([item])
+                item = _url_sinks[item]
+        resolved.append(item)
+    checked, _ = resolve_sinks(resolved)
+    return checked
+
+
 def trace(name: str, *, data: dict[str, Any] | None = None, sinks: list[Any] | None = None) -> Span:
     """A span for your own code: ``with streamll.trace("retrieve") as ctx: ctx.emit("hit", data={...})``.
 
     Works with ``with`` and ``async with``; ``sinks`` (objects or URLs) apply
-    when the trace starts a new execution.
+    when the trace starts a new execution. A sink built from a URL here is
+    shared by every trace naming that URL and drained at interpreter exit.
     """
-    resolved = None
-    if sinks is not None:
-        from streamll.config import resolve_sinks
-
-        resolved, _ = resolve_sinks(sinks)
+    resolved = _trace_sinks(sinks) if sinks is not None else None
     return Span("trace", name, sinks=resolved, data=data)
 
 
