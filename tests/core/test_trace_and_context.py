@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
 
 import streamll
 from streamll.core.events import EndEvent, ErrorEvent, Event, StartEvent
+from streamll.errors import ConfigurationError
+from streamll.plugins import register_plugin
 from streamll.sinks.memory import MemorySink
+from tests.core.fake_plugins import GoodPlugin, SchemeSink
 
 
 def delivered(sink: MemorySink, count: int) -> list[Event]:
@@ -113,6 +116,21 @@ def test_a_trace_can_send_to_its_own_sinks(memory_sink: MemorySink) -> None:
         assert memory_sink.events == []
     finally:
         own.stop()
+
+
+def test_a_trace_given_a_url_reuses_one_sink_for_it(installed_plugins: Callable[..., None]) -> None:
+    register_plugin(GoodPlugin, name="good")
+    built_before = len(SchemeSink.built)
+    for index in range(3):
+        with streamll.trace("by-url", sinks=["myscheme://trace-url"]) as ctx:
+            ctx.emit("step", data={"i": index})
+    assert len(SchemeSink.built) == built_before + 1  # not one sink (and connection) per call
+    sink = SchemeSink.built[-1]
+    assert sink.flush(timeout=10)
+    assert [event.data["i"] for event in sink.of_type("step")] == [0, 1, 2]
+    sink.stop()
+    with pytest.raises(ConfigurationError, match="list"):
+        streamll.trace("by-url", sinks="myscheme://trace-url")  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------- context ids
