@@ -65,7 +65,7 @@ def _as_body(event_or_dict: Event | dict[str, Any] | bytes | str) -> Any:
 def schema_errors(event_or_dict: Event | dict[str, Any] | bytes | str) -> list[str]:
     """Every way the event (an :class:`Event`, its wire dict or its JSON body) breaks the schema; empty if valid."""
     body = _as_body(event_or_dict)
-    errors = sorted(validator().iter_errors(body), key=lambda error: list(error.absolute_path))
+    errors = sorted(validator().iter_errors(body), key=lambda error: error.json_path)
     return [f"{error.json_path}: {error.message}" for error in errors]
 
 
