@@ -118,9 +118,8 @@ class BaseSink:
         self._wakeup: asyncio.Event | None = None
         self._done: threading.Event | None = None
         self._task: Future[None] | None = None
-        self._runner: asyncio.Task[None] | None = None
         self._generation = 0
-        """Bumped in a forked child, so the parent's worker coroutine, if ever closed there, leaves the sink alone."""
+        """Bumped in a forked child, so the parent's worker coroutine, when collected there, leaves the sink alone."""
         self._deadline: float | None = None
         self._undelivered = 0
         self._opened = False
@@ -384,10 +383,13 @@ class BaseSink:
 
     async def _run(self) -> None:
         self._wakeup = asyncio.Event()
-        self._runner = asyncio.current_task()
+        runner = asyncio.current_task()
+        if runner is not None:
+            # an idle sink nobody references any more is collected with this task (see GeneratorExit below)
+            runner._log_destroy_pending = False  # type: ignore[attr-defined]
         generation = self._generation
         backoff = self.retry_backoff
-        cancelled = False
+        cancelled = abandoned = False
         try:
             while True:
                 if not await self._ensure_open():
@@ -420,13 +422,19 @@ class BaseSink:
         except asyncio.CancelledError:  # only stop() cancels, when its timeout passed during a write or connect
             cancelled = True
             self._log(logging.ERROR, "stop timeout passed while the destination held a write or connect; gave up")
+        except GeneratorExit:
+            # the task was garbage-collected: the sink sat idle and nobody can hand it events any more,
+            # or a forked child dropped its copy of the parent's worker. Nothing to deliver or report.
+            abandoned = True
+            raise
         except BaseException as exc:  # never let the worker die silently
-            if generation == self._generation:
-                self._log(logging.ERROR, "sink worker crashed: %s: %s", type(exc).__name__, exc)
+            self._log(logging.ERROR, "sink worker crashed: %s: %s", type(exc).__name__, exc)
             raise
         finally:
-            if generation == self._generation:
+            if not abandoned:
                 await self._finish(cancelled)
+            elif generation == self._generation and self._spill is not None:
+                self._spill.close()
 
     def _settle(self, batch: list[Event], written: object, failed_before: int) -> None:
         """Count a completed write; events ``write_batch`` did not deliver and did not count are counted as failed."""
@@ -517,12 +525,6 @@ class BaseSink:
         file of its own rather than the parent's.
         """
         self._generation += 1
-        runner, self._runner = self._runner, None
-        if runner is not None:  # the parent's task never runs here; do not report it as lost when collected
-            try:
-                runner._log_destroy_pending = False  # type: ignore[attr-defined]
-            except AttributeError:
-                pass
         self._lock = threading.Lock()
         self._not_full = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
