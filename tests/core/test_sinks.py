@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import logging
 import os
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -410,6 +413,18 @@ def test_stop_delivers_what_is_buffered(sinks: list[BaseSink]) -> None:
     assert sink.stop(timeout=10) is True
     assert indices(sink.written) == list(range(21))
     assert sink.stats.dropped == 0
+
+
+def test_an_idle_sink_nobody_references_is_collected_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    sink = FlakySink(failures=0)
+    sink.enqueue(event(0))
+    assert sink.flush(timeout=10)
+    gone = weakref.ref(sink)
+    with caplog.at_level(logging.DEBUG):
+        del sink
+        gc.collect()
+        assert gone() is None
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
 
 
 def test_stats_shows_each_running_sinks_counters(memory_sink: streamll.MemorySink) -> None:
