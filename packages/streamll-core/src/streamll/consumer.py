@@ -184,7 +184,9 @@ class BaseConsumer(Generic[M]):
             self.stats.malformed += 1
             self.stats.last_error = str(exc)
             preview = message.body[:80]
-            logger.warning("streamll consumer %s: skipped a malformed message (%s): %r", type(self).__name__, exc, preview)
+            logger.warning(
+                "streamll consumer %s: skipped a malformed message (%s): %r", type(self).__name__, exc, preview
+            )
             return None
 
     def _wanted(self, event: Event) -> bool:
@@ -256,9 +258,9 @@ def from_url(url: str, **options: Any) -> BaseConsumer[Any]:
 __all__ = [
     "BaseConsumer",
     "ConsumerStats",
-    "KafkaStreamConsumer",
-    "NatsStreamConsumer",
+    "KafkaStreamConsumer",  # noqa: F822 - provided lazily by __getattr__ from the plugin
+    "NatsStreamConsumer",  # noqa: F822
     "Received",
-    "RedisStreamConsumer",
+    "RedisStreamConsumer",  # noqa: F822
     "from_url",
 ]

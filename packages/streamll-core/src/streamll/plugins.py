@@ -114,12 +114,15 @@ def _collect(registry: _Registry, only: str | None = None) -> None:
             ("streamll_register_sinks", registry.sinks, info.sink_schemes),
             ("streamll_register_consumers", registry.consumers, info.consumer_schemes),
         ):
-            impls = [impl for impl in getattr(registry.manager.hook, hook_name).get_hookimpls() if impl.plugin is plugin]
+            hook = getattr(registry.manager.hook, hook_name)
+            impls = [impl for impl in hook.get_hookimpls() if impl.plugin is plugin]
 
-            def register(scheme: str, factory: Callable[..., Any], _table=table, _schemes=schemes) -> None:
+            def register(
+                scheme: str, factory: Callable[..., Any], _table=table, _schemes=schemes, _plugin=plugin_name
+            ) -> None:
                 if not callable(factory):
-                    raise PluginError(f"plugin {plugin_name!r} registered a non-callable for scheme {scheme!r}")
-                _table[scheme.lower()] = (factory, plugin_name)
+                    raise PluginError(f"plugin {_plugin!r} registered a non-callable for scheme {scheme!r}")
+                _table[scheme.lower()] = (factory, _plugin)
                 _schemes.append(scheme.lower())
 
             for impl in impls:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -28,7 +28,7 @@ def new_event_id() -> str:
 
 def utc_now() -> datetime:
     """The current time, timezone-aware in UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _key_text(key: Any) -> str:
@@ -86,9 +86,9 @@ class Event(BaseModel):
     def _timestamp_in_utc(cls, value: datetime) -> datetime:
         """Timestamps are UTC: an offset is converted, a naive time (another producer's) is taken as UTC."""
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        if value.tzinfo is not timezone.utc:
-            return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        if value.tzinfo is not UTC:
+            return value.astimezone(UTC)
         return value
 
     def to_json(self) -> bytes:
@@ -152,7 +152,10 @@ class StartEvent(Event):
 
 
 class EndEvent(Event):
-    """A module, LM call or trace finished; ``data`` holds ``duration_ms`` and, for LM calls, ``finish_reason`` and ``usage``."""
+    """A module, LM call or trace finished.
+
+    ``data`` holds ``duration_ms`` and, for LM calls, ``finish_reason`` and ``usage``.
+    """
 
     default_event_type: ClassVar[str | None] = "end"
     event_type: Literal["end"] = "end"

@@ -16,6 +16,7 @@ policy; every drop, retry and failure is counted in :attr:`BaseSink.stats`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -48,7 +49,7 @@ def _check_seconds(option: str, value: object) -> None:
         raise ConfigurationError(f"{option} must be a number of seconds >= 0, got {value!r}")
 
 
-class Overflow(str, Enum):
+class Overflow(str, Enum):  # noqa: UP042 - str() of a member stays "Overflow.SPILL"
     """What a sink does with a new event when its buffer is full."""
 
     DROP_OLDEST = "drop_oldest"
@@ -143,9 +144,10 @@ class BaseSink:
 
         Raise to have the batch retried (after :meth:`aclose` and :meth:`open`)
         with backoff. Events reported as not delivered are not retried; they
-        are counted in ``stats.failed`` unless the sink counted them already. The default runs :meth:`handle_event` for each event on a
-        helper thread; an exception from it is counted in ``stats.failed`` and
-        that event is not retried.
+        are counted in ``stats.failed`` unless the sink counted them already.
+        The default runs :meth:`handle_event` for each event on a helper
+        thread; an exception from it is counted in ``stats.failed`` and that
+        event is not retried.
         """
         delivered, failed = await asyncio.to_thread(self._handle_each, events)
         with self._lock:
@@ -288,10 +290,8 @@ class BaseSink:
     def _schedule_wake(self) -> None:
         wakeup = self._wakeup
         if wakeup is not None:
-            try:
+            with contextlib.suppress(RuntimeError):  # loop closed at interpreter exit
                 worker.call_soon(wakeup.set)
-            except RuntimeError:  # loop closed at interpreter exit
-                pass
 
     def _wake(self) -> None:
         with self._lock:
@@ -350,10 +350,8 @@ class BaseSink:
             seconds = max(0.0, min(seconds, self._deadline - time.monotonic()))
         assert self._wakeup is not None
         self._wakeup.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
-            pass
 
     async def _ensure_open(self) -> bool:
         backoff = self.retry_backoff
