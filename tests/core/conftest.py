@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from importlib.metadata import EntryPoint
 
 import pytest
-
 import streamll
 from streamll.plugins import ENTRY_POINT_GROUP, reload_plugins
 

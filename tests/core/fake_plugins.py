@@ -72,7 +72,7 @@ class QueueConsumer(BaseConsumer[Handle]):
         assert self._queue is not None
         try:
             body, handle = await asyncio.wait_for(self._queue.get(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         self.handed_out.append(weakref.ref(handle))
         return Received(body, handle)

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 from click.testing import CliRunner
-
 from streamll.cli import main
+
 from tests.core.conftest import entry_point
 
 

@@ -6,7 +6,6 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-
 import streamll
 from streamll.config import SINKS_ENV, active_sinks
 from streamll.errors import ConfigurationError

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
-import pytest
 
+import pytest
 from streamll.core.context import Execution
 from streamll.core.emitter import make_event
 from streamll.core.events import Event, TokenEvent
 from streamll.errors import ConsumerError
+
 from tests.core.fake_plugins import QueueConsumer
 
 
@@ -72,7 +73,9 @@ async def test_filters_by_event_type_and_execution_and_acks_what_they_skip() -> 
     mine, other = Execution(), Execution()
     start, _ = make_event("start", execution=mine, module_name="QA")
     events = [start, token(other, 0), token(mine, 0), token(mine, 1), make_event("end", execution=mine)[0]]
-    async with QueueConsumer([body(event) for event in events], event_types="token", execution_id=mine.execution_id) as consumer:
+    async with QueueConsumer(
+        [body(event) for event in events], event_types="token", execution_id=mine.execution_id
+    ) as consumer:
         received = [await consumer.consume_one(timeout=1), await consumer.consume_one(timeout=1)]
         assert await consumer.consume_one(timeout=0.05) is None
     assert [event.event_id for event in received if event] == [events[2].event_id, events[3].event_id]

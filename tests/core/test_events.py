@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import pickle
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 import streamll
 from streamll.core.context import Execution
 from streamll.core.emitter import make_event
@@ -63,9 +62,9 @@ def test_every_event_gets_a_unique_id() -> None:
 
 
 def test_timestamp_is_utc_now() -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     event = Event(event_type="x")
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     assert event.timestamp.utcoffset() == timedelta(0)
     assert before <= event.timestamp <= after
     assert event_to_dict(event)["timestamp"].endswith("Z")
@@ -74,9 +73,9 @@ def test_timestamp_is_utc_now() -> None:
 @pytest.mark.parametrize(
     ("written", "expected"),
     [
-        ("2024-05-01T12:00:00+02:00", datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)),
-        ("2024-05-01T12:00:00", datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)),
-        ("2024-05-01T12:00:00Z", datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)),
+        ("2024-05-01T12:00:00+02:00", datetime(2024, 5, 1, 10, 0, tzinfo=UTC)),
+        ("2024-05-01T12:00:00", datetime(2024, 5, 1, 12, 0, tzinfo=UTC)),
+        ("2024-05-01T12:00:00Z", datetime(2024, 5, 1, 12, 0, tzinfo=UTC)),
     ],
 )
 def test_timestamps_from_other_producers_are_read_as_utc(written: str, expected: datetime) -> None:
@@ -98,7 +97,7 @@ def test_schema_version_is_1() -> None:
 def _examples() -> list[Event]:
     execution = Execution()
     return [
-        make_event("start", {"inputs": {"question": "q"}}, execution=execution, module_name="QA", operation="module")[0],
+        make_event("start", {"inputs": {"q": "?"}}, execution=execution, module_name="QA", operation="module")[0],
         make_event("token", execution=execution, cls=TokenEvent, token="Hi", token_index=0, field="answer")[0],
         make_event("end", {"duration_ms": 1.5}, execution=execution, module_name="QA")[0],
         make_event(

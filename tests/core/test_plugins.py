@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import streamll
 import streamll.consumer
 from streamll import hookspecs
@@ -25,8 +24,9 @@ from streamll.plugins import (
     register_plugin,
     sink_schemes,
 )
+
 from tests.core.conftest import entry_point
-from tests.core.fake_plugins import ExplodingPlugin, GoodPlugin, NonCallablePlugin, QueueConsumer, SchemeSink
+from tests.core.fake_plugins import GoodPlugin, NonCallablePlugin, QueueConsumer, SchemeSink
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 
@@ -118,7 +118,9 @@ def test_autoload_can_be_disabled(installed_plugins: Callable[..., None], monkey
     assert [info.name for info in list_plugins()] == ["streamll.builtin"]
 
 
-def test_single_plugins_can_be_disabled(installed_plugins: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_single_plugins_can_be_disabled(
+    installed_plugins: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
     installed_plugins(BROKEN, GOOD, MODULE)
     monkeypatch.setenv(DISABLE_PLUGINS_ENV, "broken, good")
     with warnings.catch_warnings():
@@ -144,9 +146,8 @@ def test_an_unknown_first_party_scheme_names_the_extra_to_install(installed_plug
 
 def test_a_broken_first_party_plugin_is_named_in_the_error(installed_plugins: Callable[..., None]) -> None:
     installed_plugins(entry_point("kafka", "tests.core.no_such_kafka_plugin"))
-    with pytest.warns(RuntimeWarning):
-        with pytest.raises(UnknownSchemeError) as info:
-            create_sink("kafka://localhost:9092")
+    with pytest.warns(RuntimeWarning), pytest.raises(UnknownSchemeError) as info:
+        create_sink("kafka://localhost:9092")
     notes = "\n".join(getattr(info.value, "__notes__", []))
     assert "'kafka' is installed but failed to load" in notes and "ModuleNotFoundError" in notes
 

@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import streamll
-from streamll.core.emitter import make_event
-from streamll.core.emitter import dispatch
+from streamll.core.emitter import dispatch, make_event
 from streamll.core.events import Event, TokenEvent
 from streamll.errors import ConfigurationError
 from streamll.sinks.base import BaseSink, Overflow
 from streamll.sinks.terminal import TerminalSink
+
 from tests.core.support import FlakySink, GatedSink, event, indices, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -325,9 +324,7 @@ def test_block_resumes_as_soon_as_there_is_room(sinks: list[BaseSink]) -> None:
     assert sink.stats.dropped == 0
 
 
-def test_spill_keeps_every_event_in_order_and_replays_after_recovery(
-    sinks: list[BaseSink], tmp_path: Path
-) -> None:
+def test_spill_keeps_every_event_in_order_and_replays_after_recovery(sinks: list[BaseSink], tmp_path: Path) -> None:
     spill_path = tmp_path / "spill.jsonl"
     sink = GatedSink(buffer_size=3, batch_size=3, linger=0.0, overflow="spill", spill_path=str(spill_path))
     sinks.append(sink)
@@ -516,8 +513,12 @@ def test_interpreter_exit_drains_the_default_terminal_sink() -> None:
     result = _run(program)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[:4] == ['[TOKEN] answer: "Machine"', '[TOKEN] answer: " learning"', '[TOKEN] answer: " is"',
-                         '[TOKEN] answer: " fun"']
+    assert lines[:4] == [
+        '[TOKEN] answer: "Machine"',
+        '[TOKEN] answer: " learning"',
+        '[TOKEN] answer: " is"',
+        '[TOKEN] answer: " fun"',
+    ]
     assert len(lines) == 100, result.stderr
 
 

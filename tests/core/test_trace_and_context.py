@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-
 import streamll
 from streamll.core.events import EndEvent, ErrorEvent, Event, StartEvent
 from streamll.errors import ConfigurationError
 from streamll.plugins import register_plugin
 from streamll.sinks.memory import MemorySink
+
 from tests.core.fake_plugins import GoodPlugin, SchemeSink
 
 
@@ -70,12 +70,11 @@ def test_nested_traces_and_plain_emits_inside_share_the_execution(memory_sink: M
 
 def test_an_exception_emits_an_error_event_and_propagates_unchanged(memory_sink: MemorySink) -> None:
     raised = KeyError("missing")
-    with pytest.raises(KeyError) as info:
-        with streamll.trace("lookup") as ctx:
-            ctx.emit("step", data={"n": 1})
-            raise raised
+    with pytest.raises(KeyError) as info, streamll.trace("lookup") as ctx:
+        ctx.emit("step", data={"n": 1})
+        raise raised
     assert info.value is raised
-    start, step, error = delivered(memory_sink, 3)
+    start, _step, error = delivered(memory_sink, 3)
     assert isinstance(error, ErrorEvent)
     assert error.execution_id == start.execution_id and error.sequence == 2
     assert error.data["error_type"] == "KeyError"
