@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -230,9 +231,8 @@ class BaseSink:
     def stats(self) -> SinkStats:
         """A snapshot of this sink's counters."""
         with self._lock:
-            snapshot = SinkStats(**self._stats.as_dict())
-            snapshot.queued = len(self._queue) + len(self._retry_batch) + self._writing
-            return snapshot
+            queued = len(self._queue) + len(self._retry_batch) + self._writing
+            return dataclasses.replace(self._stats, queued=queued)
 
     # ------------------------------------------------------------------ hot path
 
