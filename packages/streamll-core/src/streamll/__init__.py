@@ -9,6 +9,8 @@ their plugins.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from streamll.config import configure
 from streamll.core import events
 from streamll.core.context import get_context, set_context
@@ -24,7 +26,6 @@ from streamll.errors import (
     UnknownSchemeError,
 )
 from streamll.hookspecs import hookimpl
-from streamll.instrument import instrument
 from streamll.sinks.base import BaseSink, Overflow
 from streamll.sinks.memory import MemorySink
 from streamll.sinks.registry import flush_all as _flush_all
@@ -32,7 +33,20 @@ from streamll.sinks.registry import running_sinks
 from streamll.sinks.stats import SinkStats
 from streamll.sinks.terminal import TerminalSink
 
+if TYPE_CHECKING:
+    from streamll.decorator import instrument
+
 __version__ = "0.2.0"
+
+
+def __getattr__(name: str) -> Any:
+    """``instrument`` imports DSPy, so it loads on first use: consumers and the CLI start fast."""
+    if name == "instrument":
+        from streamll.decorator import instrument
+
+        globals()["instrument"] = instrument
+        return instrument
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def flush(timeout: float | None = None) -> bool:
@@ -45,8 +59,15 @@ def flush(timeout: float | None = None) -> bool:
 
 
 def stats() -> dict[str, SinkStats]:
-    """Counters of every running sink, by sink name: received, delivered, dropped, retries, ..."""
-    return {sink.name: sink.stats for sink in running_sinks()}
+    """Counters of every running sink by sink name (``name#2`` for a second sink of the same name)."""
+    result: dict[str, SinkStats] = {}
+    for sink in running_sinks():
+        key, number = sink.name, 1
+        while key in result:
+            number += 1
+            key = f"{sink.name}#{number}"
+        result[key] = sink.stats
+    return result
 
 
 __all__ = [
