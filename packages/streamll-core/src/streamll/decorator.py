@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import logging
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -30,6 +31,8 @@ import dspy
 from streamll.config import resolve_sinks
 from streamll.core.spans import Span
 from streamll.streaming.bridge import RunCallback, TokenChannel, TokenRun, instrumented_module
+
+logger = logging.getLogger("streamll")
 
 M = TypeVar("M", bound=type)
 T = TypeVar("T")
@@ -85,6 +88,8 @@ class _Call:
         self._tokens: list[contextvars.Token[Any]] = []
         self._dspy_context: Any = None
         self._run: TokenRun | None = None
+        self.result: Any = None
+        """What the module returned (reported in the end event)."""
 
     def __enter__(self) -> _Call:
         self.span.open()
@@ -103,11 +108,12 @@ class _Call:
             self._dspy_context.__exit__(exc_type, exc, tb)
         for token in reversed(self._tokens):
             token.var.reset(token)
-        self.span.close(exc, None if exc is not None else {"outputs": _summary(self.result)})
+        try:
+            self.span.close(exc, None if exc is not None else {"outputs": _summary(self.result)})
+        except Exception:  # reporting must never replace the user's result or exception
+            logger.exception("streamll: could not emit the end event of %s", type(self.module).__name__)
         if self._run is not None and (unmatched := self._run.unmatched_fields()):
             _warn_unmatched(type(self.module), unmatched, self._run.outputs_seen)
-
-    result: Any = None
 
 
 _warned: set[tuple[type, frozenset[str]]] = set()
