@@ -1,0 +1,53 @@
+"""`streamll tail URL` prints events read back from a transport."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from streamll.cli import main
+from streamll.testing.contract import make_execution_events, write
+
+from .conftest import with_query
+
+pytestmark = pytest.mark.redis
+
+
+def test_tail_prints_readable_lines_and_wire_json(
+    redis_url: str, stream_key: str, make_sink: Callable[..., Any]
+) -> None:
+    url = with_query(redis_url, stream=stream_key)
+    execution, events = make_execution_events(3)
+    write(make_sink(url), events)
+
+    readable = CliRunner().invoke(main, ["tail", url, "--from-beginning", "--count", "5"])
+    assert readable.exit_code == 0, readable.output
+    assert readable.stdout.splitlines() == [
+        "[START] QA",
+        '[TOKEN] answer: " tok0"',
+        '[TOKEN] answer: " tok1"',
+        '[TOKEN] answer: " tok2"',
+        "[END] QA (1 ms)",
+    ]
+
+    tokens_only = CliRunner().invoke(
+        main, ["tail", url, "--from-beginning", "--type", "token", "--count", "3", "--json"]
+    )
+    assert tokens_only.exit_code == 0, tokens_only.output
+    bodies = [json.loads(line) for line in tokens_only.stdout.splitlines()]
+    assert [body["data"]["token"] for body in bodies] == [" tok0", " tok1", " tok2"]
+    assert {body["execution_id"] for body in bodies} == {execution.execution_id}
+
+
+def test_tail_with_a_group_acks_what_it_printed(redis_url: str, stream_key: str, make_sink: Callable[..., Any]) -> None:
+    url = with_query(redis_url, stream=stream_key)
+    _, events = make_execution_events(2)
+    write(make_sink(url), events)
+    first = CliRunner().invoke(main, ["tail", url, "--from-beginning", "--group", "cli", "--count", "2"])
+    rest = CliRunner().invoke(main, ["tail", url, "--from-beginning", "--group", "cli", "--count", "2", "--json"])
+    assert first.exit_code == 0 and rest.exit_code == 0, first.output + rest.output
+    assert [json.loads(line)["event_id"] for line in rest.stdout.splitlines()] == [e.event_id for e in events[2:]]
