@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-
 from streamll.cli import main
 from streamll.testing.contract import make_execution_events, write
 
