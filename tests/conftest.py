@@ -8,7 +8,6 @@ from collections.abc import Iterator
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import pytest
-
 import streamll
 from streamll.sinks.memory import MemorySink
 
@@ -16,7 +15,7 @@ pytest_plugins = ["tests.schema_check"]
 
 
 @pytest.fixture(scope="session")
-def lm_server() -> Iterator["OfflineLMServer"]:  # noqa: F821
+def lm_server() -> Iterator[OfflineLMServer]:  # noqa: F821
     """One offline OpenAI-compatible streaming server for the session."""
     from streamll.testing import OfflineLMServer
 

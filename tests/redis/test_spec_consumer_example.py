@@ -10,8 +10,8 @@ from typing import Any
 
 import dspy
 import pytest
-
 import streamll
+
 from tests.helpers import url_reachable
 
 pytestmark = pytest.mark.redis
@@ -35,7 +35,7 @@ async def test_documented_consumer_prints_the_streamed_tokens(
         code = code.replace(DOC_URL, redis_url)
         sink_url = redis_url
     namespace: dict[str, Any] = {}
-    example = eval(compile(code, str(DOC), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT), namespace)  # noqa: S307
+    example = eval(compile(code, str(DOC), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT), namespace)
     task = asyncio.ensure_future(example)
     try:
         loop = asyncio.get_running_loop()
