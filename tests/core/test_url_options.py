@@ -1,0 +1,164 @@
+"""streamll.url_options: the query-option converters, query parsing, sink options and URL masking plugins share."""
+
+from __future__ import annotations
+
+import pytest
+from streamll.errors import ConfigurationError
+from streamll.sinks.base import BaseSink, Overflow
+from streamll.url_options import (
+    SINK_OPTIONS,
+    OptionReader,
+    mask_url,
+    sink_arguments,
+)
+
+read = OptionReader("demo")
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("1", True), ("TRUE", True), (" yes ", True), ("on", True),
+    ("0", False), ("false", False), ("No", False), ("off", False),
+])  # fmt: skip
+def test_boolean(raw: str, expected: bool) -> None:
+    assert read.boolean("flag", raw) is expected
+
+
+def test_boolean_error_names_transport_option_and_words() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        read.boolean("flag", "perhaps")
+    message = str(caught.value)
+    assert message.startswith("demo URL option flag='perhaps' is not a boolean")
+    assert "expected one of 1, true, yes, on, 0, false, no, off" in message
+
+
+def test_integer_with_a_minimum() -> None:
+    assert read.integer("n", "0") == 0
+    assert read.integer("n", "7", minimum=1) == 7
+    assert read.at_least(2)("n", "2") == 2
+    with pytest.raises(ConfigurationError, match=r"demo URL option n='x': expected an integer"):
+        read.integer("n", "x")
+    with pytest.raises(ConfigurationError, match=r"demo URL option n='0': must be >= 1"):
+        read.at_least(1)("n", "0")
+    with pytest.raises(ConfigurationError, match="must be >= 0"):
+        read.integer("n", "-3")
+
+
+@pytest.mark.parametrize(("raw", "seconds"), [
+    ("30", 30.0), ("0", 0.0), ("0.5", 0.5), (".25", 0.25), ("500ms", 0.5), ("30s", 30.0),
+    ("5m", 300.0), ("2h", 7200.0), ("7d", 604800.0), (" 10 ms ", 0.01), ("-0", 0.0),
+])  # fmt: skip
+def test_seconds_take_plain_numbers_and_units(raw: str, seconds: float) -> None:
+    assert read.seconds("wait", raw) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ("soon", "is not a duration: expected a number of seconds, or a number with ms/s/m/h/d"),
+    ("", "is not a duration"),
+    ("5 weeks", "is not a duration"),
+    ("nan", "is not a duration"),
+    ("-1", "must be >= 0"),
+    ("-2s", "must be >= 0"),
+])  # fmt: skip
+def test_seconds_errors(raw: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        read.seconds("wait", raw)
+    assert str(caught.value).startswith(f"demo URL option wait={raw!r}")
+
+
+def test_text_must_not_be_empty() -> None:
+    assert read.text("name", "x") == "x"
+    with pytest.raises(ConfigurationError, match="demo URL option name is empty"):
+        read.text("name", "")
+
+
+def test_choice_matches_any_case_and_returns_the_listed_spelling() -> None:
+    mechanism = read.choice(("PLAIN", "SCRAM-SHA-256"))
+    assert mechanism("m", "scram-sha-256") == "SCRAM-SHA-256"
+    assert read.choice(("file", "memory"))("storage", " MEMORY ") == "memory"
+    with pytest.raises(ConfigurationError, match=r"demo URL option m='GSSAPI': expected one of PLAIN, SCRAM-SHA-256"):
+        mechanism("m", "GSSAPI")
+
+
+def test_source_names_where_the_value_came_from() -> None:
+    environment = OptionReader("demo", "environment variable")
+    with pytest.raises(ConfigurationError, match=r"^demo environment variable DEMO_FLAG='x' is not a boolean"):
+        environment.boolean("DEMO_FLAG", "x")
+
+
+def test_query_keeps_blank_values_and_decodes() -> None:
+    assert read.query("a=1&b=&c=x%2Fy", {"a", "b", "c"}) == {"a": "1", "b": "", "c": "x/y"}
+    assert read.query("", {"a"}) == {}
+
+
+def test_query_rejects_repeated_and_unknown_options() -> None:
+    with pytest.raises(ConfigurationError, match="demo URL option 'a' is given twice"):
+        read.query("a=1&a=2", {"a"})
+    with pytest.raises(ConfigurationError, match="unknown demo URL option 'z'; known options: a, b"):
+        read.query("z=1", {"b", "a"})
+
+
+def test_query_says_where_credentials_go() -> None:
+    with pytest.raises(ConfigurationError, match="unknown demo URL option 'password'"):
+        read.query("password=x", {"a"})
+    with pytest.raises(ConfigurationError, match=r"'password' is not supported: put credentials in the URL") as caught:
+        read.query("password=hunter2", {"a"}, credentials_hint="the URL (demo://user:password@host)")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_sink_options_are_taken_out_of_the_query_and_converted() -> None:
+    query = {
+        "buffer_size": "50",
+        "batch_size": "7",
+        "linger": "10ms",
+        "overflow": "spill",
+        "block_timeout": "2",
+        "spill_path": "/tmp/s",
+        "topic": "t",
+    }
+    options = read.sink_options(query)
+    assert options == {
+        "buffer_size": 50,
+        "batch_size": 7,
+        "linger": 0.01,
+        "overflow": "spill",
+        "block_timeout": 2.0,
+        "spill_path": "/tmp/s",
+    }
+    assert query == {"topic": "t"}
+    assert set(options) == set(SINK_OPTIONS)
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ({"buffer_size": "0"}, "buffer_size='0': must be >= 1"),
+    ({"batch_size": "many"}, "expected an integer"),
+    ({"linger": "soon"}, "is not a duration"),
+    ({"overflow": ""}, "overflow is empty"),
+])  # fmt: skip
+def test_bad_sink_options(query: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        read.sink_options(query)
+
+
+def test_sink_arguments_feed_base_sink() -> None:
+    from_url = read.sink_options({"buffer_size": "50", "overflow": "drop_newest", "linger": "0"})
+    arguments = sink_arguments(from_url, {"buffer_size": 9, "batch_size": None, "name": None}, default_name="demo:x")
+    assert arguments == {"buffer_size": 9, "overflow": "drop_newest", "linger": 0.0, "name": "demo:x"}
+    sink = BaseSink(**arguments)
+    assert (sink.name, sink.buffer_size, sink.overflow, sink.linger) == ("demo:x", 9, Overflow.DROP_NEWEST, 0.0)
+    assert sink_arguments({}, {"name": "mine"}, default_name="demo:x")["name"] == "mine"
+    assert sink_arguments({"name": "from-url"}, {}, default_name="demo:x")["name"] == "from-url"
+
+
+@pytest.mark.parametrize(("url", "masked"), [
+    ("redis://u:s3cret@h:1/0", "redis://u:***@h:1/0"),
+    ("rediss://:s3cret@h", "rediss://:***@h"),
+    ("redis://app:s3cret/with/slash@h", "redis://app:***@h"),
+    ("kafka://u:pa#ss@h:9092?topic=t", "kafka://u:***@h:9092?topic=t"),
+    ("kafka://h?sasl_password=s3cret&topic=t", "kafka://h?sasl_password=***&topic=t"),
+    ("nats://h?token=s3cret", "nats://h?token=***"),
+    ("redis://u@h", "redis://u@h"),
+    ("redis://h:6379/0", "redis://h:6379/0"),
+    ("not a url", "not a url"),
+])  # fmt: skip
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
