@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Unpack
 
 import redis.asyncio as aioredis
 from streamll.core.events import Event
-from streamll.sinks.base import BaseSink, Overflow
+from streamll.sinks.base import BaseSink
+from streamll.url_options import SinkOptions, sink_arguments
 
 from streamll_redis.client import close_client, make_client
 from streamll_redis.entries import entry_fields
@@ -28,6 +30,7 @@ class RedisSink(BaseSink):
 
     Options come from the URL (``redis://host:6379/0?stream=KEY&maxlen=N``,
     see ``streamll_redis.url``); keyword arguments given here win over it.
+    ``sink_options`` are ``BaseSink``'s (``buffer_size``, ``overflow``, ...).
     """
 
     batch_size = 500
@@ -39,27 +42,13 @@ class RedisSink(BaseSink):
         stream: str | None = None,
         maxlen: int | None = None,
         approximate: bool | None = None,
-        name: str | None = None,
-        buffer_size: int | None = None,
-        batch_size: int | None = None,
-        linger: float | None = None,
-        overflow: Overflow | str | None = None,
-        block_timeout: float | None = None,
-        spill_path: str | None = None,
+        **sink_options: Unpack[SinkOptions],
     ) -> None:
         options = parse_redis_url(url)
         changes = {"stream": stream, "maxlen": maxlen, "approximate": approximate}
         options = options.replace(**{key: value for key, value in changes.items() if value is not None})
-        given = {
-            "buffer_size": buffer_size,
-            "batch_size": batch_size,
-            "linger": linger,
-            "overflow": overflow,
-            "block_timeout": block_timeout,
-            "spill_path": spill_path,
-        }
-        sink_options = {**options.sink_options, **{key: value for key, value in given.items() if value is not None}}
-        super().__init__(name=name or f"redis:{options.stream}@{options.location}/{options.db}", **sink_options)
+        default_name = f"redis:{options.stream}@{options.location}/{options.db}"
+        super().__init__(**sink_arguments(options.sink_options, sink_options, default_name=default_name))
         self.options: RedisOptions = options
         self._client: aioredis.Redis | None = None
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from streamll.errors import ConfigurationError
+from streamll.url_options import SINK_OPTIONS, Converter, OptionReader, mask_url
 
 SCHEMES = ("redis", "rediss", "unix")
 """URL schemes this plugin serves (``rediss`` is Redis over TLS, ``unix`` a local socket)."""
@@ -34,105 +35,35 @@ PASSWORD_ENV_VARS = ("STREAMLL_REDIS_PASSWORD", "REDIS_PASSWORD")
 """Where the password comes from when the URL has none, first match wins."""
 CERT_REQS = ("none", "optional", "required")
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
+_read = OptionReader("redis")
 
-
-def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (safe to log, even when it does not parse)."""
-    scheme_end = url.find("://")
-    if scheme_end < 0:
-        return url
-    start = scheme_end + 3
-    at = url.rfind("@", start)
-    if at < 0:
-        return url
-    colon = url.find(":", start, at)
-    if colon < 0:
-        return url
-    return f"{url[: colon + 1]}***{url[at:]}"
-
-
-def _boolean(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigurationError(f"redis URL option {name}={raw!r}: expected one of {', '.join(_TRUE + _FALSE)}")
-
-
-def _integer(name: str, raw: str, minimum: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"redis URL option {name}={raw!r}: expected an integer") from None
-    if value < minimum:
-        raise ConfigurationError(f"redis URL option {name}={raw!r}: must be >= {minimum}")
-    return value
-
-
-def _seconds(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"redis URL option {name}={raw!r}: expected a number of seconds") from None
-    if value < 0:
-        raise ConfigurationError(f"redis URL option {name}={raw!r}: must be >= 0")
-    return value
-
-
-def _text(name: str, raw: str) -> str:
-    if not raw:
-        raise ConfigurationError(f"redis URL option {name} is empty")
-    return raw
-
-
-def _cert_reqs(name: str, raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in CERT_REQS:
-        raise ConfigurationError(f"redis URL option {name}={raw!r}: expected one of {', '.join(CERT_REQS)}")
-    return value
-
-
-_Parser = Callable[[str, str], Any]
-
-_CONNECTION_OPTIONS: dict[str, _Parser] = {
-    "db": lambda name, raw: _integer(name, raw, 0),
-    "stream": _text,
-    "maxlen": lambda name, raw: _integer(name, raw, 0),
-    "approximate": _boolean,
-    "socket_timeout": _seconds,
-    "socket_connect_timeout": _seconds,
-    "client_name": _text,
-    "group": _text,
-    "consumer": _text,
-    "from_beginning": _boolean,
-    "count": lambda name, raw: _integer(name, raw, 1),
+_CONNECTION_OPTIONS: dict[str, Converter[Any]] = {
+    "db": _read.at_least(0),
+    "stream": _read.text,
+    "maxlen": _read.at_least(0),
+    "approximate": _read.boolean,
+    "socket_timeout": _read.seconds,
+    "socket_connect_timeout": _read.seconds,
+    "client_name": _read.text,
+    "group": _read.text,
+    "consumer": _read.text,
+    "from_beginning": _read.boolean,
+    "count": _read.at_least(1),
 }
 """Options that become :class:`RedisOptions` fields."""
 
-_TLS_OPTIONS: dict[str, _Parser] = {
-    "ssl_ca_certs": _text,
-    "ssl_ca_path": _text,
-    "ssl_certfile": _text,
-    "ssl_keyfile": _text,
-    "ssl_cert_reqs": _cert_reqs,
-    "ssl_check_hostname": _boolean,
+_TLS_OPTIONS: dict[str, Converter[Any]] = {
+    "ssl_ca_certs": _read.text,
+    "ssl_ca_path": _read.text,
+    "ssl_certfile": _read.text,
+    "ssl_keyfile": _read.text,
+    "ssl_cert_reqs": _read.choice(CERT_REQS),
+    "ssl_check_hostname": _read.boolean,
 }
 """TLS options, only valid with ``rediss://``."""
 
-SINK_OPTIONS: dict[str, _Parser] = {
-    "buffer_size": lambda name, raw: _integer(name, raw, 1),
-    "batch_size": lambda name, raw: _integer(name, raw, 1),
-    "linger": _seconds,
-    "overflow": _text,
-    "block_timeout": _seconds,
-    "spill_path": _text,
-}
-"""``BaseSink`` options a sink URL may carry (``?buffer_size=50000&overflow=spill``)."""
-
 KNOWN_OPTIONS = tuple(sorted({*_CONNECTION_OPTIONS, *_TLS_OPTIONS, *SINK_OPTIONS}))
+"""Every query option a Redis URL accepts (``SINK_OPTIONS`` are ``BaseSink``'s, see ``streamll.url_options``)."""
 
 
 @dataclass(frozen=True)
@@ -242,22 +173,6 @@ class RedisOptions:
         return f"RedisOptions({self.display_url!r})"
 
 
-def _query(query: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
-        if name in pairs:
-            raise ConfigurationError(f"redis URL option {name!r} is given twice")
-        if name not in KNOWN_OPTIONS:
-            if name in ("password", "username", "user"):
-                raise ConfigurationError(
-                    f"redis URL option {name!r} is not supported: put credentials in the URL "
-                    f"(redis://user:password@host) or in ${PASSWORD_ENV_VARS[0]}"
-                )
-            raise ConfigurationError(f"unknown redis URL option {name!r}; known options: {', '.join(KNOWN_OPTIONS)}")
-        pairs[name] = value
-    return pairs
-
-
 def _credentials(netloc: str, environ: Mapping[str, str]) -> tuple[str | None, str | None, str | None]:
     """(username, password, where the password came from)."""
     username = password = source = None
@@ -289,7 +204,12 @@ def parse_redis_url(url: str, environ: Mapping[str, str] | None = None) -> Redis
         raise ConfigurationError(f"redis URL must start with one of {', '.join(s + '://' for s in SCHEMES)}")
     if parts.fragment:
         raise ConfigurationError(f"redis URL {mask_url(url)!r} has a '#' part; percent-encode '#' in passwords as %23")
-    query = _query(parts.query)
+    query = _read.query(
+        parts.query,
+        KNOWN_OPTIONS,
+        credentials_hint=f"the URL (redis://user:password@host) or in ${PASSWORD_ENV_VARS[0]}",
+    )
+    sink_options = _read.sink_options(query)
     username, password, source = _credentials(parts.netloc, environ)
     values: dict[str, Any] = {"scheme": scheme, "username": username, "password": password, "password_source": source}
 
@@ -310,13 +230,10 @@ def parse_redis_url(url: str, environ: Mapping[str, str] | None = None) -> Redis
         if db_path:
             if "db" in query:
                 raise ConfigurationError("give the redis database either in the path (/1) or as ?db=1, not both")
-            values["db"] = _integer("db (the URL path)", db_path, 0)
+            values["db"] = _read.integer("db (the URL path)", db_path, 0)
 
-    sink_options: dict[str, Any] = {}
     for name, raw in query.items():
-        if name in SINK_OPTIONS:
-            sink_options[name] = SINK_OPTIONS[name](name, raw)
-        elif name in _TLS_OPTIONS:
+        if name in _TLS_OPTIONS:
             if scheme != "rediss":
                 raise ConfigurationError(f"redis URL option {name!r} needs a rediss:// (TLS) URL")
             values[name] = _TLS_OPTIONS[name](name, raw)
