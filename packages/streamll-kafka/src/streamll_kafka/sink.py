@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Unpack
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from streamll.core.events import Event
-from streamll.sinks.base import BaseSink, Overflow
+from streamll.sinks.base import BaseSink
+from streamll.url_options import SinkOptions, sink_arguments
 
 from streamll_kafka.client import producer_kwargs
 from streamll_kafka.records import record_headers, record_key, record_value
@@ -43,6 +44,7 @@ class KafkaSink(BaseSink):
 
     Options come from the URL (``kafka://host:9092?topic=NAME&acks=all``, see
     ``streamll_kafka.url``); keyword arguments given here win over it.
+    ``sink_options`` are ``BaseSink``'s (``buffer_size``, ``overflow``, ...).
     """
 
     batch_size = 500
@@ -52,28 +54,13 @@ class KafkaSink(BaseSink):
         url: str = DEFAULT_URL,
         *,
         topic: str | None = None,
-        name: str | None = None,
-        buffer_size: int | None = None,
-        batch_size: int | None = None,
-        linger: float | None = None,
-        overflow: Overflow | str | None = None,
-        block_timeout: float | None = None,
-        spill_path: str | None = None,
+        **sink_options: Unpack[SinkOptions],
     ) -> None:
         options = parse_kafka_url(url)
         if topic is not None:
             options = options.replace(topic=topic)
-        given = {
-            "buffer_size": buffer_size,
-            "batch_size": batch_size,
-            "linger": linger,
-            "overflow": overflow,
-            "block_timeout": block_timeout,
-            "spill_path": spill_path,
-        }
-        sink_options = {**options.sink_options, **{key: value for key, value in given.items() if value is not None}}
-        servers = ",".join(options.bootstrap_servers)
-        super().__init__(name=name or f"kafka:{options.topic}@{servers}", **sink_options)
+        default_name = f"kafka:{options.topic}@{','.join(options.bootstrap_servers)}"
+        super().__init__(**sink_arguments(options.sink_options, sink_options, default_name=default_name))
         self.options: KafkaOptions = options
         self._producer: AIOKafkaProducer | None = None
         self._partitioner = DefaultPartitioner()

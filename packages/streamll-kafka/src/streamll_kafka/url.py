@@ -19,9 +19,10 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from streamll.errors import ConfigurationError
+from streamll.url_options import SINK_OPTIONS, Converter, OptionReader, mask_url
 
 SCHEMES = ("kafka", "kafka+ssl")
 """URL schemes this plugin serves; ``kafka+ssl`` turns TLS on."""
@@ -46,75 +47,9 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
 }
 """Environment variables read for an option the URL does not set, first match wins."""
 
-_SECRETS = ("sasl_password", "ssl_password")
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
-
 Acks = Literal[0, 1, "all"]
 
-
-def mask_url(url: str) -> str:
-    """``url`` with passwords replaced by ``***`` (safe to log, even when it does not parse)."""
-    scheme_end = url.find("://")
-    if scheme_end >= 0:
-        start = scheme_end + 3
-        end = len(url)
-        for stop in "/?#":
-            found = url.find(stop, start)
-            if found >= 0:
-                end = min(end, found)
-        at = url.rfind("@", start, end)
-        colon = url.find(":", start, at) if at >= 0 else -1
-        if colon >= 0:
-            url = f"{url[: colon + 1]}***{url[at:]}"
-    for secret in _SECRETS:
-        marker = f"{secret}="
-        position = url.find(marker)
-        while position >= 0:
-            value_start = position + len(marker)
-            value_end = url.find("&", value_start)
-            value_end = len(url) if value_end < 0 else value_end
-            url = f"{url[:value_start]}***{url[value_end:]}"
-            position = url.find(marker, value_start + 3)
-    return url
-
-
-# ---------------------------------------------------------------------------- value parsers
-
-
-def _boolean(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigurationError(f"kafka URL option {name}={raw!r}: expected one of {', '.join(_TRUE + _FALSE)}")
-
-
-def _integer(name: str, raw: str, minimum: int = 0) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"kafka URL option {name}={raw!r}: expected an integer") from None
-    if value < minimum:
-        raise ConfigurationError(f"kafka URL option {name}={raw!r}: must be >= {minimum}")
-    return value
-
-
-def _seconds(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"kafka URL option {name}={raw!r}: expected a number of seconds") from None
-    if value < 0:
-        raise ConfigurationError(f"kafka URL option {name}={raw!r}: must be >= 0")
-    return value
-
-
-def _text(name: str, raw: str) -> str:
-    if not raw:
-        raise ConfigurationError(f"kafka URL option {name} is empty")
-    return raw
+_read = OptionReader("kafka")
 
 
 def _acks(name: str, raw: str) -> Acks:
@@ -125,92 +60,79 @@ def _acks(name: str, raw: str) -> Acks:
         return 0
     if value == "1":
         return 1
-    raise ConfigurationError(f"kafka URL option {name}={raw!r}: expected all (or -1), 1 or 0")
+    raise _read.error(name, raw, ": expected all (or -1), 1 or 0")
+
+
+_codec = _read.choice(COMPRESSIONS)
 
 
 def _compression(name: str, raw: str) -> str | None:
-    value = raw.strip().lower()
-    if value not in COMPRESSIONS:
-        raise ConfigurationError(f"kafka URL option {name}={raw!r}: expected one of {', '.join(COMPRESSIONS)}")
+    value = _codec(name, raw)
     return None if value == "none" else value
 
 
-def _choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
-    def parse(name: str, raw: str) -> str:
-        value = raw.strip().upper()
-        if value not in choices:
-            raise ConfigurationError(f"kafka option {name}={raw!r}: expected one of {', '.join(choices)}")
-        return value
+def _security_options(read: OptionReader) -> dict[str, Converter[Any]]:
+    """TLS and SASL options, with errors that say where the value came from."""
 
-    return parse
+    def existing_file(name: str, raw: str) -> str:
+        path = os.path.expanduser(read.text(name, raw))
+        if not os.path.isfile(path):
+            raise ConfigurationError(f"kafka {read.source} {name}: no such file {path!r}")
+        return path
+
+    return {
+        "security_protocol": read.choice(SECURITY_PROTOCOLS),
+        "ssl": read.boolean,
+        "ssl_cafile": existing_file,
+        "ssl_certfile": existing_file,
+        "ssl_keyfile": existing_file,
+        "ssl_password": read.text,
+        "ssl_check_hostname": read.boolean,
+        "sasl_mechanism": read.choice(SASL_MECHANISMS),
+        "sasl_username": read.text,
+        "sasl_password": read.text,
+    }
 
 
-def _existing_file(name: str, raw: str) -> str:
-    path = os.path.expanduser(_text(name, raw))
-    if not os.path.isfile(path):
-        raise ConfigurationError(f"kafka option {name}: no such file {path!r}")
-    return path
-
-
-_Parser = Callable[[str, str], Any]
-
-CONNECTION_OPTIONS: dict[str, _Parser] = {
-    "topic": _text,
-    "client_id": _text,
-    "request_timeout_ms": lambda name, raw: _integer(name, raw, 1),
-    "metadata_max_age_ms": lambda name, raw: _integer(name, raw, 1),
+CONNECTION_OPTIONS: dict[str, Converter[Any]] = {
+    "topic": _read.text,
+    "client_id": _read.text,
+    "request_timeout_ms": _read.at_least(1),
+    "metadata_max_age_ms": _read.at_least(1),
 }
 """Options both sides use."""
 
-SECURITY_OPTIONS: dict[str, _Parser] = {
-    "security_protocol": _choice(SECURITY_PROTOCOLS),
-    "ssl": _boolean,
-    "ssl_cafile": _existing_file,
-    "ssl_certfile": _existing_file,
-    "ssl_keyfile": _existing_file,
-    "ssl_password": _text,
-    "ssl_check_hostname": _boolean,
-    "sasl_mechanism": _choice(SASL_MECHANISMS),
-    "sasl_username": _text,
-    "sasl_password": _text,
-}
+SECURITY_OPTIONS = _security_options(_read)
 """TLS and SASL options (also read from :data:`ENV_VARS`)."""
 
-PRODUCER_OPTIONS: dict[str, _Parser] = {
+_ENV_SECURITY_OPTIONS = _security_options(OptionReader("kafka", "environment variable"))
+
+PRODUCER_OPTIONS: dict[str, Converter[Any]] = {
     "acks": _acks,
-    "linger_ms": lambda name, raw: _integer(name, raw, 0),
+    "linger_ms": _read.at_least(0),
     "compression": _compression,
     "compression_type": _compression,
-    "enable_idempotence": _boolean,
-    "max_batch_size": lambda name, raw: _integer(name, raw, 1),
+    "enable_idempotence": _read.boolean,
+    "max_batch_size": _read.at_least(1),
 }
 """Producer options (a consumer given the same URL ignores them)."""
 
-CONSUMER_OPTIONS: dict[str, _Parser] = {
-    "group": _text,
-    "from_beginning": _boolean,
-    "fetch_max_wait_ms": lambda name, raw: _integer(name, raw, 0),
-    "session_timeout_ms": lambda name, raw: _integer(name, raw, 1),
-    "heartbeat_interval_ms": lambda name, raw: _integer(name, raw, 1),
-    "rebalance_timeout_ms": lambda name, raw: _integer(name, raw, 1),
-    "max_poll_interval_ms": lambda name, raw: _integer(name, raw, 1),
-    "start_timeout": _seconds,
+CONSUMER_OPTIONS: dict[str, Converter[Any]] = {
+    "group": _read.text,
+    "from_beginning": _read.boolean,
+    "fetch_max_wait_ms": _read.at_least(0),
+    "session_timeout_ms": _read.at_least(1),
+    "heartbeat_interval_ms": _read.at_least(1),
+    "rebalance_timeout_ms": _read.at_least(1),
+    "max_poll_interval_ms": _read.at_least(1),
+    "start_timeout": _read.seconds,
 }
 """Consumer options (a sink given the same URL ignores them)."""
-
-SINK_OPTIONS: dict[str, _Parser] = {
-    "buffer_size": lambda name, raw: _integer(name, raw, 1),
-    "batch_size": lambda name, raw: _integer(name, raw, 1),
-    "linger": _seconds,
-    "overflow": _text,
-    "block_timeout": _seconds,
-    "spill_path": _text,
-}
-"""``BaseSink`` options a sink URL may carry (``?buffer_size=50000&overflow=spill``)."""
 
 KNOWN_OPTIONS = tuple(
     sorted({*CONNECTION_OPTIONS, *SECURITY_OPTIONS, *PRODUCER_OPTIONS, *CONSUMER_OPTIONS, *SINK_OPTIONS})
 )
+"""Every query option a Kafka URL accepts (``SINK_OPTIONS`` are ``BaseSink``'s, see ``streamll.url_options``)."""
 
 
 # ---------------------------------------------------------------------------- the options
@@ -330,22 +252,6 @@ class KafkaOptions:
 # ---------------------------------------------------------------------------- parsing
 
 
-def _query(query: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
-        if name in pairs:
-            raise ConfigurationError(f"kafka URL option {name!r} is given twice")
-        if name not in KNOWN_OPTIONS:
-            if name in ("password", "username", "user"):
-                raise ConfigurationError(
-                    f"kafka URL option {name!r} is not supported: put credentials in the URL "
-                    "(kafka+ssl://user:password@host) or in STREAMLL_KAFKA_SASL_USERNAME / STREAMLL_KAFKA_SASL_PASSWORD"
-                )
-            raise ConfigurationError(f"unknown kafka URL option {name!r}; known options: {', '.join(KNOWN_OPTIONS)}")
-        pairs[name] = value
-    return pairs
-
-
 def _servers(hostports: str) -> tuple[str, ...]:
     servers: list[str] = []
     for item in hostports.split(","):
@@ -404,7 +310,13 @@ def parse_kafka_url(url: str, environ: Mapping[str, str] | None = None) -> Kafka
         raise ConfigurationError(f"kafka URL {mask_url(url)!r} has a '#' part; percent-encode '#' in passwords as %23")
     if parts.path.strip("/"):
         raise ConfigurationError(f"kafka URL {mask_url(url)!r} has a path; name the topic with ?topic=NAME")
-    query = _query(parts.query)
+    query = _read.query(
+        parts.query,
+        KNOWN_OPTIONS,
+        credentials_hint="the URL (kafka+ssl://user:password@host) or in "
+        "STREAMLL_KAFKA_SASL_USERNAME / STREAMLL_KAFKA_SASL_PASSWORD",
+    )
+    sink_options = _read.sink_options(query)
     userinfo, _, hostports = parts.netloc.rpartition("@")
     values: dict[str, Any] = {"bootstrap_servers": _servers(hostports) or (f"localhost:{DEFAULT_PORT}",)}
     if userinfo:
@@ -415,11 +327,7 @@ def parse_kafka_url(url: str, environ: Mapping[str, str] | None = None) -> Kafka
             values["sasl_password"] = unquote(secret)
             values["credential_source"] = "url"
 
-    sink_options: dict[str, Any] = {}
     for name, raw in query.items():
-        if name in SINK_OPTIONS:
-            sink_options[name] = SINK_OPTIONS[name](name, raw)
-            continue
         parser = {**CONNECTION_OPTIONS, **SECURITY_OPTIONS, **PRODUCER_OPTIONS, **CONSUMER_OPTIONS}[name]
         key = "compression" if name == "compression_type" else name
         if key in values and name in ("sasl_username", "sasl_password"):
@@ -441,7 +349,7 @@ def parse_kafka_url(url: str, environ: Mapping[str, str] | None = None) -> Kafka
         if found is None:
             continue
         raw, variable = found
-        values[name] = SECURITY_OPTIONS[name](variable, raw)
+        values[name] = _ENV_SECURITY_OPTIONS[name](variable, raw)
         if name == "sasl_password":
             values["credential_source"] = variable
 
