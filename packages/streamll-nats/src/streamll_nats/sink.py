@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Unpack
 
 from nats.aio.client import Client
 from nats.js.api import PubAck
@@ -14,6 +14,7 @@ from streamll.core.events import Event
 from streamll.core.serialization import encode_event
 from streamll.errors import ConfigurationError
 from streamll.sinks.base import BaseSink
+from streamll.url_options import SinkOptions, sink_arguments
 
 from streamll_nats.jetstream import connect, ensure_stream
 from streamll_nats.publisher import AckPublisher
@@ -58,7 +59,8 @@ class NatsSink(BaseSink):
     """Publishes events to a NATS JetStream stream.
 
     ``NatsSink("nats://127.0.0.1:4222?subject=streamll.events&stream=STREAMLL")``
-    (see :func:`streamll_nats.url.parse_url` for every option). Each batch is
+    (see :func:`streamll_nats.url.parse_url` for every option; keyword
+    ``sink_options`` are ``BaseSink``'s and win over the URL's). Each batch is
     published with every message in flight at once (up to ``max_in_flight``)
     and counts as delivered when JetStream acknowledged every message. Every
     message carries ``Nats-Msg-Id: <event_id>``, so a batch retried after an
@@ -74,12 +76,11 @@ class NatsSink(BaseSink):
         *,
         subject: str | None = None,
         stream: str | None = None,
-        **sink_options: Any,
+        **sink_options: Unpack[SinkOptions],
     ) -> None:
         options = parse_url(url).with_destination(subject=subject, stream=stream)
-        merged = {**options.sink_options, **sink_options}
-        name = merged.pop("name", None) or f"nats:{options.stream}/{options.subject}"
-        super().__init__(name=name, **merged)
+        default_name = f"nats:{options.stream}/{options.subject}"
+        super().__init__(**sink_arguments(options.sink_options, sink_options, default_name=default_name))
         self.options: NatsOptions = options
         self.duplicates = 0
         """Publishes JetStream reported as duplicates (an event sent again within the duplicate window)."""

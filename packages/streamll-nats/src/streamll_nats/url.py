@@ -18,9 +18,10 @@ import re
 import ssl
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from streamll.errors import ConfigurationError
+from streamll.url_options import SINK_OPTIONS, Converter, OptionReader
 
 DEFAULT_SUBJECT = "streamll.events"
 DEFAULT_STREAM = "STREAMLL"
@@ -30,77 +31,18 @@ SCHEMES = ("nats", "tls")
 RETENTIONS = ("limits", "interest", "workqueue")
 STORAGES = ("file", "memory")
 
-_SINK_OPTIONS = ("batch_size", "buffer_size", "linger", "overflow", "block_timeout", "spill_path", "name")
-_CONSUMER_OPTIONS = ("durable", "from_beginning", "ack_wait", "fetch_batch", "inactive_threshold")
-_STREAM_OPTIONS = (
-    "subjects",
-    "retention",
-    "storage",
-    "max_age",
-    "max_msgs",
-    "max_bytes",
-    "replicas",
-    "duplicate_window",
-    "create",
-)
-_CLIENT_OPTIONS = (
-    "subject",
-    "stream",
-    "token",
-    "creds",
-    "nkey",
-    "tls_ca",
-    "tls_cert",
-    "tls_key",
-    "tls_hostname",
-    "client_name",
-    "connect_timeout",
-    "ack_timeout",
-    "max_in_flight",
-)
-KNOWN_OPTIONS = frozenset(_SINK_OPTIONS + _CONSUMER_OPTIONS + _STREAM_OPTIONS + _CLIENT_OPTIONS)
-"""Every query option a NATS URL accepts."""
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _STREAM_NAME = re.compile(r"^[^\s.*>/\\]+$")
 _SUBJECT_TOKEN = re.compile(r"^[^\s.]+$")
 
 MASK = "***"
 
 
+_read = OptionReader("NATS")
+
+
 def parse_duration(value: str, option: str) -> float:
     """Seconds from ``"30"``, ``"0.5"``, ``"500ms"``, ``"30s"``, ``"5m"``, ``"2h"`` or ``"7d"``."""
-    match = _DURATION.match(value)
-    if match is None:
-        raise ConfigurationError(f"{option}={value!r} is not a duration (seconds, or a number with ms/s/m/h/d)")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def _parse_int(value: str, option: str, minimum: int = 0) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigurationError(f"{option}={value!r} is not an integer") from None
-    if number < minimum:
-        raise ConfigurationError(f"{option} must be >= {minimum}, got {number}")
-    return number
-
-
-def _parse_bool(value: str, option: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ConfigurationError(f"{option}={value!r} is not a boolean (true/false)")
-
-
-def _choice(value: str, option: str, choices: tuple[str, ...]) -> str:
-    lowered = value.strip().lower()
-    if lowered not in choices:
-        raise ConfigurationError(f"{option}={value!r}: choose one of {', '.join(choices)}")
-    return lowered
+    return _read.seconds(option, value)
 
 
 def validate_subject(subject: str, option: str = "subject", *, wildcards: bool = False) -> str:
@@ -134,6 +76,63 @@ def subject_matches(pattern: str, subject: str) -> bool:
         if index >= len(tokens) or (token != "*" and token != tokens[index]):
             return False
     return len(tokens) == len(wanted)
+
+
+def _subjects(name: str, raw: str) -> tuple[str, ...]:
+    subjects = tuple(subject.strip() for subject in raw.split(",") if subject.strip())
+    if not subjects:
+        raise ConfigurationError(f"{name}= needs at least one subject")
+    return tuple(validate_subject(subject, name, wildcards=True) for subject in subjects)
+
+
+def _verbatim(name: str, raw: str) -> str:
+    return raw
+
+
+def _durable(name: str, raw: str) -> str | None:
+    return raw or None
+
+
+_STREAM_OPTIONS: dict[str, Converter[Any]] = {
+    "subjects": _subjects,
+    "retention": _read.choice(RETENTIONS),
+    "storage": _read.choice(STORAGES),
+    "max_age": _read.seconds,
+    "max_msgs": _read.at_least(1),
+    "max_bytes": _read.at_least(1),
+    "replicas": _read.at_least(1),
+    "duplicate_window": _read.seconds,
+    "create": _read.boolean,
+}
+"""Options that become :class:`StreamSettings` fields (used when the sink creates the stream)."""
+
+_CONSUMER_OPTIONS: dict[str, Converter[Any]] = {
+    "durable": _durable,
+    "from_beginning": _read.boolean,
+    "ack_wait": _read.seconds,
+    "fetch_batch": _read.at_least(1),
+    "inactive_threshold": _read.seconds,
+}
+"""Options that go to :attr:`NatsOptions.consumer_options`."""
+
+_CLIENT_OPTIONS: dict[str, Converter[Any]] = {
+    "subject": lambda name, raw: validate_subject(raw, name),
+    "stream": lambda name, raw: validate_stream_name(raw),
+    "creds": _read.text,
+    "nkey": _read.text,
+    "tls_ca": _read.text,
+    "tls_cert": _read.text,
+    "tls_key": _read.text,
+    "tls_hostname": _read.text,
+    "client_name": _verbatim,
+    "connect_timeout": _read.seconds,
+    "ack_timeout": _read.seconds,
+    "max_in_flight": _read.at_least(1),
+}
+"""Options that become :class:`NatsOptions` fields (``token`` is read with the URL's credentials)."""
+
+KNOWN_OPTIONS = frozenset({*SINK_OPTIONS, "name", "token", *_STREAM_OPTIONS, *_CONSUMER_OPTIONS, *_CLIENT_OPTIONS})
+"""Every query option a NATS URL accepts (``SINK_OPTIONS`` are ``BaseSink``'s, see ``streamll.url_options``)."""
 
 
 @dataclass(frozen=True)
@@ -262,9 +261,11 @@ def _servers(netloc: str, secure: bool) -> tuple[tuple[str, ...], str | None, st
             name, port = host, str(DEFAULT_PORT)
         if not name:
             raise ConfigurationError(f"NATS URL host {host!r} has no name")
-        number = _parse_int(port, "port", minimum=1)
-        if number > 65535:
-            raise ConfigurationError(f"port {number} is out of range")
+        if not port.isdigit():
+            raise ConfigurationError(f"NATS URL port {port!r} is not an integer")
+        number = int(port)
+        if not 0 < number < 65536:
+            raise ConfigurationError(f"NATS URL port {number} is out of range (1-65535)")
         servers.append(f"{scheme}://{name}:{number}")
     user: str | None = None
     password: str | None = None
@@ -295,11 +296,14 @@ def parse_url(url: str) -> NatsOptions:
         raise ConfigurationError(
             f"NATS URLs take no path ({parts.path!r}); put the subject in ?subject=... and the stream in ?stream=..."
         )
-    query: dict[str, str] = {}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key in query:
-            raise ConfigurationError(f"NATS URL option {key!r} is given twice")
-        query[key] = value
+    query = _read.query(
+        parts.query,
+        KNOWN_OPTIONS,
+        credentials_hint="the URL (nats://user:password@host or nats://token@host) or in NATS_USER / NATS_PASSWORD",
+    )
+    sink_options = _read.sink_options(query)
+    if "name" in query:
+        sink_options["name"] = query.pop("name")
 
     secure = scheme == "tls" or any(key in query for key in ("tls_ca", "tls_cert", "tls_key"))
     servers, user, password = _servers(parts.netloc, secure)
@@ -312,58 +316,11 @@ def parse_url(url: str) -> NatsOptions:
         user, password = _env("NATS_USER"), _env("NATS_PASSWORD")
         token = _env("NATS_TOKEN") if user is None else None
 
-    stream_settings: dict[str, Any] = {}
-    options: dict[str, Any] = {}
-    sink_options: dict[str, Any] = {}
-    consumer_options: dict[str, Any] = {}
-    for key, value in query.items():
-        if key == "subject":
-            options["subject"] = validate_subject(value)
-        elif key == "stream":
-            options["stream"] = validate_stream_name(value)
-        elif key == "subjects":
-            subjects = tuple(s.strip() for s in value.split(",") if s.strip())
-            if not subjects:
-                raise ConfigurationError("subjects= needs at least one subject")
-            stream_settings["subjects"] = tuple(validate_subject(s, "subjects", wildcards=True) for s in subjects)
-        elif key == "retention":
-            stream_settings["retention"] = _choice(value, key, RETENTIONS)
-        elif key == "storage":
-            stream_settings["storage"] = _choice(value, key, STORAGES)
-        elif key in ("max_age", "duplicate_window"):
-            stream_settings[key] = parse_duration(value, key)
-        elif key in ("max_msgs", "max_bytes") or key == "replicas":
-            stream_settings[key] = _parse_int(value, key, minimum=1)
-        elif key == "create":
-            stream_settings["create"] = _parse_bool(value, key)
-        elif key in ("creds", "nkey", "tls_ca", "tls_cert", "tls_key", "tls_hostname"):
-            if not value:
-                raise ConfigurationError(f"{key}= needs a value")
-            options[key] = value
-        elif key == "client_name":
-            options["client_name"] = value
-        elif key in ("connect_timeout", "ack_timeout"):
-            options[key] = parse_duration(value, key)
-        elif key == "max_in_flight":
-            options[key] = _parse_int(value, key, minimum=1)
-        elif key in ("batch_size", "buffer_size"):
-            sink_options[key] = _parse_int(value, key, minimum=1)
-        elif key in ("linger", "block_timeout"):
-            sink_options[key] = parse_duration(value, key)
-        elif key in ("overflow", "spill_path", "name"):
-            sink_options[key] = value
-        elif key == "durable":
-            consumer_options[key] = value or None
-        elif key == "from_beginning":
-            consumer_options[key] = _parse_bool(value, key)
-        elif key in ("ack_wait", "inactive_threshold"):
-            consumer_options[key] = parse_duration(value, key)
-        elif key == "fetch_batch":
-            consumer_options[key] = _parse_int(value, key, minimum=1)
-        else:
-            raise ConfigurationError(
-                f"unknown NATS URL option {key!r}; known options: {', '.join(sorted(KNOWN_OPTIONS))}"
-            )
+    stream_settings = {key: _STREAM_OPTIONS[key](key, value) for key, value in query.items() if key in _STREAM_OPTIONS}
+    consumer_options = {
+        key: _CONSUMER_OPTIONS[key](key, value) for key, value in query.items() if key in _CONSUMER_OPTIONS
+    }
+    options = {key: _CLIENT_OPTIONS[key](key, value) for key, value in query.items() if key in _CLIENT_OPTIONS}
 
     if "creds" not in options and _env("NATS_CREDS"):
         options["creds"] = _env("NATS_CREDS")
