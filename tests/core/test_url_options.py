@@ -10,6 +10,7 @@ from streamll.url_options import (
     OptionReader,
     mask_url,
     sink_arguments,
+    split_url,
 )
 
 read = OptionReader("demo")
@@ -162,3 +163,21 @@ def test_sink_arguments_feed_base_sink() -> None:
 ])  # fmt: skip
 def test_mask_url(url: str, masked: str) -> None:
     assert mask_url(url) == masked
+
+
+def test_split_url_lower_cases_the_scheme() -> None:
+    parts = split_url("DEMO://u:pw@h:1/x?a=1", "Demo", example="demo://h")
+    assert (parts.scheme, parts.hostname, parts.port, parts.path, parts.query) == ("demo", "h", 1, "/x", "a=1")
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("localhost:1", "expected a Demo URL like 'demo://h', got 'localhost:1'"),
+    (None, "expected a Demo URL like 'demo://h', got None"),
+    ("demo://u:s3cret@[::1", "cannot parse Demo URL 'demo://u:***@[::1'"),
+    ("demo://u:s3c#ret@h", "Demo URL 'demo://u:***@h' has a '#' part; percent-encode '#' in passwords as %23"),
+])  # fmt: skip
+def test_split_url_errors_show_the_url_masked(url: object, message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        split_url(url, "Demo", example="demo://h")
+    assert message in str(caught.value)
+    assert "s3c" not in str(caught.value)

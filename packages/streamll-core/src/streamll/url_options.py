@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict, TypeVar
-from urllib.parse import parse_qsl
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from streamll.errors import ConfigurationError
 from streamll.plugins import mask_credentials
@@ -173,6 +173,27 @@ def sink_arguments(from_url: Mapping[str, Any], given: Mapping[str, Any], *, def
     return arguments
 
 
+def split_url(url: object, transport: str, *, example: str) -> SplitResult:
+    """``url`` split into its parts (``scheme`` lower-cased), after the checks every transport makes.
+
+    It must be a string like ``example`` without a ``#`` part (a ``#`` in a
+    password is percent-encoded as ``%23``; unencoded, it would cut the
+    password in two). Errors show the URL masked. The caller checks the scheme.
+    """
+    if not isinstance(url, str) or "://" not in url:
+        shown = mask_url(url) if isinstance(url, str) else url
+        raise ConfigurationError(f"expected a {transport} URL like {example!r}, got {shown!r}")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigurationError(f"cannot parse {transport} URL {mask_url(url)!r}: {exc}") from None
+    if parts.fragment:
+        raise ConfigurationError(
+            f"{transport} URL {mask_url(url)!r} has a '#' part; percent-encode '#' in passwords as %23"
+        )
+    return parts._replace(scheme=parts.scheme.lower())
+
+
 def mask_url(url: str) -> str:
     """``url`` with its password and secret query values replaced by ``***`` (safe to log, even when it does not parse).
 
@@ -200,4 +221,5 @@ __all__ = [
     "SinkOptions",
     "mask_url",
     "sink_arguments",
+    "split_url",
 ]
