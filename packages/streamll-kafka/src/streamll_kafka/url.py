@@ -19,10 +19,10 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 from streamll.errors import ConfigurationError
-from streamll.url_options import SINK_OPTIONS, Converter, OptionReader, mask_url
+from streamll.url_options import SINK_OPTIONS, Converter, OptionReader, mask_url, split_url
 
 SCHEMES = ("kafka", "kafka+ssl")
 """URL schemes this plugin serves; ``kafka+ssl`` turns TLS on."""
@@ -296,18 +296,11 @@ def _relevant(name: str, protocol: str) -> bool:
 
 def parse_kafka_url(url: str, environ: Mapping[str, str] | None = None) -> KafkaOptions:
     """Parse a ``kafka://`` or ``kafka+ssl://`` URL; raises ConfigurationError naming the problem."""
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError(f"expected a Kafka URL like {DEFAULT_URL + '?topic=streamll'!r}, got {url!r}")
-    environ = os.environ if environ is None else environ
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        raise ConfigurationError(f"cannot parse kafka URL {mask_url(url)!r}: {exc}") from None
-    scheme = parts.scheme.lower()
+    parts = split_url(url, "Kafka", example=f"{DEFAULT_URL}?topic={DEFAULT_TOPIC}")
+    scheme = parts.scheme
     if scheme not in SCHEMES:
         raise ConfigurationError(f"kafka URL must start with one of {', '.join(s + '://' for s in SCHEMES)}")
-    if parts.fragment:
-        raise ConfigurationError(f"kafka URL {mask_url(url)!r} has a '#' part; percent-encode '#' in passwords as %23")
+    environ = os.environ if environ is None else environ
     if parts.path.strip("/"):
         raise ConfigurationError(f"kafka URL {mask_url(url)!r} has a path; name the topic with ?topic=NAME")
     query = _read.query(

@@ -18,10 +18,10 @@ import re
 import ssl
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 from streamll.errors import ConfigurationError
-from streamll.url_options import SINK_OPTIONS, Converter, OptionReader
+from streamll.url_options import SINK_OPTIONS, Converter, OptionReader, split_url
 
 DEFAULT_SUBJECT = "streamll.events"
 DEFAULT_STREAM = "STREAMLL"
@@ -286,10 +286,8 @@ def parse_url(url: str) -> NatsOptions:
 
     Error messages never contain the URL's credentials.
     """
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError("expected a NATS URL like nats://127.0.0.1:4222?subject=streamll.events")
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    parts = split_url(url, "NATS", example=f"nats://127.0.0.1:{DEFAULT_PORT}?subject={DEFAULT_SUBJECT}")
+    scheme = parts.scheme
     if scheme not in SCHEMES:
         raise ConfigurationError(f"NATS URL scheme must be nats:// or tls://, not {scheme}://")
     if parts.path not in ("", "/"):

@@ -19,10 +19,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 from streamll.errors import ConfigurationError
-from streamll.url_options import SINK_OPTIONS, Converter, OptionReader, mask_url
+from streamll.url_options import SINK_OPTIONS, Converter, OptionReader, mask_url, split_url
 
 SCHEMES = ("redis", "rediss", "unix")
 """URL schemes this plugin serves (``rediss`` is Redis over TLS, ``unix`` a local socket)."""
@@ -192,18 +192,11 @@ def _credentials(netloc: str, environ: Mapping[str, str]) -> tuple[str | None, s
 
 def parse_redis_url(url: str, environ: Mapping[str, str] | None = None) -> RedisOptions:
     """Parse a ``redis://``, ``rediss://`` or ``unix://`` URL; raises ConfigurationError naming the problem."""
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError(f"expected a Redis URL like {DEFAULT_URL!r}, got {mask_url(str(url))!r}")
-    environ = os.environ if environ is None else environ
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        raise ConfigurationError(f"cannot parse redis URL {mask_url(url)!r}: {exc}") from None
-    scheme = parts.scheme.lower()
+    parts = split_url(url, "Redis", example=DEFAULT_URL)
+    scheme = parts.scheme
     if scheme not in SCHEMES:
         raise ConfigurationError(f"redis URL must start with one of {', '.join(s + '://' for s in SCHEMES)}")
-    if parts.fragment:
-        raise ConfigurationError(f"redis URL {mask_url(url)!r} has a '#' part; percent-encode '#' in passwords as %23")
+    environ = os.environ if environ is None else environ
     query = _read.query(
         parts.query,
         KNOWN_OPTIONS,
