@@ -7,12 +7,19 @@ One place turns the parsed options into what ``AIOKafkaProducer`` and
 
 from __future__ import annotations
 
+import logging
 import ssl
-from typing import Any
+from typing import Any, Protocol
 
 from streamll.errors import ConfigurationError
 
 from streamll_kafka.url import KafkaOptions
+
+logger = logging.getLogger("streamll.kafka")
+
+
+class _Stoppable(Protocol):
+    async def stop(self) -> None: ...
 
 
 def ssl_context(options: KafkaOptions) -> ssl.SSLContext | None:
@@ -77,4 +84,12 @@ def consumer_kwargs(options: KafkaOptions, *, group: str | None, from_beginning:
     return kwargs
 
 
-__all__ = ["common_kwargs", "consumer_kwargs", "producer_kwargs", "ssl_context"]
+async def stop_quietly(client: _Stoppable) -> None:
+    """Stop a producer or consumer that failed to start; its own error is the one worth raising, so log this one."""
+    try:
+        await client.stop()
+    except Exception as exc:
+        logger.debug("streamll kafka: stopping a %s after a failed start raised %r", type(client).__name__, exc)
+
+
+__all__ = ["common_kwargs", "consumer_kwargs", "producer_kwargs", "ssl_context", "stop_quietly"]

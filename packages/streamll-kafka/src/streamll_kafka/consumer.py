@@ -25,7 +25,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from streamll.consumer import BaseConsumer, Received
 from streamll.errors import ConsumerError
 
-from streamll_kafka.client import consumer_kwargs
+from streamll_kafka.client import consumer_kwargs, stop_quietly
 from streamll_kafka.url import DEFAULT_URL, KafkaOptions, parse_kafka_url
 
 logger = logging.getLogger("streamll.kafka")
@@ -104,7 +104,7 @@ class KafkaStreamConsumer(BaseConsumer[KafkaHandle]):
         try:
             await consumer.start()
         except KafkaError as exc:
-            await _stop_quietly(consumer)
+            await stop_quietly(consumer)
             raise ConsumerError(f"cannot connect to {self.options.display_url}: {type(exc).__name__}: {exc}") from exc
         # aiokafka's coordinator task must get to run once: cancelled before its
         # first step, it makes stop() raise CancelledError.
@@ -119,14 +119,14 @@ class KafkaStreamConsumer(BaseConsumer[KafkaHandle]):
                 consumer.subscribe([self.topic])
             await asyncio.wait_for(self._position(consumer), timeout=self.options.start_timeout)
         except TimeoutError:
-            await _stop_quietly(consumer)
+            await stop_quietly(consumer)
             waited = "a partition assignment from group " + repr(self.group) if self.group else "partitions"
             raise ConsumerError(
                 f"no {waited} for topic {self.topic!r} on {self.options.display_url} within "
                 f"{self.options.start_timeout:g}s (does the topic exist? does the broker auto-create topics?)"
             ) from None
         except BaseException:
-            await _stop_quietly(consumer)
+            await stop_quietly(consumer)
             raise
         self._consumer = consumer
 
@@ -209,13 +209,6 @@ class KafkaStreamConsumer(BaseConsumer[KafkaHandle]):
     def __repr__(self) -> str:
         group = f" group={self.group!r}" if self.group else ""
         return f"<KafkaStreamConsumer {self.options.display_url}{group} started={self.is_started}>"
-
-
-async def _stop_quietly(consumer: AIOKafkaConsumer) -> None:
-    try:
-        await consumer.stop()
-    except Exception as exc:
-        logger.debug("streamll kafka: stopping a consumer after a failed start raised %r", exc)
 
 
 __all__ = ["KafkaHandle", "KafkaStreamConsumer"]

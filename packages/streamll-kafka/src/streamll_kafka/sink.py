@@ -14,11 +14,9 @@ from streamll.core.events import Event
 from streamll.sinks.base import BaseSink
 from streamll.url_options import SinkOptions, sink_arguments
 
-from streamll_kafka.client import producer_kwargs
+from streamll_kafka.client import producer_kwargs, stop_quietly
 from streamll_kafka.records import record_headers, record_key, record_value
 from streamll_kafka.url import DEFAULT_URL, KafkaOptions, parse_kafka_url
-
-logger = logging.getLogger("streamll.kafka")
 
 _PERMANENT = (MessageSizeTooLargeError, RecordTooLargeError)
 """Errors about one record that no retry can fix: that event is counted as failed, the rest go on."""
@@ -90,7 +88,7 @@ class KafkaSink(BaseSink):
                     f"after {self.options.request_timeout_ms} ms (does it exist? does the broker auto-create topics?)"
                 ) from None
         except BaseException:
-            await _stop_quietly(producer)
+            await stop_quietly(producer)
             raise
         self._producer = producer
 
@@ -181,13 +179,6 @@ class KafkaSink(BaseSink):
 
     def __repr__(self) -> str:
         return f"<KafkaSink {self.name!r} {self.options.display_url} running={self.is_running}>"
-
-
-async def _stop_quietly(producer: AIOKafkaProducer) -> None:
-    try:
-        await producer.stop()
-    except Exception as exc:
-        logger.debug("streamll kafka: stopping a producer that failed to start raised %r", exc)
 
 
 __all__ = ["KafkaDeliveryError", "KafkaSink"]
