@@ -18,7 +18,7 @@ from streamll.consumer import BaseConsumer, Received
 from streamll.core.events import Event
 from streamll.errors import ConfigurationError, ConsumerError
 
-from streamll_nats.jetstream import connect, ensure_stream
+from streamll_nats.jetstream import close_quietly, connect, ensure_stream
 from streamll_nats.url import DEFAULT_PORT, NatsOptions, parse_url
 
 logger = logging.getLogger("streamll")
@@ -122,10 +122,7 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
             self.stats.reconnects += 1
             self._verify = True
 
-        async def on_error(exc: Exception) -> None:
-            logger.debug("streamll consumer: NATS client error: %s: %s", type(exc).__name__, exc)
-
-        nc = await connect(self.options, reconnected_cb=on_reconnected, error_cb=on_error)
+        nc = await connect(self.options, who="consumer", reconnected_cb=on_reconnected)
         self._nc, self._js, self._sub = nc, nc.jetstream(), None
         try:
             await ensure_stream(self._js, self.options)
@@ -310,14 +307,8 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
 
     async def _close_connection(self) -> None:
         nc, self._nc, self._js, self._sub = self._nc, None, None, None
-        if nc is None:
-            return
-        try:
-            if nc.is_connected:
-                await nc.flush(timeout=2)  # acks and naks reach the server before the connection goes
-            await asyncio.wait_for(nc.close(), 5.0)
-        except Exception as exc:
-            logger.debug("streamll consumer: closing the NATS connection raised %r", exc)
+        if nc is not None:
+            await close_quietly(nc, flush=True)
 
     def __repr__(self) -> str:
         mode = f"durable={self.durable!r}" if self.durable else "ephemeral"

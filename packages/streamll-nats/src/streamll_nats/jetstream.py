@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nats
@@ -26,17 +28,42 @@ _RETENTION = {
 _STORAGE = {"file": api.StorageType.FILE, "memory": api.StorageType.MEMORY}
 
 
-async def connect(options: NatsOptions, **callbacks: Any) -> Client:
+def log_errors(who: str) -> Callable[[Exception], Awaitable[None]]:
+    """An ``error_cb`` that logs the client's errors at debug level (they show up as failed publishes or fetches)."""
+
+    async def on_error(exc: Exception) -> None:
+        logger.debug("streamll %s: NATS client error: %s: %s", who, type(exc).__name__, exc)
+
+    return on_error
+
+
+async def connect(options: NatsOptions, *, who: str, **callbacks: Any) -> Client:
     """A connected client, or an error after one quick round over the servers.
 
     nats-py's own reconnection is kept to one immediate retry per server (its
     initial connect would otherwise block for ``max_reconnect_attempts`` x
     ``reconnect_time_wait``); the sink and the consumer reconnect with backoff
     themselves, so an outage is counted and nothing waits on a dead socket.
+    Client errors are logged under ``who`` unless ``callbacks`` has an ``error_cb``.
     """
     kwargs = options.connect_kwargs()
-    kwargs.update(max_reconnect_attempts=1, reconnect_time_wait=0, **callbacks)
+    kwargs.update(max_reconnect_attempts=1, reconnect_time_wait=0, error_cb=log_errors(who))
+    kwargs.update(callbacks)
     return await nats.connect(**kwargs)
+
+
+async def close_quietly(nc: Client, *, flush: bool = False, timeout: float = 5.0) -> None:
+    """Close ``nc``, logging instead of raising: the caller is stopping, or already failing for a better reason.
+
+    With ``flush``, first wait (up to 2 s) until the server has what was sent
+    (acks and naks), so it does not redeliver those messages.
+    """
+    try:
+        if flush and nc.is_connected:
+            await nc.flush(timeout=2)
+        await asyncio.wait_for(nc.close(), timeout)
+    except Exception as exc:
+        logger.debug("streamll: closing a NATS connection raised %r", exc)
 
 
 def stream_config(options: NatsOptions) -> api.StreamConfig:
@@ -106,4 +133,4 @@ async def _owner_of(js: JetStreamContext, subject: str) -> str:
         return "another stream"
 
 
-__all__ = ["connect", "ensure_stream", "stream_config"]
+__all__ = ["close_quietly", "connect", "ensure_stream", "log_errors", "stream_config"]

@@ -16,11 +16,9 @@ from streamll.errors import ConfigurationError
 from streamll.sinks.base import BaseSink
 from streamll.url_options import SinkOptions, sink_arguments
 
-from streamll_nats.jetstream import connect, ensure_stream
+from streamll_nats.jetstream import close_quietly, connect, ensure_stream
 from streamll_nats.publisher import AckPublisher
 from streamll_nats.url import DEFAULT_PORT, NatsOptions, parse_url
-
-logger = logging.getLogger("streamll")
 
 MSG_ID_HEADER = "Nats-Msg-Id"
 EXPECTED_STREAM_HEADER = "Nats-Expected-Stream"
@@ -112,20 +110,17 @@ class NatsSink(BaseSink):
             if publisher is not None:
                 publisher.fail_all(ConnectionError("connection to NATS lost"))
 
-        async def on_error(exc: Exception) -> None:
-            logger.debug("streamll sink %s: NATS client error: %s: %s", self.name, type(exc).__name__, exc)
-
         # Reconnection is BaseSink's retry (aclose + open with backoff): every outage shows
         # in stats, and the batch in flight is retried at once instead of after ack_timeout.
         nc = await connect(
-            self.options, allow_reconnect=False, disconnected_cb=on_lost, closed_cb=on_lost, error_cb=on_error
+            self.options, who=f"sink {self.name}", allow_reconnect=False, disconnected_cb=on_lost, closed_cb=on_lost
         )
         try:
             await ensure_stream(nc.jetstream(timeout=self.options.ack_timeout), self.options)
             publisher = AckPublisher(nc)
             await publisher.start()
         except BaseException as exc:
-            await _close(nc)
+            await close_quietly(nc)
             if isinstance(exc, ConfigurationError):
                 self._log(logging.ERROR, "%s", exc)
             raise
@@ -135,7 +130,7 @@ class NatsSink(BaseSink):
         """Flush and close the connection."""
         nc, self._nc, self._publisher = self._nc, None, None
         if nc is not None:
-            await _close(nc)
+            await close_quietly(nc)
 
     async def write_batch(self, events: list[Event]) -> int | None:
         """Publish the batch with every message in flight; return once JetStream acknowledged them all.
@@ -217,13 +212,6 @@ class NatsSink(BaseSink):
 
     def __repr__(self) -> str:
         return f"<NatsSink {self.name!r} {self.options.masked_url()!r} running={self.is_running}>"
-
-
-async def _close(nc: Client, timeout: float = 5.0) -> None:
-    try:
-        await asyncio.wait_for(nc.close(), timeout)
-    except Exception as exc:
-        logger.debug("streamll: closing a NATS connection raised %r", exc)
 
 
 __all__ = ["MSG_ID_HEADER", "NatsSink", "PublishError", "headers_size", "message_headers"]
