@@ -31,30 +31,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from _common import report, time_sink, token_events
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from streamll.core.context import Execution
-from streamll.core.emitter import make_event
-from streamll.core.events import Event, TokenEvent
+from streamll.core.events import Event
 from streamll_kafka import KafkaSink
 from streamll_kafka.client import producer_kwargs
 from streamll_kafka.records import record_headers, record_key, record_value
-
-
-def make_events(count: int, executions: int = 8) -> list[Event]:
-    """Token events of a few concurrent executions, like several streamed answers."""
-    runs = [Execution() for _ in range(executions)]
-    return [
-        make_event(
-            "token",
-            execution=runs[index % executions],
-            cls=TokenEvent,
-            token=f" word{index}",
-            token_index=index // executions,
-            field="answer",
-        )[0]
-        for index in range(count)
-    ]
 
 
 def free_port() -> int:
@@ -135,24 +118,8 @@ async def raw_round(url: str, topic: str, records: list[tuple[bytes, bytes | Non
     return elapsed
 
 
-def sink_round(url: str, events: list[Event]) -> float:
-    """Seconds from the first enqueue until flush() returns."""
-    sink = KafkaSink(url, overflow="block", block_timeout=60)
-    sink.start()
-    assert sink.flush(30)  # connected and idle before timing
-    started = time.perf_counter()
-    for event in events:
-        sink.enqueue(event)
-    assert sink.flush(300), sink.stats
-    elapsed = time.perf_counter() - started
-    stats = sink.stats
-    sink.stop()
-    if stats.delivered != len(events) or stats.dropped or stats.write_errors:
-        raise SystemExit(f"sink lost or retried events: {stats}")
-    return elapsed
-
-
-def run(bootstrap: str, extra: str, events: list[Event], rounds: int) -> tuple[float, float]:
+def run(bootstrap: str, extra: str, events: list[Event], rounds: int) -> tuple[list[float], list[float]]:
+    """Events/s of every round: raw, sink."""
     records = [(record_value(e), record_key(e), record_headers(e)) for e in events]
     raw_times: list[float] = []
     sink_times: list[float] = []
@@ -161,8 +128,9 @@ def run(bootstrap: str, extra: str, events: list[Event], rounds: int) -> tuple[f
         asyncio.run(create_topic(bootstrap, raw_topic))
         asyncio.run(create_topic(bootstrap, sink_topic))
         raw_times.append(asyncio.run(raw_round(f"kafka://{bootstrap}?topic={raw_topic}{extra}", raw_topic, records)))
-        sink_times.append(sink_round(f"kafka://{bootstrap}?topic={sink_topic}{extra}", events))
-    return len(events) / min(raw_times), len(events) / min(sink_times)
+        sink = KafkaSink(f"kafka://{bootstrap}?topic={sink_topic}{extra}", overflow="block", block_timeout=60)
+        sink_times.append(time_sink(sink, events, timeout=300, retries_ok=False))
+    return [len(events) / seconds for seconds in raw_times], [len(events) / seconds for seconds in sink_times]
 
 
 def main() -> None:
@@ -178,24 +146,25 @@ def main() -> None:
     if args.bootstrap is None and args.broker == "tansu" and "enable_idempotence" not in options:
         options = "&".join(filter(None, [options, "enable_idempotence=false"]))
     extra = f"&{options}" if options else ""
-    events = make_events(args.events)
+    events = token_events(args.events, executions=8)
     body_bytes = sum(len(record_value(e)) for e in events[:1000]) / min(1000, len(events))
 
     if args.bootstrap:
         where = args.bootstrap
-        raw_rate, sink_rate = run(args.bootstrap, extra, events, args.rounds)
+        raw_rates, sink_rates = run(args.bootstrap, extra, events, args.rounds)
     else:
         with private_broker(args.broker) as bootstrap:
             where = f"private {args.broker} at {bootstrap}"
-            raw_rate, sink_rate = run(bootstrap, extra, events, args.rounds)
+            raw_rates, sink_rates = run(bootstrap, extra, events, args.rounds)
 
-    print(
+    report(
         f"kafka ({where}{', ' + options if options else ''}): {len(events)} events, ~{body_bytes:.0f} B bodies "
-        f"+ ce_ headers, batches of {KafkaSink.batch_size}, best of {args.rounds}"
+        f"+ ce_ headers, batches of {KafkaSink.batch_size}, best of {args.rounds}",
+        raw="raw aiokafka send() batches",
+        raw_rates=raw_rates,
+        sink="KafkaSink (enqueue..flush)",
+        sink_rates=sink_rates,
     )
-    print(f"  raw aiokafka send() batches: {raw_rate:>10,.0f} events/s")
-    print(f"  KafkaSink (enqueue..flush):  {sink_rate:>10,.0f} events/s")
-    print(f"  ratio sink/raw:              {sink_rate / raw_rate:>10.2f}")
 
 
 if __name__ == "__main__":

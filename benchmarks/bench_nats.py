@@ -21,6 +21,7 @@ import time
 import uuid
 
 import nats
+from _common import report, time_sink
 from nats.js.errors import NotFoundError
 from streamll.core.serialization import encode_event
 from streamll.testing.contract import make_execution_events
@@ -35,17 +36,7 @@ def bench_sink(url: str, events: list, batch_size: int) -> float:  # type: ignor
     sink = NatsSink(
         f"{url}?subject={subject}&stream={stream}", batch_size=batch_size, overflow="block", block_timeout=60
     )
-    warmup = make_execution_events(0)[1][0]
-    sink.enqueue(warmup)
-    assert sink.flush(30), sink.stats
-    started = time.perf_counter()
-    for event in events:
-        sink.enqueue(event)
-    assert sink.flush(120), sink.stats
-    elapsed = time.perf_counter() - started
-    stats = sink.stats
-    sink.stop()
-    assert stats.dropped == 0 and stats.delivered == len(events) + 1, stats
+    elapsed = time_sink(sink, events, warmup=make_execution_events(0)[1][0])
     asyncio.run(_delete(url, stream))
     return len(events) / elapsed
 
@@ -83,10 +74,6 @@ async def _delete(url: str, stream: str) -> None:
         await nc.close()
 
 
-def _rates(rates: list[float]) -> str:
-    return ", ".join(f"{rate:,.0f}" for rate in rates)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=DEFAULT_URL)
@@ -101,11 +88,13 @@ def main() -> None:
     for _ in range(args.rounds):
         raw_rates.append(asyncio.run(bench_raw(args.url, events, batch_size)))
         sink_rates.append(bench_sink(args.url, events, batch_size))
-    sink_best, raw_best = max(sink_rates), max(raw_rates)
-    print(f"NATS JetStream at {args.url}: {len(events)} token/lifecycle events, batch size {batch_size}")
-    print(f"  raw nats-py publish_async: {raw_best:10,.0f} events/s  (rounds: {_rates(raw_rates)})")
-    print(f"  NatsSink:                  {sink_best:10,.0f} events/s  (rounds: {_rates(sink_rates)})")
-    print(f"  ratio sink / raw:          {sink_best / raw_best:10.2f}")
+    report(
+        f"NATS JetStream at {args.url}: {len(events)} token/lifecycle events, batch size {batch_size}",
+        raw="raw nats-py publish_async",
+        raw_rates=raw_rates,
+        sink="NatsSink (enqueue..flush)",
+        sink_rates=sink_rates,
+    )
 
 
 if __name__ == "__main__":
