@@ -7,8 +7,8 @@ import { randomUUID } from "node:crypto";
 
 import { Kafka, logLevel } from "kafkajs";
 
-import { EXIT, UsageError, deadline, finish, numberOption, parseArgs, parseSinkUrl, run, settle } from "./lib/cli.mjs";
-import { StreamCollector, loadValidator } from "./lib/wire.mjs";
+import { EXIT, run, settle } from "./lib/cli.mjs";
+import { readFor, setup, sharedUsage } from "./lib/consumer.mjs";
 
 const USAGE = `usage: node kafka-consumer.mjs [URL] [options]
 
@@ -17,17 +17,8 @@ const USAGE = `usage: node kafka-consumer.mjs [URL] [options]
                        (default: $STREAMLL_KAFKA_URL, else kafka://localhost:9092?topic=streamll)
   --topic T            topic to read (overrides the URL's)
   --group G            consumer group id (default: a new random group, so the topic is read from the beginning)
-  --executions N       stop after N executions ended (end or error event with parent_id null; default 1, 0 = never)
-  --count N            stop after N records (default: no limit)
-  --execution-id ID    only this execution's end stops the consumer
-  --timeout SECONDS    give up after this long (default 30; exit code 2)
   --verbose            kafkajs log messages on stderr
-
-Prints {"valid", "invalid", "duplicates", "messages", "fields", "executions", "timed_out"} as JSON.
-Exit codes: 0 ok, 1 invalid events, 2 timed out, 3 usage or connection error.`;
-
-const PREFIX = "ce_";
-const DEFAULT_URL = "kafka://localhost:9092?topic=streamll";
+${sharedUsage("records")}`;
 
 /** Record headers (Buffers, possibly repeated) as a lower-case name -> first value string object. */
 function headerObject(recordHeaders) {
@@ -71,26 +62,22 @@ function clientConfig(url, verbose) {
 }
 
 async function main() {
-  const { options, positionals } = parseArgs(process.argv.slice(2), ["help", "verbose"]);
-  if (options.help) {
-    process.stdout.write(USAGE + "\n");
-    return EXIT.ok;
-  }
-  const url = parseSinkUrl(positionals[0] || process.env.STREAMLL_KAFKA_URL || DEFAULT_URL, 9092);
-  if (!["kafka", "kafka+ssl"].includes(url.scheme)) throw new UsageError(`not a Kafka URL: ${url.scheme}://`);
-  const topic = options.topic || url.params.get("topic") || "streamll";
-  const timeout = numberOption(options, "timeout", 30);
-  const collector = new StreamCollector({
-    validate: loadValidator(),
-    prefix: PREFIX,
-    executions: numberOption(options, "executions", 1),
-    count: numberOption(options, "count", 0),
-    executionId: options["execution-id"] || null,
+  const given = setup({
+    usage: USAGE,
+    transport: "Kafka",
+    schemes: ["kafka", "kafka+ssl"],
+    env: "STREAMLL_KAFKA_URL",
+    defaultUrl: "kafka://localhost:9092?topic=streamll",
+    defaultPort: 9092,
+    prefix: "ce_",
+    flags: ["verbose"],
   });
+  if (!given) return EXIT.ok;
+  const { options, url, timeout, collector } = given;
+  const topic = options.topic || url.params.get("topic") || "streamll";
 
   const kafka = new Kafka(clientConfig(url, options.verbose));
   const consumer = kafka.consumer({ groupId: options.group || `streamll-interop-${randomUUID()}` });
-  const timer = deadline(timeout);
   let stopped = false;
   const reading = new Promise((resolve, reject) => {
     consumer.on(consumer.events.CRASH, ({ payload }) => {
@@ -112,14 +99,10 @@ async function main() {
       });
     })().catch(reject);
   });
-  try {
-    const outcome = await Promise.race([reading, timer.promise]);
+  return readFor(timeout, reading, collector, { transport: "kafka", topic }, async () => {
     stopped = true;
-    return finish(collector.summary({ timed_out: outcome === "timeout", transport: "kafka", topic }));
-  } finally {
-    timer.cancel();
     await settle(consumer.disconnect(), 5);
-  }
+  });
 }
 
 run(main, USAGE);

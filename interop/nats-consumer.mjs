@@ -5,8 +5,8 @@
 
 import { AckPolicy, DeliverPolicy, connect } from "nats";
 
-import { EXIT, UsageError, deadline, finish, numberOption, parseArgs, parseSinkUrl, run, settle } from "./lib/cli.mjs";
-import { StreamCollector, loadValidator } from "./lib/wire.mjs";
+import { EXIT, run, settle } from "./lib/cli.mjs";
+import { readFor, setup, sharedUsage } from "./lib/consumer.mjs";
 
 const USAGE = `usage: node nats-consumer.mjs [URL] [options]
 
@@ -16,16 +16,7 @@ const USAGE = `usage: node nats-consumer.mjs [URL] [options]
   --stream N           stream holding it (default: the URL's, else the stream that captures the subject)
   --durable NAME       read with this durable pull consumer (created if missing, explicit acks);
                        default: an ephemeral ordered consumer from the first message
-  --executions N       stop after N executions ended (end or error event with parent_id null; default 1, 0 = never)
-  --count N            stop after N messages (default: no limit)
-  --execution-id ID    only this execution's end stops the consumer
-  --timeout SECONDS    give up after this long (default 30; exit code 2)
-
-Prints {"valid", "invalid", "duplicates", "messages", "fields", "executions", "timed_out"} as JSON.
-Exit codes: 0 ok, 1 invalid events, 2 timed out, 3 usage or connection error.`;
-
-const PREFIX = "ce-";
-const DEFAULT_URL = "nats://127.0.0.1:4222?subject=streamll.events&stream=STREAMLL";
+${sharedUsage("messages")}`;
 
 /** The message's headers as a lower-case name -> first value object. */
 function headerObject(msgHeaders) {
@@ -58,28 +49,23 @@ async function openConsumer(nc, { stream, subject, durable }) {
 }
 
 async function main() {
-  const { options, positionals } = parseArgs(process.argv.slice(2), ["help"]);
-  if (options.help) {
-    process.stdout.write(USAGE + "\n");
-    return EXIT.ok;
-  }
-  const url = parseSinkUrl(positionals[0] || process.env.STREAMLL_NATS_URL || DEFAULT_URL, 4222);
-  if (!["nats", "tls"].includes(url.scheme)) throw new UsageError(`not a NATS URL: ${url.scheme}://`);
+  const given = setup({
+    usage: USAGE,
+    transport: "NATS",
+    schemes: ["nats", "tls"],
+    env: "STREAMLL_NATS_URL",
+    defaultUrl: "nats://127.0.0.1:4222?subject=streamll.events&stream=STREAMLL",
+    defaultPort: 4222,
+    prefix: "ce-",
+  });
+  if (!given) return EXIT.ok;
+  const { options, url, timeout, collector } = given;
   const subject = options.subject || url.params.get("subject") || "streamll.events";
   const stream = options.stream || url.params.get("stream") || null;
-  const timeout = numberOption(options, "timeout", 30);
-  const collector = new StreamCollector({
-    validate: loadValidator(),
-    prefix: PREFIX,
-    executions: numberOption(options, "executions", 1),
-    count: numberOption(options, "count", 0),
-    executionId: options["execution-id"] || null,
-  });
 
   const auth = url.password !== null ? { user: url.user, pass: url.password } : url.user !== null ? { token: url.user } : {};
   const servers = url.hosts.map((host) => `${url.scheme}://${host}`);
   const nc = await connect({ servers, ...auth, timeout: Math.min(timeout, 10) * 1000 });
-  const timer = deadline(timeout);
   let messages = null;
   const reading = (async () => {
     const consumer = await openConsumer(nc, { stream, subject, durable: options.durable });
@@ -91,14 +77,10 @@ async function main() {
     }
     return "closed";
   })();
-  try {
-    const outcome = await Promise.race([reading, timer.promise]);
-    return finish(collector.summary({ timed_out: outcome === "timeout", transport: "nats", subject }));
-  } finally {
-    timer.cancel();
+  return readFor(timeout, reading, collector, { transport: "nats", subject }, async () => {
     messages?.stop();
     await settle(nc.close(), 2);
-  }
+  });
 }
 
 run(main, USAGE);
