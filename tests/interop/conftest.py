@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import dspy
 import pytest
+import streamll
 from streamll.testing import OfflineLMServer
 
 from tests.interop.support import INTEROP_DIR, REQUIRED_MODULES, NodeConsumers, node_unavailable
@@ -36,6 +37,15 @@ def node_consumers() -> NodeConsumers:
         node_unavailable(f"npm packages {', '.join(missing)} not installed: run `npm ci --prefix interop`")
     assert node is not None
     return NodeConsumers(node)
+
+
+@pytest.fixture
+def sinks() -> Iterator[list[streamll.BaseSink]]:
+    """Sinks a test made; stopped afterwards even when it failed."""
+    made: list[streamll.BaseSink] = []
+    yield made
+    for sink in made:
+        sink.stop(5)
 
 
 @pytest.fixture

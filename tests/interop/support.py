@@ -12,6 +12,7 @@ from typing import Any
 import dspy
 import pytest
 import streamll
+from streamll.testing import OfflineLMServer
 
 from tests.helpers import REQUIRE_ENV, brokers_required
 
@@ -113,6 +114,38 @@ def make_program(sinks: Sequence[Any], stream_fields: Sequence[str], *, reasonin
     return QA()
 
 
+CAPITALS = ("Paris is the capital of France.", "Rome is the capital of Italy.")
+"""The answers of :func:`run_capitals`' two executions."""
+
+
+def run_capitals(sinks: Sequence[streamll.BaseSink], lm_server: OfflineLMServer) -> list[dspy.Prediction]:
+    """Two executions of ``QA`` streaming ``answer`` (one per answer in :data:`CAPITALS`) to ``sinks``, flushed."""
+    program = make_program(sinks, ["answer"])
+    predictions = []
+    for answer in CAPITALS:
+        lm_server.configure(answers={"answer": answer})
+        predictions.append(program(question="Which capital?"))
+    assert all(sink.flush(20) for sink in sinks)
+    assert [prediction.answer for prediction in predictions] == list(CAPITALS)
+    return predictions
+
+
+def check_rebuilt_fields(
+    node_consumers: NodeConsumers, script: str, destination: str, sink: streamll.BaseSink, sinks: list[Any]
+) -> None:
+    """One ChainOfThought run streamed through ``sink``: the Node consumer rebuilds its reasoning and answer."""
+    memory = streamll.MemorySink(name=f"{script}-fields")
+    sinks += [sink, memory]
+    program = make_program(sinks, ["reasoning", "answer"], reasoning=True)
+
+    prediction = program(question="What is machine learning?")
+    assert all(each.flush(20) for each in sinks)
+
+    run = node_consumers.run(script, destination)
+    check_summary(run, memory, [prediction], ["reasoning", "answer"])
+    assert run.summary["fields"]["answer"] == prediction.answer
+
+
 def check_summary(
     run: ConsumerRun, memory: streamll.MemorySink, predictions: Sequence[dspy.Prediction], fields: Sequence[str]
 ) -> None:
@@ -135,4 +168,13 @@ def check_summary(
     assert summary["timed_out"] is False
 
 
-__all__ = ["ConsumerRun", "NodeConsumers", "check_summary", "make_program", "node_unavailable"]
+__all__ = [
+    "CAPITALS",
+    "ConsumerRun",
+    "NodeConsumers",
+    "check_rebuilt_fields",
+    "check_summary",
+    "make_program",
+    "node_unavailable",
+    "run_capitals",
+]

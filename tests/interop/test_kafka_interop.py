@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -17,7 +17,7 @@ from streamll.testing import OfflineLMServer
 from streamll_kafka import KafkaSink
 from streamll_kafka.records import record_headers, record_key, record_value
 
-from tests.interop.support import NodeConsumers, check_summary, make_program
+from tests.interop.support import NodeConsumers, check_rebuilt_fields, check_summary, run_capitals
 
 pytestmark = [pytest.mark.interop, pytest.mark.kafka]
 
@@ -30,27 +30,10 @@ def destination(url_for: Callable[..., str], topic: str) -> str:
     return url_for(topic)
 
 
-@pytest.fixture
-def sinks() -> Iterator[list[streamll.BaseSink]]:
-    """Sinks a test made; stopped afterwards even when it failed."""
-    made: list[streamll.BaseSink] = []
-    yield made
-    for sink in made:
-        sink.stop(5)
-
-
 def test_node_rebuilds_the_streamed_fields_from_kafka(
     node_consumers: NodeConsumers, destination: str, lm: object, sinks: list[streamll.BaseSink]
 ) -> None:
-    sinks += [KafkaSink(destination), streamll.MemorySink(name="kafka-interop")]
-    program = make_program(sinks, ["reasoning", "answer"], reasoning=True)
-
-    prediction = program(question="What is machine learning?")
-    assert all(sink.flush(20) for sink in sinks)
-
-    run = node_consumers.run(SCRIPT, destination)
-    check_summary(run, sinks[1], [prediction], ["reasoning", "answer"])
-    assert run.summary["fields"]["answer"] == prediction.answer
+    check_rebuilt_fields(node_consumers, SCRIPT, destination, KafkaSink(destination), sinks)
 
 
 def test_node_reads_several_executions_in_order(
@@ -61,19 +44,10 @@ def test_node_reads_several_executions_in_order(
     sinks: list[streamll.BaseSink],
 ) -> None:
     sinks += [KafkaSink(destination), streamll.MemorySink(name="kafka-interop-many")]
-    program = make_program(sinks, ["answer"])
-    predictions = []
-    for answer in ("Paris is the capital of France.", "Rome is the capital of Italy."):
-        lm_server.configure(answers={"answer": answer})
-        predictions.append(program(question="Which capital?"))
-    assert all(sink.flush(20) for sink in sinks)
+    predictions = run_capitals(sinks, lm_server)
 
     run = node_consumers.run(SCRIPT, destination, "--executions", "2")
 
-    assert [prediction.answer for prediction in predictions] == [
-        "Paris is the capital of France.",
-        "Rome is the capital of Italy.",
-    ]
     check_summary(run, sinks[1], predictions, ["answer"])
 
 

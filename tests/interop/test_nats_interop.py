@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,7 +18,7 @@ from streamll.core.serialization import encode_event
 from streamll.testing import OfflineLMServer
 from streamll_nats import NatsSink
 
-from tests.interop.support import NodeConsumers, check_summary, make_program
+from tests.interop.support import NodeConsumers, check_rebuilt_fields, check_summary, run_capitals
 from tests.nats.conftest import delete_stream
 
 pytestmark = [pytest.mark.interop, pytest.mark.nats]
@@ -34,27 +34,10 @@ async def destination(nats_url: str, names: tuple[str, str]) -> AsyncIterator[st
     await delete_stream(nats_url, stream)
 
 
-@pytest.fixture
-def sinks() -> Iterator[list[streamll.BaseSink]]:
-    """Sinks a test made; stopped afterwards even when it failed."""
-    made: list[streamll.BaseSink] = []
-    yield made
-    for sink in made:
-        sink.stop(5)
-
-
 def test_node_rebuilds_the_streamed_fields_from_nats(
     node_consumers: NodeConsumers, destination: str, lm: object, sinks: list[streamll.BaseSink]
 ) -> None:
-    sinks += [NatsSink(destination), streamll.MemorySink(name="nats-interop")]
-    program = make_program(sinks, ["reasoning", "answer"], reasoning=True)
-
-    prediction = program(question="What is machine learning?")
-    assert all(sink.flush(20) for sink in sinks)
-
-    run = node_consumers.run(SCRIPT, destination)
-    check_summary(run, sinks[1], [prediction], ["reasoning", "answer"])
-    assert run.summary["fields"]["answer"] == prediction.answer
+    check_rebuilt_fields(node_consumers, SCRIPT, destination, NatsSink(destination), sinks)
 
 
 def test_node_follows_executions_live(
@@ -68,18 +51,9 @@ def test_node_follows_executions_live(
     consumer = node_consumers.start(SCRIPT, destination, "--executions", "2")
     try:
         sinks += [NatsSink(destination), streamll.MemorySink(name="nats-interop-live")]
-        program = make_program(sinks, ["answer"])
-        predictions = []
-        for answer in ("Paris is the capital of France.", "Rome is the capital of Italy."):
-            lm_server.configure(answers={"answer": answer})
-            predictions.append(program(question="Which capital?"))
-        assert all(sink.flush(20) for sink in sinks)
+        predictions = run_capitals(sinks, lm_server)
     finally:
         run = node_consumers.wait(consumer)
-    assert [prediction.answer for prediction in predictions] == [
-        "Paris is the capital of France.",
-        "Rome is the capital of Italy.",
-    ]
     check_summary(run, sinks[1], predictions, ["answer"])
 
 
