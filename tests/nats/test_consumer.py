@@ -145,3 +145,13 @@ async def consumer_removed(js: JetStreamContext, stream: str, timeout: float = 1
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+def test_group_is_the_durable_name_as_on_the_other_transports() -> None:
+    from streamll.errors import ConfigurationError
+    from streamll_nats import NatsStreamConsumer
+
+    assert NatsStreamConsumer("nats://127.0.0.1:4222", group="billing").durable == "billing"
+    assert NatsStreamConsumer("nats://127.0.0.1:4222", group="billing", durable="billing").durable == "billing"
+    with pytest.raises(ConfigurationError, match="disagree"):
+        NatsStreamConsumer("nats://127.0.0.1:4222", group="a", durable="b")

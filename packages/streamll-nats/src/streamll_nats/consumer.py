@@ -61,8 +61,13 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
         ack_wait: float | None = None,
         fetch_batch: int | None = None,
         inactive_threshold: float | None = None,
+        group: str | None = None,
     ) -> None:
         super().__init__(event_types=event_types, execution_id=execution_id)
+        if group is not None:  # the name every other streamll consumer uses for a resumable reader
+            if durable is not None and durable != group:
+                raise ConfigurationError(f"group={group!r} and durable={durable!r} disagree; give one of them")
+            durable = group
         options = parse_url(url).with_destination(subject=subject, stream=stream)
         query = options.consumer_options
         self.options: NatsOptions = options
