@@ -240,9 +240,7 @@ def __getattr__(name: str) -> Any:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise ImportError(
-                f"{name} needs the {extra} plugin: pip install 'streamll[{extra}]'", name=name
-            ) from exc
+            raise ImportError(f"{name} needs the {extra} plugin: pip install 'streamll[{extra}]'", name=name) from exc
         return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

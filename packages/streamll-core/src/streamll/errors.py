@@ -26,11 +26,7 @@ class UnknownSchemeError(ConfigurationError):
         self.scheme = scheme
         self.kind = kind
         self.extra = extra
-        hint = (
-            f"install it with: pip install 'streamll[{extra}]'"
-            if extra
-            else "install a plugin that registers it"
-        )
+        hint = f"install it with: pip install 'streamll[{extra}]'" if extra else "install a plugin that registers it"
         known = ", ".join(sorted(available)) or "none"
         super().__init__(f"no {kind} for URL scheme {scheme!r}; {hint} (available: {known})")
 

@@ -450,8 +450,12 @@ class BaseSink:
                 self._stats.last_error = f"write_batch delivered {delivered} of {len(batch)} event(s)"
             self._idle.notify_all()
         if uncounted > 0:
-            self._log(logging.ERROR, "write_batch delivered %d of %d event(s); the rest counted as failed",
-                      delivered, len(batch))
+            self._log(
+                logging.ERROR,
+                "write_batch delivered %d of %d event(s); the rest counted as failed",
+                delivered,
+                len(batch),
+            )
 
     def _top_up(self, room: int) -> list[Event]:
         with self._lock:
