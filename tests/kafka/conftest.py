@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from streamll_kafka import KafkaSink
 
 from tests.helpers import BrokerProcess, broker_unavailable, free_port, port_open
 
@@ -172,10 +173,16 @@ def private_kafka(tmp_path: Path) -> Iterator[PrivateKafka]:
 
 
 @pytest.fixture
-async def sinks() -> AsyncIterator[list[Any]]:
-    """Sinks a test made; stopped afterwards even when the test failed."""
-    made: list[Any] = []
-    yield made
+async def make_sink() -> AsyncIterator[Callable[..., KafkaSink]]:
+    """Build KafkaSinks (``make_sink(url, **options)``) that are stopped when the test ends, even if it failed."""
+    made: list[KafkaSink] = []
+
+    def make(url: str, **options: Any) -> KafkaSink:
+        sink = KafkaSink(url, **options)
+        made.append(sink)
+        return sink
+
+    yield make
     for sink in made:
         await asyncio.to_thread(sink.stop, 5.0)
 

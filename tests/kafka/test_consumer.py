@@ -36,11 +36,10 @@ async def test_importable_from_core() -> None:
 
 
 async def test_group_commits_offset_plus_one_on_ack_and_a_restarted_member_resumes(
-    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], sinks: list[Any]
+    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], make_sink: Callable[..., KafkaSink]
 ) -> None:
     _, events = make_execution_events(8)
-    sink = KafkaSink(url_for(topic))
-    sinks.append(sink)
+    sink = make_sink(url_for(topic))
     await asyncio.to_thread(write, sink, events)
     group = unique("g")
 
@@ -64,11 +63,10 @@ async def test_group_commits_offset_plus_one_on_ack_and_a_restarted_member_resum
 
 
 async def test_acking_an_older_event_never_moves_the_commit_back(
-    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], sinks: list[Any]
+    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], make_sink: Callable[..., KafkaSink]
 ) -> None:
     _, events = make_execution_events(2)
-    sink = KafkaSink(url_for(topic))
-    sinks.append(sink)
+    sink = make_sink(url_for(topic))
     await asyncio.to_thread(write, sink, events)
     group = unique("g")
     async with KafkaStreamConsumer(url_for(topic), group=group, from_beginning=True) as consumer:
@@ -83,7 +81,7 @@ async def test_acking_an_older_event_never_moves_the_commit_back(
 
 
 async def test_group_members_share_partitions(
-    kafka_bootstrap: str, url_for: Callable[..., str], sinks: list[Any]
+    kafka_bootstrap: str, url_for: Callable[..., str], make_sink: Callable[..., KafkaSink]
 ) -> None:
     topic = await create_topic(kafka_bootstrap, unique(), partitions=2)
     group = unique("g")
@@ -99,8 +97,7 @@ async def test_group_members_share_partitions(
             while len(one._consumer.assignment()) != 1 or len(two._consumer.assignment()) != 1:  # type: ignore[union-attr]
                 assert loop.time() < deadline, "the group did not split the partitions"
                 await one.consume_one(timeout=0.05)
-            sink = KafkaSink(url_for(topic))
-            sinks.append(sink)
+            sink = make_sink(url_for(topic))
             everything = [event for events in executions for event in events]
             await asyncio.to_thread(write, sink, everything)
             received: dict[str, Any] = {}
@@ -139,26 +136,24 @@ async def test_latest_is_positioned_before_start_returns_on_every_partition(
 
 
 async def test_a_topic_created_after_start_is_read_from_its_first_record(
-    kafka_bootstrap: str, url_for: Callable[..., str], sinks: list[Any]
+    kafka_bootstrap: str, url_for: Callable[..., str], make_sink: Callable[..., KafkaSink]
 ) -> None:
     topic = unique("late")
     async with KafkaStreamConsumer(url_for(topic)) as consumer:
         _, events = make_execution_events(3)
-        sink = KafkaSink(url_for(topic))
-        sinks.append(sink)
+        sink = make_sink(url_for(topic))
         await asyncio.to_thread(write, sink, events)
         received = await read(consumer, len(events))
     assert [e.event_id for e in received] == [e.event_id for e in events]
 
 
 async def test_malformed_records_are_skipped_and_committed_past_in_a_group(
-    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], sinks: list[Any]
+    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], make_sink: Callable[..., KafkaSink]
 ) -> None:
     _, events = make_execution_events(1)
     await produce_raw(kafka_bootstrap, topic, b"\xff\xfe not utf-8", b'{"event_type": "token", "schema_version": "9"}')
     await produce_raw(kafka_bootstrap, topic, None, key=b"tombstone")  # type: ignore[arg-type]
-    sink = KafkaSink(url_for(topic))
-    sinks.append(sink)
+    sink = make_sink(url_for(topic))
     await asyncio.to_thread(write, sink, events)
     group = unique("g")
     async with KafkaStreamConsumer(url_for(topic), group=group, from_beginning=True) as consumer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -34,12 +35,13 @@ async def wait_until(predicate: Any, timeout: float, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_broker_restart_mid_run_loses_nothing(private_kafka: PrivateKafka, sinks: list[Any]) -> None:
+async def test_broker_restart_mid_run_loses_nothing(
+    private_kafka: PrivateKafka, make_sink: Callable[..., KafkaSink]
+) -> None:
     bootstrap = private_kafka.bootstrap
     topic = await create_topic(bootstrap, unique("outage"))
     url = kafka_url(bootstrap, topic, request_timeout_ms=5000)
-    sink = KafkaSink(url)
-    sinks.append(sink)
+    sink = make_sink(url)
     before = [make_execution_events(40)[1] for _ in range(3)]
     during = [make_execution_events(40)[1] for _ in range(3)]
     after = [make_execution_events(40)[1] for _ in range(3)]
@@ -89,7 +91,7 @@ async def test_broker_restart_mid_run_loses_nothing(private_kafka: PrivateKafka,
 
 
 async def test_a_broker_that_comes_back_empty_gets_everything_buffered_since(
-    private_kafka: PrivateKafka, sinks: list[Any]
+    private_kafka: PrivateKafka, make_sink: Callable[..., KafkaSink]
 ) -> None:
     """Like a memory-only broker restarting: the topic is auto-created again and the buffered events land in it.
 
@@ -98,8 +100,7 @@ async def test_a_broker_that_comes_back_empty_gets_everything_buffered_since(
     """
     bootstrap = private_kafka.bootstrap
     topic = await create_topic(bootstrap, unique("amnesia"))
-    sink = KafkaSink(kafka_url(bootstrap, topic, request_timeout_ms=2000))
-    sinks.append(sink)
+    sink = make_sink(kafka_url(bootstrap, topic, request_timeout_ms=2000))
     _, before = make_execution_events(10)
     await asyncio.to_thread(write, sink, before)
 

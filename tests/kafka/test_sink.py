@@ -23,13 +23,12 @@ pytestmark = pytest.mark.kafka
 
 
 async def test_key_is_execution_id_and_each_execution_stays_ordered_in_one_partition(
-    kafka_bootstrap: str, url_for: Callable[..., str], sinks: list[Any]
+    kafka_bootstrap: str, url_for: Callable[..., str], make_sink: Callable[..., KafkaSink]
 ) -> None:
     topic = await create_topic(kafka_bootstrap, unique(), partitions=4)
     executions = [make_execution_events(20) for _ in range(12)]
     interleaved = [events[i] for i in range(22) for _, events in executions]
-    sink = KafkaSink(url_for(topic), batch_size=50)
-    sinks.append(sink)
+    sink = make_sink(url_for(topic), batch_size=50)
     await asyncio.to_thread(write, sink, interleaved)
 
     records = await read_records(kafka_bootstrap, topic, len(interleaved))
@@ -48,11 +47,10 @@ async def test_key_is_execution_id_and_each_execution_stays_ordered_in_one_parti
 
 
 async def test_cloudevents_headers_travel_next_to_the_json_body(
-    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], sinks: list[Any]
+    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], make_sink: Callable[..., KafkaSink]
 ) -> None:
     _, events = make_execution_events(2)
-    sink = KafkaSink(url_for(topic))
-    sinks.append(sink)
+    sink = make_sink(url_for(topic))
     await asyncio.to_thread(write, sink, events)
 
     records = await read_records(kafka_bootstrap, topic, len(events))
@@ -74,35 +72,32 @@ async def test_cloudevents_headers_travel_next_to_the_json_body(
 
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
 async def test_compressed_batches_round_trip(
-    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], sinks: list[Any], codec: str
+    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], make_sink: Callable[..., KafkaSink], codec: str
 ) -> None:
     pytest.importorskip("cramjam") if codec != "gzip" else None
     _, events = make_execution_events(30)
-    sink = KafkaSink(url_for(topic, compression=codec, linger_ms=20))
-    sinks.append(sink)
+    sink = make_sink(url_for(topic, compression=codec, linger_ms=20))
     await asyncio.to_thread(write, sink, events)
     records = await read_records(kafka_bootstrap, topic, len(events))
     assert [decode_event(r.value).event_id for r in records] == [e.event_id for e in events]
 
 
 async def test_acks_one_without_idempotence(
-    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], sinks: list[Any]
+    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], make_sink: Callable[..., KafkaSink]
 ) -> None:
     _, events = make_execution_events(5)
-    sink = KafkaSink(url_for(topic, acks=1))
-    sinks.append(sink)
+    sink = make_sink(url_for(topic, acks=1))
     assert sink.options.effective_idempotence is False
     await asyncio.to_thread(write, sink, events)
     assert len(await read_records(kafka_bootstrap, topic, len(events))) == len(events)
 
 
 async def test_an_oversized_event_is_counted_as_failed_and_the_rest_are_delivered(
-    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], sinks: list[Any]
+    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], make_sink: Callable[..., KafkaSink]
 ) -> None:
     execution, events = make_execution_events(3)
     huge = make_event("log", {"blob": "x" * 2_000_000}, execution=execution)[0]
-    sink = KafkaSink(url_for(topic))
-    sinks.append(sink)
+    sink = make_sink(url_for(topic))
     await asyncio.to_thread(write, sink, [*events[:2], huge, *events[2:]])
     stats = sink.stats
     assert (stats.delivered, stats.failed, stats.dropped) == (len(events), 1, 0)
