@@ -6,8 +6,9 @@ per piece of every chosen output field, and a module ``end`` event (or
 ``error``, after which the user's exception propagates unchanged).
 
 The call itself runs as it would without streamll, in the caller's thread or
-task: streamll adds a DSPy callback and a frame to ``dspy.settings`` (both follow
-DSPy into the threads it starts), and captures tokens below DSPy
+task: streamll puts a frame in ``dspy.settings`` (it follows DSPy into the
+threads it starts), learns what DSPy does from thin wrappers on ``Predict``,
+the base ``Adapter`` and ``BaseLM`` (:mod:`streamll.streaming.hooks`), and captures tokens below DSPy
 (:mod:`streamll.streaming.capture`): only the LM requests of predictors with a
 chosen field stream, and DSPy receives their assembled replies as ordinary calls.
 """
@@ -29,7 +30,7 @@ from streamll.config import resolve_sinks
 from streamll.core.context import context_tags
 from streamll.core.spans import Span
 from streamll.streaming import capture
-from streamll.streaming.bridge import RunCallback, TokenRun
+from streamll.streaming.bridge import TokenRun
 from streamll.streaming.frames import FRAME_KEY, Frame, adopt, current_frame, frame_of
 
 logger = logging.getLogger("streamll")
@@ -125,16 +126,13 @@ class _Call:
         if self.parent is not None:
             self._adopted = adopt(self.parent)
         self.span.open()
-        context: dict[str, Any] = {}
         if self.parent is None:
             assert self.span.execution is not None
             run = self._run = TokenRun(self.span.execution)
-            context["callbacks"] = [*(dspy.settings.get("callbacks") or []), RunCallback(run)]
         else:
             run = self.parent.run
         frame = Frame(self.module, fields, run, self.parent, self.span.span_id, dict(context_tags.get()))
-        context[FRAME_KEY] = frame
-        self._dspy_context = dspy.context(**context)
+        self._dspy_context = dspy.context(**{FRAME_KEY: frame})
         self._dspy_context.__enter__()
         return self
 

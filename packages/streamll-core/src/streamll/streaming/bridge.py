@@ -1,9 +1,8 @@
-"""The bridge between a DSPy run and streamll events.
+"""The state of one instrumented run: predictor calls, LM spans, token events.
 
-:class:`RunCallback` (a DSPy callback, carried in ``dspy.settings.callbacks``
-so it follows DSPy into the threads it starts) learns which predictor runs
-with which adapter and signature, opens an LM span per LM request, and
-replays chosen fields that never streamed (a cache hit) from the prediction.
+:mod:`streamll.streaming.hooks` tells a :class:`TokenRun` which predictor runs
+with which adapter and signature and opens an :class:`LMSpan` per LM call;
+chosen fields that never streamed (a cache hit) are replayed from the prediction.
 
 Tokens themselves are captured below DSPy (see :mod:`streamll.streaming.capture`):
 the LM request of a predictor with a chosen field streams, each piece of text
@@ -18,8 +17,7 @@ import time
 from contextvars import ContextVar, Token
 from typing import Any
 
-import dspy
-from dspy.utils.callback import BaseCallback
+import weakref
 
 from streamll.core.context import Execution, context_tags, current_span
 from streamll.core.emitter import dispatch, make_event
@@ -181,11 +179,12 @@ class TokenRun:
         self.chosen.update(chosen)
         self.outputs_seen.update(outputs)
         delivered = call.state.delivered if call.state is not None else set()
+        stream_fields = frozenset(chosen) & frozenset(outputs)
         call.state = PredictorState(
-            name=_predictor_name(call.frame.module, call.predict),
+            name=_predictor_name(call.frame.module, call.predict) if stream_fields else "",
             adapter=adapter_kind(adapter),
             output_fields=outputs,
-            stream_fields=frozenset(chosen) & frozenset(outputs),
+            stream_fields=stream_fields,
             delivered=delivered,
         )
 
@@ -219,8 +218,23 @@ def _usage_from_history(lm: Any, outputs: Any) -> dict[str, int] | None:
     return None
 
 
+_names: weakref.WeakKeyDictionary[Any, dict[int, str]] = weakref.WeakKeyDictionary()
+"""Predictor names per instrumented module instance (``named_predictors`` walks the whole module)."""
+
+
 def _predictor_name(module: Any, predict: Any) -> str:
     """``QA.predict`` style name of a predictor inside the instrumented module."""
+    try:
+        known = _names.setdefault(module, {})
+    except TypeError:  # not weak-referenceable
+        known = {}
+    name = known.get(id(predict))
+    if name is None:
+        name = known[id(predict)] = _find_name(module, predict)
+    return name
+
+
+def _find_name(module: Any, predict: Any) -> str:
     owner = type(module).__name__ if module is not None else "module"
     if module is not None:
         try:
@@ -232,68 +246,10 @@ def _predictor_name(module: Any, predict: Any) -> str:
     return f"{owner}.{type(predict).__name__}"
 
 
-class RunCallback(BaseCallback):
-    """DSPy callback feeding one :class:`TokenRun`; its handlers never raise into DSPy."""
-
-    def __init__(self, run: TokenRun) -> None:
-        self.run = run
-        self._lms: dict[str, tuple[Any, LMSpan]] = {}
-        self._predicts: dict[str, tuple[PredictCall, list[Token[Any]]]] = {}
-
-    def on_module_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        if not isinstance(instance, dspy.Predict):
-            return
-        frame = current_frame()
-        if frame is None or frame.run is not self.run:
-            return
-        call = PredictCall(instance, frame)
-        tokens = adopt(frame)
-        tokens.append(current_predict.set(call))
-        self._predicts[call_id] = (call, tokens)
-
-    def on_module_end(self, call_id: str, outputs: Any | None, exception: BaseException | None = None) -> None:
-        entry = self._predicts.pop(call_id, None)
-        if entry is None:
-            return
-        call, tokens = entry
-        try:
-            self.run.predictor_finished(call, outputs if exception is None else None)
-        finally:
-            for token in reversed(tokens):
-                try:
-                    token.var.reset(token)
-                except ValueError:  # ended in another context (DSPy ran the module elsewhere)
-                    pass
-
-    def on_adapter_format_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        call = current_predict.get()
-        signature = inputs.get("signature")
-        if call is not None and signature is not None:
-            self.run.predictor_started(call, instance, signature)
-
-    def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        call = current_predict.get()
-        if call is not None and call.frame.run is not self.run:
-            call = None
-        span = LMSpan(self.run, call, str(getattr(instance, "model", type(instance).__name__)))
-        self._lms[call_id] = (instance, span)
-        if call is not None:
-            call.lm = span
-
-    def on_lm_end(self, call_id: str, outputs: Any | None, exception: BaseException | None = None) -> None:
-        entry = self._lms.pop(call_id, None)
-        if entry is None:
-            return
-        lm, span = entry
-        if span.predict_call is not None and span.predict_call.lm is span:
-            span.predict_call.lm = None
-        span.finish(lm, outputs, exception)
-
-
 def current_lm_span() -> LMSpan | None:
     """The LM span of the request about to be sent in this thread or task, if it belongs to a run."""
     call = current_predict.get()
     return call.lm if call is not None else None
 
 
-__all__ = ["CACHED", "FIELD_END", "LMSpan", "PredictCall", "RunCallback", "TokenRun", "current_lm_span"]
+__all__ = ["CACHED", "FIELD_END", "LMSpan", "PredictCall", "TokenRun", "current_lm_span"]

@@ -301,6 +301,9 @@ def install() -> None:
             return
         from dspy.clients import lm as lm_module
 
+        from streamll.streaming.hooks import install_hooks
+
+        install_hooks()
         _install_engines()
         _wrap_litellm(lm_module)
         _installed = True

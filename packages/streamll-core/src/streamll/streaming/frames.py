@@ -14,7 +14,7 @@ from contextvars import Token
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dspy.dsp.utils.settings import settings
+from dspy.dsp.utils.settings import thread_local_overrides
 
 from streamll.core.context import context_tags, current_execution, current_span
 
@@ -39,7 +39,7 @@ class Frame:
 
 def current_frame() -> Frame | None:
     """The innermost instrumented call running here (in this thread, task or DSPy worker)."""
-    frame = settings.get(FRAME_KEY)
+    frame = thread_local_overrides.get().get(FRAME_KEY)  # frames only ever live in dspy.context overrides
     return frame if isinstance(frame, Frame) else None
 
 
