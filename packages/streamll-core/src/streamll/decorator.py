@@ -23,7 +23,6 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, overload
 
-import anyio
 import dspy
 
 from streamll.config import resolve_sinks
@@ -186,17 +185,11 @@ def call_sync(original: Callable[..., Any], module: Any, args: tuple[Any, ...], 
         return tracked.result
 
 
-async def call_async(
-    original: Callable[..., Any], original_sync: Callable[..., Any], module: Any, args: Any, kwargs: Any
-) -> Any:
-    """One ``acall`` of an instrumented module (``forward`` in a worker thread when there is no ``aforward``)."""
+async def call_async(original: Callable[..., Any], module: Any, args: Any, kwargs: Any) -> Any:
+    """One ``acall`` of an instrumented module (DSPy's own ``acall``: it awaits ``aforward``)."""
     capture.install()
-    has_aforward = callable(getattr(type(module), "aforward", None))
-    with _Call(module, "aforward" if has_aforward else "forward", args, kwargs) as tracked:
-        if has_aforward:
-            tracked.result = await original(module, *args, **kwargs)
-        else:
-            tracked.result = await anyio.to_thread.run_sync(functools.partial(original_sync, module, *args, **kwargs))
+    with _Call(module, "aforward", args, kwargs) as tracked:
+        tracked.result = await original(module, *args, **kwargs)
         return tracked.result
 
 
@@ -209,10 +202,10 @@ def _sync_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
     return __call__
 
 
-def _async_wrapper(original: Callable[..., Any], original_sync: Callable[..., Any]) -> Callable[..., Any]:
+def _async_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def acall(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return await call_async(original, original_sync, self, args, kwargs)
+        return await call_async(original, self, args, kwargs)
 
     setattr(acall, ORIGINAL_ATTR, original)
     return acall
@@ -284,7 +277,7 @@ def instrument(
         module_class._streamll_sinks_key = key
         module_class._streamll_sinks = _SinksOf()
         module_class.__call__ = _sync_wrapper(call)
-        module_class.acall = _async_wrapper(acall, call)
+        module_class.acall = _async_wrapper(acall)
         module_class._streamll_instrumented = True
         return target
 

@@ -216,10 +216,28 @@ def _streaming_call(completion: Any, args: tuple[Any, ...], kwargs: dict[str, An
     return arguments, int(arguments.get("num_retries") or 0)
 
 
-def _litellm() -> Any:
+def _assemble(chunks: list[Any]) -> Any:
+    """The reply a non-streamed call returns, built from the chunks (``litellm.stream_chunk_builder``).
+
+    Reading a stream, LiteLLM derives ``completion_tokens_details`` (text
+    tokens, zero reasoning tokens) that a plain reply without details from the
+    provider does not have; those derived details are dropped so DSPy records
+    the same usage either way.
+    """
     import litellm
 
-    return litellm
+    raw = litellm.stream_chunk_builder(chunks)
+    usage = getattr(raw, "usage", None)
+    details = getattr(usage, "completion_tokens_details", None)
+    if details is not None:
+        values = details.model_dump() if hasattr(details, "model_dump") else dict(vars(details))
+        derived = {"text_tokens": getattr(usage, "completion_tokens", None), "reasoning_tokens": 0}
+        if all(value is None or (key in derived and value == derived[key]) for key, value in values.items()):
+            try:
+                usage.completion_tokens_details = None
+            except Exception:  # a frozen usage object: keep LiteLLM's
+                pass
+    return raw
 
 
 def _wrap_litellm(module: Any) -> None:
@@ -264,7 +282,7 @@ def _wrap_litellm(module: Any) -> None:
                     close = getattr(response, "close", None)
                     if callable(close):
                         close()
-                return _litellm().stream_chunk_builder(chunks)
+                return _assemble(chunks)
             except Exception as exc:
                 span.fail_attempt(exc)
                 if reading and attempt < retries:
@@ -305,7 +323,7 @@ def _wrap_litellm(module: Any) -> None:
                     aclose = getattr(response, "aclose", None)
                     if callable(aclose):
                         await aclose()
-                return _litellm().stream_chunk_builder(chunks)
+                return _assemble(chunks)
             except Exception as exc:
                 span.fail_attempt(exc)
                 if reading and attempt < retries:
