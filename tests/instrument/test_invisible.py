@@ -299,3 +299,12 @@ def test_instrumented_classes_pickle_and_copy_like_plain_ones(lm, tmp_path) -> N
     loaded = dspy.load(str(tmp_path / "program"), **options)
     assert loaded(question="after loading").answer
     own.stop()
+
+
+def test_plain_programs_run_dspys_own_methods_between_instrumented_calls(lm, server: OfflineLMServer) -> None:
+    StreamedQA()(question="instrumented first")
+    server.configure(fail_status=500)
+    with pytest.raises(Exception) as info:
+        QA()(question="plain afterwards")
+    frames = [frame.filename for frame in traceback.extract_tb(info.value.__traceback__)]
+    assert not [name for name in frames if "/streamll/" in name]

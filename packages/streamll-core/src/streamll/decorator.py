@@ -179,16 +179,14 @@ def _caller_stacklevel() -> int:
 
 def call_sync(original: Callable[..., Any], module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """One sync call of an instrumented module."""
-    capture.install()
-    with _Call(module, "forward", args, kwargs) as tracked:
+    with capture.capturing(), _Call(module, "forward", args, kwargs) as tracked:
         tracked.result = original(module, *args, **kwargs)
         return tracked.result
 
 
 async def call_async(original: Callable[..., Any], module: Any, args: Any, kwargs: Any) -> Any:
     """One ``acall`` of an instrumented module (DSPy's own ``acall``: it awaits ``aforward``)."""
-    capture.install()
-    with _Call(module, "aforward", args, kwargs) as tracked:
+    with capture.capturing(), _Call(module, "aforward", args, kwargs) as tracked:
         tracked.result = await original(module, *args, **kwargs)
         return tracked.result
 
