@@ -30,7 +30,7 @@ from streamll.core.context import context_tags
 from streamll.core.spans import Span
 from streamll.streaming import capture
 from streamll.streaming.bridge import TokenRun
-from streamll.streaming.frames import FRAME_KEY, Frame, adopt, current_frame, frame_of
+from streamll.streaming.frames import FRAME_KEY, Frame, adopt, current_frame, frame_of, hide_frames
 
 logger = logging.getLogger("streamll")
 
@@ -194,7 +194,11 @@ async def call_async(original: Callable[..., Any], module: Any, args: Any, kwarg
 def _sync_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return call_sync(original, self, args, kwargs)
+        try:
+            return call_sync(original, self, args, kwargs)
+        except BaseException as exc:
+            hide_frames(exc)
+            raise
 
     setattr(__call__, ORIGINAL_ATTR, original)
     return __call__
@@ -203,7 +207,11 @@ def _sync_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
 def _async_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def acall(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return await call_async(original, self, args, kwargs)
+        try:
+            return await call_async(original, self, args, kwargs)
+        except BaseException as exc:
+            hide_frames(exc)
+            raise
 
     setattr(acall, ORIGINAL_ATTR, original)
     return acall
