@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from streamll.config import configure
+from streamll.config import Configuration, configure
 from streamll.core import events
 from streamll.core.context import get_context, set_context
 from streamll.core.emitter import emit
@@ -25,6 +25,7 @@ from streamll.errors import (
     StreamllError,
     UnknownSchemeError,
 )
+from streamll.event_consumer import EventConsumer
 from streamll.hookspecs import hookimpl
 from streamll.sinks.base import BaseSink, Overflow
 from streamll.sinks.memory import MemorySink
@@ -46,6 +47,10 @@ def __getattr__(name: str) -> Any:
 
         globals()["instrument"] = instrument
         return instrument
+    from streamll.deprecation import PLUGIN_NAMES, REMOVED, plugin_name
+
+    if name in PLUGIN_NAMES or name in REMOVED:  # 0.1's streamll.RedisSink / streamll.RabbitMQSink
+        return plugin_name(__name__, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -72,11 +77,13 @@ def stats() -> dict[str, SinkStats]:
 
 __all__ = [
     "BaseSink",
+    "Configuration",
     "ConfigurationError",
     "ConsumerError",
     "EndEvent",
     "ErrorEvent",
     "Event",
+    "EventConsumer",
     "MalformedEventError",
     "MemorySink",
     "Overflow",
