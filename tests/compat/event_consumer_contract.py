@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from streamll import EventConsumer
@@ -24,7 +24,7 @@ async def until(predicate: Callable[[], bool], what: str, timeout: float = 20.0)
 class EventConsumerContract:
     """Subclass with fixtures ``transport`` (a TransportFixture) and ``url_and_target``."""
 
-    group_options: dict[str, Any] = {}
+    group_options: ClassVar[dict[str, Any]] = {}
     """Transport options that make an unacknowledged event come back promptly (NATS: a short ack_wait)."""
 
     @pytest.fixture

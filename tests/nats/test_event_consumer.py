@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.nats
 
 
 class TestNatsEventConsumer(EventConsumerContract):
-    group_options: dict[str, Any] = {"ack_wait": 1.0}
+    group_options: ClassVar[dict[str, Any]] = {"ack_wait": 1.0}
 
     @pytest.fixture
     async def transport(self, nats_url: str, names: tuple[str, str]) -> AsyncIterator[NatsTransport]:
