@@ -1,0 +1,16 @@
+"""Every compatibility test starts and ends with the configuration it found (sinks, filter, redaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import streamll
+
+
+@pytest.fixture(autouse=True)
+def restore_configuration() -> Iterator[None]:
+    handle = streamll.configure()  # changes nothing; remembers what is in force
+    yield
+    handle.restore()
+    streamll.set_context(**dict.fromkeys(streamll.get_context()))
