@@ -96,8 +96,9 @@ class EventConsumer:
 
     Handlers (sync or async) are registered with :meth:`on`. A handler that
     raises is logged and counted in ``stats.handler_errors``; the loop goes on.
-    Handlers see the ``set_context`` ids in ``event.data`` as well as in
-    ``event.tags`` (where 0.1 consumers read them), without overwriting data.
+    Handlers see what 0.1 handlers read in ``event.data``, added without
+    overwriting anything: the ``set_context`` ids (also in ``event.tags``) and
+    ``duration`` in seconds (also ``duration_ms``).
     """
 
     def __init__(
@@ -205,7 +206,7 @@ class EventConsumer:
         failed = False
         if handlers:
             self.stats.handled += 1
-            _context_into_data(event)
+            _v01_fields(event)
         for handler in handlers:
             try:
                 result = handler(event)
@@ -281,13 +282,15 @@ class EventConsumer:
         return f"<EventConsumer {self.consumer!r} ({types})>"
 
 
-def _context_into_data(event: Event) -> None:
-    """Copy ``tags`` into ``data`` where data has no such key (0.1 put ``set_context`` ids in data)."""
-    if event.tags:
-        data = event.data
-        for key, value in event.tags.items():
-            if key not in data:
-                data[key] = value
+def _v01_fields(event: Event) -> None:
+    """Add what 0.1 handlers read in ``data``, never overwriting: the ``tags`` and ``duration`` in seconds."""
+    data = event.data
+    for key, value in event.tags.items():
+        if key not in data:
+            data[key] = value
+    milliseconds = data.get("duration_ms")
+    if "duration" not in data and isinstance(milliseconds, (int, float)) and not isinstance(milliseconds, bool):
+        data["duration"] = milliseconds / 1000
 
 
 __all__ = ["ANY", "BROKER_URL_ENV", "TARGET_ENV", "EventConsumer", "HandlerStats"]
