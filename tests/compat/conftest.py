@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 import streamll
+from streamll.core.context import current_execution, current_span
 
 
 @pytest.fixture(autouse=True)
@@ -14,3 +15,5 @@ def restore_configuration() -> Iterator[None]:
     yield
     handle.restore()
     streamll.set_context(**dict.fromkeys(streamll.get_context()))
+    # a span left open would make every later event of this thread part of one execution
+    assert current_execution.get() is None and current_span.get() is None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dspy
 import pytest
 import streamll
+import streamll.core.context
+import streamll.core.spans
 from streamll.core.events import Event
 from streamll.sinks.memory import MemorySink
 from streamll.testing import OfflineLMServer
@@ -73,7 +75,13 @@ def test_metadata_reaches_module_lm_and_token_events_inside(lm_server: OfflineLM
     assert all(e.tags.get("tenant") == "acme" for e in events), [e for e in events if "tenant" not in e.tags]
 
 
-@pytest.mark.parametrize("name", ["data", "sinks"])
-def test_reserved_keywords_keep_their_meaning(name: str) -> None:
-    with pytest.raises((TypeError, streamll.ConfigurationError)):
-        streamll.trace("t", **{name: "not a dict or list"}).open()
+def test_reserved_keywords_keep_their_meaning_and_a_bad_value_leaves_the_context_alone() -> None:
+    with pytest.raises(TypeError, match="trace data must be a dict"):
+        streamll.trace("t", data="not a dict")  # type: ignore[arg-type]
+    with pytest.raises(streamll.ConfigurationError, match="not a single string"):
+        streamll.trace("t", sinks="memory://x")  # type: ignore[arg-type]
+    span = streamll.core.spans.Span("trace", "t", data="not a dict")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        span.open()
+    assert streamll.core.context.current_execution.get() is None
+    assert streamll.core.context.current_span.get() is None

@@ -61,14 +61,20 @@ class Span:
         self.execution = execution
         if self.metadata:
             self._tokens.append(context_tags.set({**context_tags.get(), **self.metadata}))
-        start, _ = make_event(
-            "start",
-            self._start_data,
-            execution=execution,
-            module_name=self.name,
-            method_name=self.method_name,
-            operation=self.operation,
-        )
+        try:
+            start, _ = make_event(
+                "start",
+                self._start_data,
+                execution=execution,
+                module_name=self.name,
+                method_name=self.method_name,
+                operation=self.operation,
+            )
+        except BaseException:  # e.g. data that is not a dict: leave the context as it was found
+            for token in reversed(self._tokens):
+                token.var.reset(token)
+            self._tokens.clear()
+            raise
         self.span_id = start.event_id
         self._tokens.append(current_span.set(start.event_id))
         self._started = time.perf_counter()
@@ -156,6 +162,8 @@ def trace(name: str, *, data: dict[str, Any] | None = None, sinks: list[Any] | N
     the trace (modules, LM calls, tokens, nested traces) and into the ``data``
     of the trace's own start / end / error and ``ctx.emit`` events.
     """
+    if data is not None and not isinstance(data, dict):
+        raise TypeError(f"trace data must be a dict, not {type(data).__name__}")
     resolved = _trace_sinks(sinks) if sinks is not None else None
     return Span("trace", name, sinks=resolved, data=data, metadata=metadata)
 
