@@ -123,6 +123,11 @@ def test_event_consumer_reads_url_and_target_from_the_environment(monkeypatch: p
     assert consumer.broker_url == "redis://127.0.0.1:6379/0" and consumer.consumer.stream == "from_env"
 
 
+def test_event_consumer_on_rabbitmq_names_the_supported_transports() -> None:
+    with pytest.raises(ConfigurationError, match="use Redis, NATS or Kafka"):
+        streamll.EventConsumer("amqp://guest:guest@localhost:5672/", target="streamll_events")
+
+
 def test_event_consumer_without_a_url_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("STREAMLL_BROKER_URL", raising=False)
     with pytest.raises(ConfigurationError, match=r"needs a broker URL.*STREAMLL_BROKER_URL"):

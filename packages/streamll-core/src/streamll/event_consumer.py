@@ -116,6 +116,11 @@ class EventConsumer:
                 f"EventConsumer needs a broker URL: EventConsumer('redis://localhost:6379', target='streamll') "
                 f"or {BROKER_URL_ENV}"
             )
+        if urlsplit(url).scheme.lower() in ("amqp", "amqps", "rabbitmq"):
+            raise ConfigurationError(
+                "RabbitMQ is not a streamll transport since 0.2: use Redis, NATS or Kafka, "
+                "e.g. EventConsumer('redis://localhost:6379', target='streamll') with pip install 'streamll[redis]'"
+            )
         self.broker_url = url
         self.target = target or os.environ.get(TARGET_ENV) or None
         if group is not None:
