@@ -125,6 +125,7 @@ class EventConsumer:
         self.target = target or os.environ.get(TARGET_ENV) or None
         if group is not None:
             options["group"] = group
+        self._types_given = "event_types" in options
         self.consumer: BaseConsumer[Any] = from_url(url, **_transport_options(url, self.target, options))
         """The transport's consumer doing the reading."""
         self.group = group
@@ -182,7 +183,7 @@ class EventConsumer:
     async def start(self) -> None:
         """Connect (idempotent); :meth:`run` does this for you."""
         self._stopping = False
-        if self._handlers:
+        if self._handlers and not self._types_given:  # the transport skips (and acks) what no handler wants
             self.consumer.event_types = self._wanted_types()
         await self.consumer.start()
 
