@@ -26,7 +26,7 @@ from streamll_redis import RedisStreamConsumer
 
 from tests.compat.v01_support import extract, printed_events, require_faststream, run_v01
 
-pytestmark = [pytest.mark.redis, pytest.mark.interop]
+pytestmark = pytest.mark.redis
 
 
 @pytest.fixture(scope="module")
