@@ -43,6 +43,13 @@ def test_redissink_0_1_broker_kwargs_it_cannot_honour_say_to_use_the_url() -> No
 
 
 @redis_plugin
+def test_the_0_1_module_path_streamll_sinks_redis_warns_too() -> None:
+    with pytest.warns(DeprecationWarning, match=re.escape(INSTEAD)):
+        from streamll.sinks.redis import RedisSink
+    assert RedisSink.__name__ == "LegacyRedisSink"
+
+
+@redis_plugin
 def test_top_level_redissink_warns_too() -> None:
     with pytest.warns(DeprecationWarning, match=re.escape(INSTEAD)):
         sink_class = streamll.RedisSink
@@ -57,9 +64,11 @@ def test_redissink_without_the_plugin_says_what_to_install(monkeypatch: pytest.M
 
 def test_rabbitmqsink_is_gone_and_the_error_names_the_replacement() -> None:
     with pytest.raises(ImportError, match=r"RabbitMQSink was removed.*use Redis, NATS or Kafka"):
-        from streamll.sinks import RabbitMQSink  # noqa: F401
+        from streamll.sinks import RabbitMQSink
     with pytest.raises(ImportError, match="RabbitMQSink was removed"):
         streamll.RabbitMQSink  # noqa: B018
+    with pytest.raises(ImportError, match="RabbitMQSink was removed"):
+        from streamll.sinks.rabbitmq import RabbitMQSink  # noqa: F401
 
 
 def test_streamll_models_event_warns_and_is_the_current_event() -> None:
