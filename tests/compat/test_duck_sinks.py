@@ -143,3 +143,19 @@ def test_a_duck_sink_given_to_instrument_gets_the_tokens(lm_server: OfflineLMSer
 def test_an_object_without_handle_event_is_refused_with_what_a_sink_is() -> None:
     with pytest.raises(streamll.ConfigurationError, match="an object with handle_event"):
         streamll.configure(sinks=[object()])
+
+
+def test_a_duck_sink_reads_context_ids_and_seconds_in_data_as_0_1_sinks_did() -> None:
+    from streamll.sinks.memory import MemorySink
+
+    duck, memory = SyncSink(), MemorySink(name="beside-a-duck")
+    streamll.configure(sinks=[duck, memory])
+    streamll.set_context(conversation_id="conv_123")
+    with streamll.trace("op"):
+        streamll.emit("step", data={"conversation_id": "from data wins"})
+    assert streamll.flush(timeout=10)
+    wait(lambda: len(duck.events) == 3 and len(memory.events) == 3, "3 events at both sinks")
+    start, step, end = duck.events
+    assert start.data["conversation_id"] == "conv_123" and step.data["conversation_id"] == "from data wins"
+    assert end.data["duration"] == end.data["duration_ms"] / 1000
+    assert "conversation_id" not in memory.events[0].data and "duration" not in memory.events[2].data  # only a copy

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from streamll.consumer import BaseConsumer, from_url
 from streamll.core.events import Event
 from streamll.errors import ConfigurationError, ConsumerError
+from streamll.v01 import v01_data
 
 logger = logging.getLogger("streamll")
 
@@ -290,13 +291,9 @@ class EventConsumer:
 
 def _v01_fields(event: Event) -> None:
     """Add what 0.1 handlers read in ``data``, never overwriting: the ``tags`` and ``duration`` in seconds."""
-    data = event.data
-    for key, value in event.tags.items():
-        if key not in data:
-            data[key] = value
-    milliseconds = data.get("duration_ms")
-    if "duration" not in data and isinstance(milliseconds, (int, float)) and not isinstance(milliseconds, bool):
-        data["duration"] = milliseconds / 1000
+    data = v01_data(event)
+    if data is not None:
+        event.data = data
 
 
 __all__ = ["ANY", "BROKER_URL_ENV", "TARGET_ENV", "EventConsumer", "HandlerStats"]

@@ -48,6 +48,17 @@ def from_v01(body: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def v01_data(event: Event) -> dict[str, Any] | None:
+    """``event.data`` plus what 0.1 code read there (``set_context`` ids, ``duration`` in seconds), never
+    overwriting a key; ``None`` when there is nothing to add."""
+    data = event.data
+    extra = {key: value for key, value in event.tags.items() if key not in data}
+    milliseconds = data.get("duration_ms")
+    if "duration" not in data and _number(milliseconds):
+        extra["duration"] = milliseconds / 1000
+    return {**data, **extra} if extra else None
+
+
 def to_v01(event: Event) -> dict[str, Any]:
     """The 0.1 view of ``event``: valid for 0.1's ``streamll.models.Event`` and what its consumers read.
 
@@ -72,4 +83,4 @@ def to_v01(event: Event) -> dict[str, Any]:
     return body
 
 
-__all__ = ["LM_TYPES_V01", "from_v01", "to_v01"]
+__all__ = ["LM_TYPES_V01", "from_v01", "to_v01", "v01_data"]

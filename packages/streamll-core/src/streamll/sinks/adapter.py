@@ -16,6 +16,7 @@ from typing import Any
 
 from streamll.core.events import Event
 from streamll.sinks.base import BaseSink
+from streamll.v01 import v01_data
 
 
 def is_duck_sink(value: Any) -> bool:
@@ -37,7 +38,9 @@ class SinkAdapter(BaseSink):
     """Delivers events to ``target.handle_event`` (sync or async) from the background worker.
 
     ``target.start()`` runs before the first delivery when ``target.is_running``
-    is not already true; ``target.stop()`` runs when the adapter stops.
+    is not already true; ``target.stop()`` runs when the adapter stops. The
+    target gets a copy of each event whose ``data`` also holds what 0.1 sinks
+    read there (``set_context`` ids, ``duration`` in seconds), when that adds anything.
     """
 
     def __init__(self, target: Any, **options: Any) -> None:
@@ -62,7 +65,7 @@ class SinkAdapter(BaseSink):
 
     def handle_event(self, event: Event) -> None:
         """Hand one event to a sync ``handle_event`` (on a helper thread); an awaitable it returns is awaited."""
-        result = self.target.handle_event(event)
+        result = self.target.handle_event(_v01_view(event))
         if inspect.isawaitable(result) and self._loop is not None:
             asyncio.run_coroutine_threadsafe(_as_coroutine(result), self._loop).result()
 
@@ -73,7 +76,7 @@ class SinkAdapter(BaseSink):
         delivered = 0
         for event in events:
             try:
-                await self.target.handle_event(event)
+                await self.target.handle_event(_v01_view(event))
                 delivered += 1
             except Exception as exc:
                 with self._lock:
@@ -84,6 +87,11 @@ class SinkAdapter(BaseSink):
 
     def __repr__(self) -> str:
         return f"<SinkAdapter for {self.target!r} running={self.is_running}>"
+
+
+def _v01_view(event: Event) -> Event:
+    data = v01_data(event)
+    return event if data is None else event.model_copy(update={"data": data})
 
 
 async def _as_coroutine(awaitable: Any) -> Any:
