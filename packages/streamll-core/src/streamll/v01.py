@@ -49,12 +49,14 @@ def from_v01(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def v01_data(event: Event) -> dict[str, Any] | None:
-    """``event.data`` plus what 0.1 code read there (``set_context`` ids, ``duration`` in seconds), never
-    overwriting a key; ``None`` when there is nothing to add."""
+    """``event.data`` plus what 0.1 code read there, never overwriting a key; ``None`` when nothing is added.
+
+    0.1 put ``set_context`` ids in ``data`` and gave durations in seconds (``data["duration"]``).
+    """
     data = event.data
     extra = {key: value for key, value in event.tags.items() if key not in data}
     milliseconds = data.get("duration_ms")
-    if "duration" not in data and _number(milliseconds):
+    if "duration" not in data and isinstance(milliseconds, (int, float)) and not isinstance(milliseconds, bool):
         extra["duration"] = milliseconds / 1000
     return {**data, **extra} if extra else None
 
