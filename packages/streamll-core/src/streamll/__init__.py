@@ -25,7 +25,6 @@ from streamll.errors import (
     StreamllError,
     UnknownSchemeError,
 )
-from streamll.event_consumer import EventConsumer
 from streamll.hookspecs import hookimpl
 from streamll.sinks.base import BaseSink, Overflow
 from streamll.sinks.memory import MemorySink
@@ -36,17 +35,23 @@ from streamll.sinks.terminal import TerminalSink
 
 if TYPE_CHECKING:
     from streamll.decorator import instrument
+    from streamll.event_consumer import EventConsumer
 
 __version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> Any:
-    """``instrument`` imports DSPy, so it loads on first use: consumers and the CLI start fast."""
+    """``instrument`` (DSPy) and ``EventConsumer`` load on first use: consumers and the CLI start fast."""
     if name == "instrument":
         from streamll.decorator import instrument
 
         globals()["instrument"] = instrument
         return instrument
+    if name == "EventConsumer":
+        from streamll.event_consumer import EventConsumer
+
+        globals()["EventConsumer"] = EventConsumer
+        return EventConsumer
     from streamll.deprecation import PLUGIN_NAMES, REMOVED, plugin_name
 
     if name in PLUGIN_NAMES or name in REMOVED:  # 0.1's streamll.RedisSink / streamll.RabbitMQSink

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from streamll.core import policy
 from streamll.core.context import Execution, context_tags, current_execution, current_span
 from streamll.core.events import EVENT_CLASSES, Event
-from streamll.core.policy import outgoing
 
 logger = logging.getLogger("streamll")
 
@@ -19,7 +19,7 @@ def dispatch(event: Event, execution: Execution | None = None) -> None:
     """
     from streamll.config import active_sinks
 
-    if (checked := outgoing(event)) is None:
+    if (checked := policy.outgoing(event)) is None:
         return
     event = checked
     try:
