@@ -137,6 +137,33 @@ class LegacyRedisSink(RedisSink):
             fields[LEGACY_DATA_FIELD] = legacy_envelope(event)
         return fields
 
+    def encode(self, event: Event) -> Any:
+        """An event as this sink writes it: its entry fields, built once (a retried batch is not encoded again)."""
+        return self.entry_fields(event)
+
+    async def write_batch(self, records: list[Any]) -> int | None:
+        """``XADD`` each record (an event, or fields from :meth:`encode`) in order as one pipeline."""
+        client = self._client
+        if client is None:
+            raise ConnectionError("redis sink is not connected")
+        pipe = client.pipeline(transaction=False)
+        failed = 0
+        for record in records:
+            try:
+                fields = self.entry_fields(record) if isinstance(record, Event) else record
+            except Exception as exc:  # a broken event object fails alone
+                failed += 1
+                with self._lock:
+                    self._stats.failed += 1
+                    self._stats.last_error = f"cannot encode event {getattr(record, 'event_id', '?')}: {exc}"
+                continue
+            pipe.xadd(
+                self.options.stream, fields, maxlen=self.options.maxlen or None, approximate=self.options.approximate
+            )
+        if len(pipe):
+            await pipe.execute()
+        return len(records) - failed
+
 
 __all__ = [
     "BINARY_MAGIC",

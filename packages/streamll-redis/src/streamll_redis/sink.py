@@ -6,7 +6,6 @@ import logging
 from typing import Unpack
 
 import redis.asyncio as aioredis
-from redis.typing import EncodableT, FieldT
 from streamll.core.events import Event
 from streamll.sinks.base import BaseSink
 from streamll.url_options import SinkOptions, sink_arguments
@@ -95,7 +94,7 @@ class RedisSink(BaseSink):
         unencodable = 0
         for event in events:
             try:
-                fields = self.entry_fields(event)
+                fields = entry_fields(event)
             except Exception as exc:  # encode_event has a repr fallback; this guards against a broken event object
                 unencodable += 1
                 self._count_unencodable(event, exc)
@@ -104,10 +103,6 @@ class RedisSink(BaseSink):
         if len(pipe):
             await pipe.execute()
         return len(events) - unencodable
-
-    def entry_fields(self, event: Event) -> dict[FieldT, EncodableT]:
-        """The fields ``XADD`` writes for ``event`` (see ``streamll_redis.entries``)."""
-        return entry_fields(event)
 
     def _count_unencodable(self, event: Event, exc: Exception) -> None:
         with self._lock:
