@@ -117,11 +117,15 @@ def test_event_consumer_0_1_names_app_broker_subscriber_and_llm_types() -> None:
         def lm_started(event: object) -> None:
             seen.append(event)
 
+    with pytest.warns(DeprecationWarning, match='write @consumer.on\\("end"\\)'):
+        consumer.on("llm_end")(lambda event: seen.append(event))
     lm_start = StartEvent(operation="lm", module_name="openai/x")
     asyncio.run(consumer.handle(StartEvent(operation="module", module_name="QA")))
     asyncio.run(consumer.handle(lm_start))
-    asyncio.run(consumer.handle(EndEvent(operation="lm")))
-    assert seen == [lm_start]
+    lm_end = EndEvent(operation="lm")
+    asyncio.run(consumer.handle(lm_end))
+    asyncio.run(consumer.handle(EndEvent(operation="module")))
+    assert seen == [lm_start, lm_end]
 
 
 @redis_plugin

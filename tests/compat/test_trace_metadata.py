@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import dspy
 import pytest
 import streamll
@@ -85,3 +87,15 @@ def test_reserved_keywords_keep_their_meaning_and_a_bad_value_leaves_the_context
         span.open()
     assert streamll.core.context.current_execution.get() is None
     assert streamll.core.context.current_span.get() is None
+
+
+def test_0_1_module_name_keyword_warns_and_is_kept_as_metadata() -> None:
+    sink = MemorySink(name="trace-module-name")
+    streamll.configure(sinks=[sink])
+    with pytest.warns(DeprecationWarning, match=re.escape("write streamll.trace('retriever')")):
+        span = streamll.trace("retrieval", module_name="retriever")
+    with span:
+        pass
+    start, _end = delivered(sink, 2)
+    assert (start.module_name, start.operation) == ("retrieval", "trace")
+    assert start.tags["module_name"] == "retriever"

@@ -164,6 +164,14 @@ def trace(name: str, *, data: dict[str, Any] | None = None, sinks: list[Any] | N
     """
     if data is not None and not isinstance(data, dict):
         raise TypeError(f"trace data must be a dict, not {type(data).__name__}")
+    if "module_name" in metadata:
+        from streamll.deprecation import deprecated
+
+        deprecated(
+            "trace(name, module_name=...) (0.1: the events' module_name)",
+            f"streamll.trace({metadata['module_name']!r}): a trace's name is its events' module_name; "
+            "module_name= is kept as metadata",
+        )
     resolved = _trace_sinks(sinks) if sinks is not None else None
     return Span("trace", name, sinks=resolved, data=data, metadata=metadata)
 
