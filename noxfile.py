@@ -10,6 +10,8 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests"]
 
 ROOT = Path(__file__).parent
+V01_DEPS = ["faststream[redis]>=0.5", "nanoid>=2.0"]
+"""What the published streamll 0.1.1 needs to run as the old producer / consumer in the upgrade tests."""
 PLUGINS = ("redis", "nats", "kafka")
 TEST_DEPS = ["pytest>=8.2", "pytest-asyncio>=0.24", "pytest-timeout>=2.3", "jsonschema>=4.21", "uv>=0.4"]
 PLUGIN_TEST_EXTRAS = {"kafka": "[test]", "nats": "[nkeys]"}
@@ -34,6 +36,7 @@ def tests(session: nox.Session) -> None:
     """The whole suite: core, every plugin, the Node.js interop consumers."""
     session.install(*_packages(*PLUGINS), *TEST_DEPS)
     _node_deps(session)
+    session.install(*V01_DEPS)
     session.run("pytest", *session.posargs)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from streamll.config import configure
+from streamll.config import Configuration, configure
 from streamll.core import events
 from streamll.core.context import get_context, set_context
 from streamll.core.emitter import emit
@@ -35,17 +35,27 @@ from streamll.sinks.terminal import TerminalSink
 
 if TYPE_CHECKING:
     from streamll.decorator import instrument
+    from streamll.event_consumer import EventConsumer
 
 __version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> Any:
-    """``instrument`` imports DSPy, so it loads on first use: consumers and the CLI start fast."""
+    """``instrument`` (DSPy) and ``EventConsumer`` load on first use: consumers and the CLI start fast."""
     if name == "instrument":
         from streamll.decorator import instrument
 
         globals()["instrument"] = instrument
         return instrument
+    if name == "EventConsumer":
+        from streamll.event_consumer import EventConsumer
+
+        globals()["EventConsumer"] = EventConsumer
+        return EventConsumer
+    from streamll.deprecation import PLUGIN_NAMES, REMOVED, plugin_name
+
+    if name in PLUGIN_NAMES or name in REMOVED:  # 0.1's streamll.RedisSink / streamll.RabbitMQSink
+        return plugin_name(__name__, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -72,11 +82,13 @@ def stats() -> dict[str, SinkStats]:
 
 __all__ = [
     "BaseSink",
+    "Configuration",
     "ConfigurationError",
     "ConsumerError",
     "EndEvent",
     "ErrorEvent",
     "Event",
+    "EventConsumer",
     "MalformedEventError",
     "MemorySink",
     "Overflow",
