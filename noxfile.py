@@ -11,7 +11,14 @@ nox.options.sessions = ["tests"]
 
 ROOT = Path(__file__).parent
 PLUGINS = ("redis", "nats", "kafka")
-TEST_DEPS = ["pytest>=8.2", "pytest-asyncio>=0.24", "pytest-timeout>=2.3", "jsonschema>=4.21", "uv>=0.4"]
+TEST_DEPS = [
+    "pytest>=8.2",
+    "pytest-asyncio>=0.24",
+    "pytest-timeout>=2.3",
+    "jsonschema>=4.21",
+    "uv>=0.4",
+    "hypothesis>=6.100",
+]
 PLUGIN_TEST_EXTRAS = {"kafka": "[test]", "nats": "[nkeys]"}
 """Extras a plugin's own tests need (the Kafka-protocol broker wheel, NKey support)."""
 PLUGIN_TEST_DIRS = [f"tests/{name}" for name in PLUGINS] + ["tests/interop"]

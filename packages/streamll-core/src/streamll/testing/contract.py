@@ -26,6 +26,13 @@ from streamll.core.events import Event, TokenEvent
 from streamll.core.serialization import event_to_dict
 from streamll.sinks.base import BaseSink
 
+POISON: tuple[bytes, ...] = (
+    b"[" * 100_000,
+    b'{"event_type":"x","timestamp":"0001-01-01T00:00:00+05:00"}',
+    b'{"event_type":"x","timestamp":"9999-12-31T23:59:59-05:00"}',
+)
+"""Bodies that once escaped the decoder (a RecursionError, OverflowErrors) and poisoned a group."""
+
 
 class TransportFixture(abc.ABC):
     """One fresh destination on a real broker, and how to reach it."""
@@ -147,6 +154,40 @@ class TransportContract:
             received = await read(consumer, len(events))
         assert [e.event_id for e in received] == [e.event_id for e in events]
         assert consumer.stats.malformed == 3
+        await asyncio.to_thread(sink.stop)
+
+    async def test_poison_messages_are_acked_and_skipped_in_a_group(self, transport: TransportFixture) -> None:
+        """Bodies that break a JSON or date parser are skipped and acknowledged; the next event still arrives."""
+        sink = transport.make_sink()
+        _, events = make_execution_events(4)
+        half = len(events) // 2
+        await asyncio.to_thread(write, sink, events[:half])
+        for body in POISON:
+            await transport.publish_raw(body)
+        await asyncio.to_thread(write, sink, events[half:])
+        for body in POISON:
+            await transport.publish_raw(body)
+        group = "contract-poison"
+        seen: list[str] = []
+        async with transport.make_consumer(from_beginning=True, group=group) as consumer:
+
+            async def iterate() -> None:
+                async for event in consumer:
+                    seen.append(event.event_id)
+                    await consumer.ack(event)
+                    if len(seen) == len(events):
+                        break
+
+            await asyncio.wait_for(iterate(), timeout=30)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while consumer.stats.malformed < 2 * len(POISON) and loop.time() < deadline:
+                assert await consumer.consume_one(timeout=0.5) is None
+            assert consumer.stats.malformed == 2 * len(POISON)
+        assert seen == [e.event_id for e in events]
+        async with transport.make_consumer(from_beginning=True, group=group) as again:
+            assert await again.consume_one(timeout=2) is None
+            assert again.stats.malformed == 0, "a skipped message was not acknowledged and came back"
         await asyncio.to_thread(sink.stop)
 
     async def test_async_iteration(self, transport: TransportFixture) -> None:
