@@ -109,7 +109,7 @@ def tail(
 ) -> None:
     """Print events read from a transport URL (redis://, nats://, kafka://, ...)."""
     from streamll.consumer import from_url
-    from streamll.sinks.terminal import format_event
+    from streamll.sinks.terminal import format_event, printable
 
     options: dict[str, Any] = {"from_beginning": from_beginning, "group": group}
     if event_types:
@@ -121,7 +121,7 @@ def tail(
         seen = 0
         async with from_url(url, **{k: v for k, v in options.items() if v is not None}) as consumer:
             async for event in consumer:
-                click.echo(event.to_json().decode() if as_json else format_event(event))
+                click.echo(printable(event.to_json().decode()) if as_json else format_event(event))
                 if group:
                     await consumer.ack(event)
                 seen += 1

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -50,6 +52,9 @@ class TransportFixture(abc.ABC):
     @abc.abstractmethod
     async def publish_raw(self, body: bytes) -> None:
         """Put ``body`` on the destination as a message, bypassing streamll."""
+
+    destination_url: str | None = None
+    """A URL naming this destination, for ``streamll tail`` (tests that need it skip without it)."""
 
 
 def make_execution_events(count: int, *, field: str = "answer") -> tuple[Execution, list[Event]]:
@@ -188,6 +193,27 @@ class TransportContract:
         async with transport.make_consumer(from_beginning=True, group=group) as again:
             assert await again.consume_one(timeout=2) is None
             assert again.stats.malformed == 0, "a skipped message was not acknowledged and came back"
+        await asyncio.to_thread(sink.stop)
+
+    async def test_tail_survives_poison_and_a_lone_surrogate_token(self, transport: TransportFixture) -> None:
+        """``streamll tail`` skips what it cannot decode and prints a token no terminal encoding can hold."""
+        if transport.destination_url is None:
+            pytest.skip("this transport fixture names no URL for streamll tail")
+        sink = transport.make_sink()
+        _, events = make_execution_events(1)
+        for body in POISON:
+            await transport.publish_raw(body)
+        await transport.publish_raw(b'{"event_type":"token","data":{"token":"a\\ud800b","field":"answer"}}')
+        await asyncio.to_thread(write, sink, events)
+        command = [sys.executable, "-m", "streamll.cli", "tail", transport.destination_url, "--from-beginning"]
+        done = await asyncio.to_thread(
+            subprocess.run, [*command, "--count", str(1 + len(events))], capture_output=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        lines = done.stdout.decode("utf-8").splitlines()
+        assert lines[0] == '[TOKEN] answer: "a\\ud800b"', done.stdout
+        assert lines[1:] == ["[START] QA", '[TOKEN] answer: " tok0"', "[END] QA (1 ms)"]
+        assert done.stderr.decode().count("skipped a malformed message") == len(POISON)
         await asyncio.to_thread(sink.stop)
 
     async def test_async_iteration(self, transport: TransportFixture) -> None:
