@@ -83,6 +83,16 @@ async def test_user_and_password(tmp_path: Path, start_server: StartServer, capl
     assert SECRET not in caplog.text and SECRET not in error and SECRET not in repr(wrong)
 
 
+async def test_consumer_with_wrong_credentials_says_authorization_violation(start_server: StartServer) -> None:
+    server = start_server("--user", "alice", "--pass", SECRET)
+    consumer = NatsStreamConsumer(
+        f"nats://alice:wrong-{SECRET}@127.0.0.1:{server.port}?subject=auth.events&stream=AUTH"
+    )
+    with pytest.raises(Exception, match="Authorization Violation") as raised:
+        await consumer.start()
+    assert SECRET not in str(raised.value)
+
+
 async def test_token(tmp_path: Path, start_server: StartServer) -> None:
     server = start_server("--auth", SECRET)
     await round_trip(f"nats://{SECRET}@127.0.0.1:{server.port}?subject=auth.events&stream=AUTH")
