@@ -108,3 +108,23 @@ class BrokerProcess:
         """Stop, then start again on the same port."""
         self.stop()
         self.start()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``streamll ARGS`` in a fresh interpreter (as a user would), capturing its output."""
+    import sys
+
+    environment = {**os.environ, **(env or {})}
+    command = [sys.executable, "-m", "streamll.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment)
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], *expected: str) -> str:
+    """The command failed with exit status 1 and exactly one line on stderr holding each of ``expected``."""
+    lines = done.stderr.splitlines()
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert len(lines) == 1, done.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+    assert "Traceback" not in done.stderr
+    return lines[0]

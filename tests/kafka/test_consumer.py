@@ -14,7 +14,7 @@ from streamll.errors import ConsumerError
 from streamll.testing.contract import make_execution_events, read, write
 from streamll_kafka import KafkaSink, KafkaStreamConsumer
 
-from tests.helpers import free_port
+from tests.helpers import assert_one_line_error, free_port, run_cli
 from tests.kafka.conftest import create_topic, produce_raw, unique
 
 pytestmark = pytest.mark.kafka
@@ -176,3 +176,13 @@ async def test_start_fails_clearly_when_no_broker_answers() -> None:
     assert not consumer.is_started
     with pytest.raises(ConsumerError, match="not started"):
         await consumer.consume_one(timeout=0.1)
+
+
+def test_tail_errors_are_one_line_like_every_transport() -> None:
+    refused = free_port()
+    assert_one_line_error(
+        run_cli("tail", f"kafka://127.0.0.1:{refused}?topic=events"),
+        f"streamll tail: connection refused by kafka://127.0.0.1:{refused}?topic=events",
+        "is the server running",
+    )
+    assert_one_line_error(run_cli("tail", "kafka://127.0.0.1:9092/events"), "streamll tail: kafka URL", "?topic=NAME")

@@ -15,7 +15,7 @@ import pytest
 from streamll.testing.contract import make_execution_events, read, write
 from streamll_nats import NatsSink, NatsStreamConsumer
 
-from tests.helpers import BrokerProcess, broker_unavailable
+from tests.helpers import BrokerProcess, assert_one_line_error, broker_unavailable, free_port, run_cli
 from tests.nats.conftest import start_private_server
 
 pytestmark = pytest.mark.nats
@@ -171,3 +171,20 @@ async def test_tls_with_a_private_ca(tmp_path: Path, start_server: StartServer) 
     error = await asyncio.to_thread(wait_for_error, untrusted)
     await asyncio.to_thread(untrusted.stop, 0.2)
     assert "certificate" in error.lower() and untrusted.stats.delivered == 0
+
+
+async def test_tail_says_in_one_line_that_the_credentials_were_rejected(start_server: StartServer) -> None:
+    server = start_server("--user", "alice", "--pass", SECRET)
+    url = f"nats://alice:wrong-{SECRET}@127.0.0.1:{server.port}?subject=auth.events&stream=AUTH"
+    line = assert_one_line_error(
+        await asyncio.to_thread(run_cli, "tail", url),
+        "streamll tail: nats://alice:***@",
+        "rejected the credentials",
+        "Authorization Violation",
+    )
+    assert SECRET not in line
+    refused = free_port()
+    assert_one_line_error(
+        await asyncio.to_thread(run_cli, "tail", f"nats://127.0.0.1:{refused}"),
+        f"streamll tail: connection refused by nats://127.0.0.1:{refused}",
+    )

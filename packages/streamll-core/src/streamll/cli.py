@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 from typing import Any
@@ -12,9 +13,45 @@ import click
 
 from streamll import __version__
 
+DEBUG_KEY = "streamll.debug"
+URL_KEY = "streamll.url"
 
-@click.group()
+
+def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[DEBUG_KEY] = True
+
+
+debug_option = click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_set_debug,
+    help="Show the full traceback when the command fails.",
+)
+
+
+class _Commands(click.Group):
+    """Every command's failure is one line (what, where, what to do); ``--debug`` shows the traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.meta.get(DEBUG_KEY) or os.environ.get("STREAMLL_DEBUG", "").lower() in ("1", "true", "yes"):
+                raise
+            from streamll.cli_errors import describe
+
+            click.echo(describe(exc, ctx.invoked_subcommand or "", ctx.meta.get(URL_KEY)), err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Commands)
 @click.version_option(__version__, prog_name="streamll")
+@debug_option
 def main() -> None:
     """Watch a DSPy program think: stream tokens and lifecycle events to your infrastructure."""
 
@@ -31,6 +68,7 @@ def main() -> None:
 )
 @click.option("--sink", "sinks", multiple=True, help="Sink URL (repeatable); default: the terminal.")
 @click.option("--token-delay", default=0.03, show_default=True, help="Offline server: seconds between tokens.")
+@debug_option
 def demo(question: str, model: str | None, adapter: str, sinks: tuple[str, ...], token_delay: float) -> None:
     """Stream a ChainOfThought answer token by token (offline LM server unless --model is given)."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -98,6 +136,7 @@ def plugins() -> None:
 @click.option("--execution", "execution_id", default=None, help="Only this execution_id.")
 @click.option("--count", type=int, default=None, help="Stop after this many events.")
 @click.option("--json", "as_json", is_flag=True, help="Print the wire JSON instead of readable lines.")
+@debug_option
 def tail(
     url: str,
     from_beginning: bool,
@@ -110,6 +149,12 @@ def tail(
     """Print events read from a transport URL (redis://, nats://, kafka://, ...)."""
     from streamll.consumer import from_url
     from streamll.sinks.terminal import format_event, printable
+
+    context = click.get_current_context()
+    context.meta[URL_KEY] = url
+    if not context.meta.get(DEBUG_KEY):
+        # client libraries log their own connection errors; the command prints one line of its own
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
     options: dict[str, Any] = {"from_beginning": from_beginning, "group": group}
     if event_types:
