@@ -149,4 +149,5 @@ async def test_a_killed_broker_loses_records_it_had_acknowledged(
     finally:
         await consumer.stop()
     kept = sum(ends.values())
+    print(f"noida-db kept {kept} of {len(events)} acknowledged records across SIGKILL")
     assert kept < len(events), f"noida-db kept all {kept} acknowledged records across SIGKILL"
