@@ -56,7 +56,9 @@ def start_broker(transport: str, workdir: Path) -> Broker:
         command += ["-sd", str(store)]
         url = f"nats://127.0.0.1:{port}?subject=faults.events&stream=FAULTS"
     else:
-        noida = shutil.which("noida-db") or str(Path(sys.executable).parent / "noida-db")
+        import noida_db  # the broker binary in its wheel (the console script is a wrapper that outlives a kill)
+
+        noida = str(Path(noida_db.__file__).with_name("noida-db"))
         command = [noida, "start", "--host", "127.0.0.1", "--only", "kafka", "--kafka-port", str(port)]
         command += ["--data-dir", str(workdir / "noida")]
         url = f"kafka://127.0.0.1:{port}?topic=faults&request_timeout_ms=5000"
