@@ -68,7 +68,6 @@ def main() -> None:
 )
 @click.option("--sink", "sinks", multiple=True, help="Sink URL (repeatable); default: the terminal.")
 @click.option("--token-delay", default=0.03, show_default=True, help="Offline server: seconds between tokens.")
-@debug_option
 def demo(question: str, model: str | None, adapter: str, sinks: tuple[str, ...], token_delay: float) -> None:
     """Stream a ChainOfThought answer token by token (offline LM server unless --model is given)."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
