@@ -62,7 +62,8 @@ def install_sigterm_drain() -> None:
         elif callable(current) and current is not _drain_then_terminate:
             logger.warning(
                 "streamll: this program handles SIGTERM itself, so streamll leaves that handler alone; "
-                "call streamll.flush(timeout=5) in it to deliver queued events before the process ends"
+                "a normal exit still drains the sinks, but if the handler ends the process another way "
+                "(os._exit, a signal), call streamll.flush(timeout=5) in it first"
             )
         # SIG_IGN, or a handler installed outside Python: the program chose; nothing to do
 
