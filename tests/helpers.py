@@ -128,3 +128,22 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *expected: str
         assert text in lines[0], lines[0]
     assert "Traceback" not in done.stderr
     return lines[0]
+
+
+EXIT_PROGRAM = """
+import streamll
+for index in range(5):
+    streamll.emit("token", {"token": f"t{index}", "field": "answer", "token_index": index})
+"""
+
+
+def exit_with_sinks(url: str, exit_timeout: float = 15) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Run a program that emits 5 events to ``url`` (STREAMLL_SINKS) and exits; returns (seconds, result)."""
+    import sys
+
+    environment = {**os.environ, "STREAMLL_SINKS": url, "STREAMLL_EXIT_TIMEOUT": str(exit_timeout)}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_PROGRAM], capture_output=True, text=True, timeout=60, env=environment
+    )
+    return time.monotonic() - started, done

@@ -15,7 +15,14 @@ import pytest
 from streamll.testing.contract import make_execution_events, read, write
 from streamll_nats import NatsSink, NatsStreamConsumer
 
-from tests.helpers import BrokerProcess, assert_one_line_error, broker_unavailable, free_port, run_cli
+from tests.helpers import (
+    BrokerProcess,
+    assert_one_line_error,
+    broker_unavailable,
+    exit_with_sinks,
+    free_port,
+    run_cli,
+)
 from tests.nats.conftest import start_private_server
 
 pytestmark = pytest.mark.nats
@@ -188,3 +195,12 @@ async def test_tail_says_in_one_line_that_the_credentials_were_rejected(start_se
         await asyncio.to_thread(run_cli, "tail", f"nats://127.0.0.1:{refused}"),
         f"streamll tail: connection refused by nats://127.0.0.1:{refused}",
     )
+
+
+def test_exit_with_a_server_that_refuses_connections_is_quick_and_says_so() -> None:
+    port = free_port()
+    seconds, done = exit_with_sinks(f"nats://127.0.0.1:{port}?subject=gone.events&stream=GONE")
+    assert done.returncode == 0, done.stderr
+    assert seconds < 8, f"exit took {seconds:.1f}s with STREAMLL_EXIT_TIMEOUT=15"
+    assert f"connection refused to nats://127.0.0.1:{port}" in done.stderr, done.stderr
+    assert "stopped with 5 undelivered event(s)" in done.stderr

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 from streamll.errors import ConfigurationError
 from streamll.plugins import mask_credentials
-from streamll.sinks.shutdown import refused
+from streamll.sinks.shutdown import probe_refused, refused
 
 AUTH_WORDS = (
     "authorization violation",
@@ -49,26 +48,6 @@ def _detail(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "nats": 4222, "tls": 4222, "kafka": 9092, "kafka+ssl": 9093}
-
-
-def _probe_refused(url: str) -> bool:
-    """True when the URL's first host:port refuses a TCP connection (clients that do not keep the cause)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.netloc.rsplit("@", 1)[-1].split(",")[0]
-        address = urlsplit(f"//{host}")
-        port = address.port or DEFAULT_PORTS.get(parts.scheme.lower())
-        if not address.hostname or port is None:
-            return False
-        with socket.create_connection((address.hostname, port), timeout=1):
-            return False
-    except ConnectionRefusedError:
-        return True
-    except (OSError, ValueError):
-        return False
-
-
 def describe(exc: BaseException, command: str, url: str | None = None) -> str:
     """The one line ``streamll COMMAND`` prints for ``exc`` (credentials in ``url`` and messages masked)."""
     where = mask_credentials(url) if url else "the server"
@@ -83,7 +62,7 @@ def describe(exc: BaseException, command: str, url: str | None = None) -> str:
                 f"{prefix} {where} rejected the credentials ({_detail(error)}); "
                 "check the user, password or token in the URL or its environment variables"
             )
-    if refused(exc) or (url is not None and _probe_refused(url)):
+    if refused(exc) or (url is not None and probe_refused(url)):
         return f"{prefix} connection refused by {where}; is the server running, and are the host and port right?"
     for error in errors:
         if isinstance(error, socket.gaierror):

@@ -19,9 +19,11 @@ import errno
 import logging
 import os
 import signal
+import socket
 import threading
 from types import FrameType
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from streamll.sinks.base import BaseSink
@@ -90,8 +92,28 @@ def describe_connect_failure(sink: BaseSink, exc: BaseException) -> str:
     """``connection refused to redis://host:6379/0 (...)``: why a sink that never connected gave up."""
     where = destination(sink)
     error = f"{type(exc).__name__}: {exc}"
-    what = "connection refused" if refused(exc) else "could not connect"
+    what = "connection refused" if refused(exc) or (where and probe_refused(where)) else "could not connect"
     return f"{what} to {where} ({error})" if where else f"{what} ({error})"
+
+
+DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "nats": 4222, "tls": 4222, "kafka": 9092, "kafka+ssl": 9093}
+
+
+def probe_refused(url: str, timeout: float = 0.5) -> bool:
+    """True when the URL's first host:port refuses a TCP connection (for clients whose errors do not say)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rsplit("@", 1)[-1].split(",")[0]
+        address = urlsplit(f"//{host}")
+        port = address.port or DEFAULT_PORTS.get(parts.scheme.lower())
+        if not address.hostname or port is None:
+            return False
+        with socket.create_connection((address.hostname, port), timeout=timeout):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def refused(exc: BaseException) -> bool:
@@ -121,4 +143,11 @@ def destination(sink: BaseSink) -> str | None:
     return shown if isinstance(shown, str) else None
 
 
-__all__ = ["HANDLE_SIGTERM_ENV", "describe_connect_failure", "destination", "install_sigterm_drain", "refused"]
+__all__ = [
+    "HANDLE_SIGTERM_ENV",
+    "describe_connect_failure",
+    "destination",
+    "install_sigterm_drain",
+    "probe_refused",
+    "refused",
+]
