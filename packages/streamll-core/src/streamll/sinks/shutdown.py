@@ -76,6 +76,7 @@ def _drain_then_terminate(signum: int, frame: FrameType | None) -> None:
     from streamll.sinks.worker import exit_timeout
 
     timeout = exit_timeout()
+    signal.signal(signum, signal.SIG_DFL)  # a second SIGTERM during the drain ends the process at once
     try:
         if running_sinks():
             # On its own thread: this handler may have interrupted the main thread inside a sink's lock.
@@ -83,7 +84,6 @@ def _drain_then_terminate(signum: int, frame: FrameType | None) -> None:
             drain.start()
             drain.join(timeout + DRAIN_GRACE)
     finally:
-        signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         os._exit(128 + signum)  # not reached: the default action of the signal ends the process
 
