@@ -128,6 +128,7 @@ def plugins() -> None:
 
 
 @main.command()
+@debug_option
 @click.argument("url")
 @click.option("--from-beginning", is_flag=True, help="Read the destination from its start.")
 @click.option("--group", default=None, help="Consumer group / durable name (acks every event).")
@@ -135,7 +136,6 @@ def plugins() -> None:
 @click.option("--execution", "execution_id", default=None, help="Only this execution_id.")
 @click.option("--count", type=int, default=None, help="Stop after this many events.")
 @click.option("--json", "as_json", is_flag=True, help="Print the wire JSON instead of readable lines.")
-@debug_option
 def tail(
     url: str,
     from_beginning: bool,
