@@ -63,7 +63,9 @@ async def connect(options: NatsOptions, *, who: str, **callbacks: Any) -> Client
         # "no servers available" hides why: raise what the server said ('Authorization Violation')
         # or what the socket said (connection refused), as the sink, which does not retry, does.
         if seen:
-            raise seen[-1] from exc
+            # what the server said wins over what the socket said after it (a reset once it hung up)
+            said = [error for error in seen if isinstance(error, nats.errors.Error)]
+            raise (said or seen)[-1] from exc
         raise
 
 
