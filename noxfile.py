@@ -31,6 +31,9 @@ def _node_deps(session: nox.Session) -> None:
         session.run("npm", "ci", "--prefix", "interop", "--no-audit", "--no-fund", external=True)
 
 
+TEST_DEPS += ["hypothesis>=6.100"]  # property tests of the consumers' decoder (bounded, in the default suite)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite: core, every plugin, the Node.js interop consumers."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 from typing import Any
@@ -12,9 +13,45 @@ import click
 
 from streamll import __version__
 
+DEBUG_KEY = "streamll.debug"
+URL_KEY = "streamll.url"
 
-@click.group()
+
+def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[DEBUG_KEY] = True
+
+
+debug_option = click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_set_debug,
+    help="Show the full traceback when the command fails.",
+)
+
+
+class _Commands(click.Group):
+    """Every command's failure is one line (what, where, what to do); ``--debug`` shows the traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.meta.get(DEBUG_KEY) or os.environ.get("STREAMLL_DEBUG", "").lower() in ("1", "true", "yes"):
+                raise
+            from streamll.cli_errors import describe
+
+            click.echo(describe(exc, ctx.invoked_subcommand or "", ctx.meta.get(URL_KEY)), err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Commands)
 @click.version_option(__version__, prog_name="streamll")
+@debug_option
 def main() -> None:
     """Watch a DSPy program think: stream tokens and lifecycle events to your infrastructure."""
 
@@ -91,6 +128,7 @@ def plugins() -> None:
 
 
 @main.command()
+@debug_option
 @click.argument("url")
 @click.option("--from-beginning", is_flag=True, help="Read the destination from its start.")
 @click.option("--group", default=None, help="Consumer group / durable name (acks every event).")
@@ -109,7 +147,13 @@ def tail(
 ) -> None:
     """Print events read from a transport URL (redis://, nats://, kafka://, ...)."""
     from streamll.consumer import from_url
-    from streamll.sinks.terminal import format_event
+    from streamll.sinks.terminal import format_event, printable
+
+    context = click.get_current_context()
+    context.meta[URL_KEY] = url
+    if not context.meta.get(DEBUG_KEY):
+        # client libraries log their own connection errors; the command prints one line of its own
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
     options: dict[str, Any] = {"from_beginning": from_beginning, "group": group}
     if event_types:
@@ -121,7 +165,7 @@ def tail(
         seen = 0
         async with from_url(url, **{k: v for k, v in options.items() if v is not None}) as consumer:
             async for event in consumer:
-                click.echo(event.to_json().decode() if as_json else format_event(event))
+                click.echo(printable(event.to_json().decode()) if as_json else format_event(event))
                 if group:
                     await consumer.ack(event)
                 seen += 1

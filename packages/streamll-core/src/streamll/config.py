@@ -3,9 +3,12 @@
 Precedence: sinks given to ``@instrument(sinks=...)`` for that module, then
 ``configure(sinks=...)``, then the ``STREAMLL_SINKS`` environment variable
 (comma-separated URLs), then the default :class:`~streamll.sinks.TerminalSink`.
-``configure(sinks=[])`` means no sinks at all. A bad URL given to
-``configure`` raises :class:`~streamll.errors.ConfigurationError`; one in
-``STREAMLL_SINKS`` is logged once and skipped, never raised into ``emit``.
+``configure(sinks=[])`` or ``STREAMLL_SINKS=none`` means no sinks at all; an
+empty or blank ``STREAMLL_SINKS`` counts as unset (the terminal default). A bad
+URL given to ``configure`` raises :class:`~streamll.errors.ConfigurationError`;
+one in ``STREAMLL_SINKS`` is logged once and skipped, never raised into
+``emit`` (and when it names no usable sink at all, the log says that nothing
+will be printed: the terminal default is off once the variable is set).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
     from streamll.sinks.base import BaseSink
 
 SINKS_ENV = "STREAMLL_SINKS"
+NO_SINKS = "none"
+"""``STREAMLL_SINKS=none``: send events nowhere (an empty value counts as unset)."""
 
 logger = logging.getLogger("streamll")
 
@@ -189,8 +194,9 @@ def _env_sinks(raw: str) -> tuple[BaseSink, ...]:
         from streamll.plugins import mask_credentials
 
         sinks: list[BaseSink] = []
+        skipped = 0
         for url in (part.strip() for part in raw.split(",")):
-            if not url:
+            if not url or url.lower() == NO_SINKS:
                 continue
             try:
                 resolved, _built = resolve_sinks([url])
@@ -201,8 +207,16 @@ def _env_sinks(raw: str) -> tuple[BaseSink, ...]:
                     mask_credentials(url),
                     mask_credentials(str(exc)),
                 )
+                skipped += 1
                 continue
             sinks.extend(resolved)
+        if skipped and not sinks:
+            logger.error(
+                "streamll: %s names no usable sink, and setting it turns the terminal default off: "
+                "nothing will be printed or sent. Fix the URL, add terminal:// to the list, or unset %s",
+                SINKS_ENV,
+                SINKS_ENV,
+            )
         _from_env = (raw, tuple(sinks))
         return _from_env[1]
 
@@ -224,7 +238,7 @@ def active_sinks() -> tuple[BaseSink, ...]:
     if configured is not None:
         return configured
     raw = os.environ.get(SINKS_ENV)
-    if raw is not None:
+    if raw is not None and raw.strip():
         return _env_sinks(raw)
     return _default_sinks()
 

@@ -13,8 +13,24 @@ from streamll.errors import ConfigurationError
 from streamll.sinks.base import BaseSink
 
 
+def printable(text: str) -> str:
+    """``text`` with lone surrogates (valid in a JSON string, not encodable) written as ``\\udXXX`` escapes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def format_event(event: Event) -> str:
-    """``[TOKEN] answer: "Machine"`` for tokens, ``[START] module QA`` style lines for the rest."""
+    """``[TOKEN] answer: "Machine"`` for tokens, ``[START] module QA`` style lines for the rest.
+
+    The line can always be printed: a lone surrogate in a token is shown as ``\\ud800``.
+    """
+    return printable(_format(event))
+
+
+def _format(event: Event) -> str:
     if isinstance(event, TokenEvent):
         return f"[TOKEN] {event.field}: {json.dumps(event.token, ensure_ascii=False)}"
     label = event.event_type.upper()
@@ -99,4 +115,4 @@ class TerminalSink(BaseSink):
         stream.flush()
 
 
-__all__ = ["TerminalSink", "format_event"]
+__all__ = ["TerminalSink", "format_event", "printable"]
