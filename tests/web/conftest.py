@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -11,7 +12,7 @@ import redis
 from streamll.testing import OfflineLMServer
 from streamll_redis.url import parse_redis_url
 
-from tests.nats.conftest import nats_url  # noqa: F401 - fixture
+from tests.nats.conftest import delete_stream, nats_url  # noqa: F401 - fixture
 from tests.redis.conftest import (
     redis_url,  # noqa: F401 - fixture
     with_query,
@@ -70,3 +71,20 @@ def relays() -> Iterator[Callable[..., RelayProcess]]:
     yield start
     for relay in started:
         relay.stop()
+
+
+@pytest.fixture(scope="module")
+def nats_source(nats_url: str) -> Iterator[str]:  # noqa: F811
+    """A NATS URL with a stream and subject of the module's own, publishing per execution."""
+    name = uuid.uuid4().hex[:10]
+    source = with_query(nats_url, subject=f"webtest.{name}", stream=f"WEBTEST_{name}", per_execution="true")
+    yield source
+    asyncio.run(delete_stream(nats_url, f"WEBTEST_{name}"))
+
+
+@pytest.fixture(scope="module")
+def nats_relay(nats_source: str) -> Iterator[RelayProcess]:
+    """One relay process on ``nats_source`` for the module."""
+    relay = RelayProcess(nats_source, heartbeat=0.5).start()
+    yield relay
+    relay.stop()

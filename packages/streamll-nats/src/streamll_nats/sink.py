@@ -141,7 +141,7 @@ class NatsSink(BaseSink):
         nc, publisher = self._nc, self._publisher
         if nc is None or publisher is None or not nc.is_connected:
             raise ConnectionError("not connected to NATS")
-        subject, stream = self.options.subject, self.options.stream
+        stream = self.options.stream
         limit, window = nc.max_payload, self.options.max_in_flight
         results: list[Any] = []
         futures: list[asyncio.Future[PubAck]] = []
@@ -154,7 +154,7 @@ class NatsSink(BaseSink):
                 if size > limit:
                     too_large.append(f"event {event.event_id} is {size} bytes, over the server's max_payload {limit}")
                     continue
-                futures.append(await publisher.publish(subject, body, headers))
+                futures.append(await publisher.publish(self.options.publish_subject(event.execution_id), body, headers))
                 if len(futures) >= window:
                     results += await self._await_acks(futures)
                     futures = []
