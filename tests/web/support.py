@@ -153,7 +153,10 @@ class ReasoningQA(dspy.Module):
 class Producer:
     """Runs :class:`ReasoningQA` in a background thread inside ``streamll.execution()`` with the given sink."""
 
-    def __init__(self, sink: Any, lm: Any, question: str = "What is machine learning?") -> None:
+    def __init__(
+        self, sink: Any, lm: Any, question: str = "What is machine learning?", before: Callable[[], Any] | None = None
+    ) -> None:
+        self.before = before
         self.sink = sink
         self.lm = lm
         self.question = question
@@ -169,6 +172,8 @@ class Producer:
     def _main(self) -> None:
         try:
             with dspy.context(lm=self.lm, adapter=dspy.ChatAdapter()), self.run:
+                if self.before is not None:
+                    self.before()
                 self.prediction = ReasoningQA()(question=self.question)
         except BaseException as exc:
             self.error = exc
