@@ -83,7 +83,7 @@ def test_the_page_shows_the_exact_final_text_and_survives_a_relay_restart(
     relays(redis_source, port=relay.port)
 
     prediction = producer.join()
-    page.wait_for_selector(f'{card} .status.finished', timeout=60_000)
+    page.wait_for_selector(f"{card} .status.finished", timeout=60_000)
     assert field_text(page, producer.execution_id, "reasoning") == prediction.reasoning
     assert field_text(page, producer.execution_id, "answer") == prediction.answer
     timeline = page.locator(f'{card} [data-role="timeline"] li').all_inner_texts()

@@ -56,7 +56,9 @@ def test_the_relay_refuses_wrong_expired_and_other_executions_tokens(
     assert refused.status_code == 403 and "token" in refused.json()["error"]
     cancel = f"{relay.base}/executions/{producer.execution_id}/cancel"
     assert httpx.post(cancel, params={"token": sign("another-execution", SECRET)}).status_code == 403
-    assert httpx.get(relay.base + "/executions", params={"token": sign(producer.execution_id, SECRET)}).status_code == 403
+    assert (
+        httpx.get(relay.base + "/executions", params={"token": sign(producer.execution_id, SECRET)}).status_code == 403
+    )
 
     good = read_sse(f"{url}?token={sign(producer.execution_id, SECRET, ttl=30)}", timeout=20)
     assert good.status == 200 and good.ended and good.frames[-1].json()["event_type"] == "end"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -103,6 +103,13 @@ class ExecutionLog:
     async def request_cancel(self, execution_id: str) -> int:
         """Ask the producer of ``execution_id`` to stop; returns how many producers heard it."""
         raise NotImplementedError(f"{type(self).__name__} cannot carry cancellation")
+
+    async def watch_cancel(self, execution_id: str, on_cancel: Callable[[], None]) -> None:
+        """(Producer side) call ``on_cancel`` when a cancellation request for ``execution_id`` arrives."""
+        raise NotImplementedError(f"{type(self).__name__} cannot carry cancellation")
+
+    async def unwatch_cancel(self, execution_id: str) -> None:
+        """(Producer side) stop listening for ``execution_id``."""
 
     async def __aenter__(self) -> ExecutionLog:
         await self.open()

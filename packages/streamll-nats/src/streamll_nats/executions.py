@@ -46,6 +46,7 @@ class NatsExecutionLog(ExecutionLog):
         self.options = parse_url(url)
         self._nc: Client | None = None
         self._lock = asyncio.Lock()
+        self._watched: dict[str, Any] = {}
 
     @classmethod
     def from_url(cls, url: str) -> NatsExecutionLog:
@@ -135,33 +136,25 @@ class NatsExecutionLog(ExecutionLog):
             return 0
         return 1
 
-
-class NatsCancelListener:
-    """A producer's subscription to cancellation requests for the executions under its subject."""
-
-    def __init__(self, options: NatsOptions, on_cancel: Callable[[str], bool]) -> None:
-        self.options = options
-        self.on_cancel = on_cancel
-        self._nc: Client | None = None
-
-    async def start(self) -> None:
-        """Connect and subscribe."""
-        nc = await connect(self.options, who="cancel listener", allow_reconnect=True, max_reconnect_attempts=-1)
+    async def watch_cancel(self, execution_id: str, on_cancel: Callable[[], None]) -> None:
+        """Answer requests on the execution's cancel subject (core NATS, not stored)."""
+        nc = await self._client()
 
         async def handle(msg: Any) -> None:
-            execution_id = msg.subject.rsplit(".", 1)[-1]
-            if self.on_cancel(execution_id) and msg.reply:
+            on_cancel()
+            if msg.reply:
                 await msg.respond(b"ok")
 
-        await nc.subscribe(f"{CANCEL_PREFIX}.{self.options.subject}.*", cb=handle)
+        await self.unwatch_cancel(execution_id)
+        self._watched[execution_id] = await nc.subscribe(cancel_subject(self.options, execution_id), cb=handle)
         await nc.flush()
-        self._nc = nc
 
-    async def stop(self) -> None:
-        """Disconnect."""
-        nc, self._nc = self._nc, None
-        if nc is not None:
-            await close_quietly(nc)
+    async def unwatch_cancel(self, execution_id: str) -> None:
+        """Drop the execution's cancel subscription."""
+        sub = self._watched.pop(execution_id, None)
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
 
-__all__ = ["CANCEL_PREFIX", "NatsCancelListener", "NatsExecutionLog", "cancel_subject"]
+__all__ = ["CANCEL_PREFIX", "NatsExecutionLog", "cancel_subject"]

@@ -84,6 +84,7 @@ class NatsSink(BaseSink):
         """Publishes JetStream reported as duplicates (an event sent again within the duplicate window)."""
         self._nc: Client | None = None
         self._publisher: AckPublisher | None = None
+        self._url = url if subject is None and stream is None else None
 
     @classmethod
     def from_url(cls, url: str) -> NatsSink:
@@ -99,6 +100,11 @@ class NatsSink(BaseSink):
     def stream(self) -> str:
         """JetStream stream that stores them."""
         return self.options.stream
+
+    @property
+    def execution_log_url(self) -> str | None:
+        """The URL a relay (and cancellation) reads this sink's executions by, with ``per_execution=true``."""
+        return self._url if self.options.per_execution else None
 
     # ------------------------------------------------------------------ BaseSink API
 

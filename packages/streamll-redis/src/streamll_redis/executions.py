@@ -8,8 +8,9 @@ finished execution disappears by itself. A sorted set ``<stream>:executions``
 trimmed to the same TTL. Reading one execution is ``XREAD`` on its own key: no
 other execution's events are touched.
 
-Cancellation travels on the pub/sub channel ``<stream>:cancel``; the message is
-the execution id.
+Cancellation travels on the pub/sub channel ``<stream>:cancel:<execution_id>``,
+which the producer subscribes to while the execution runs: ``PUBLISH`` says how
+many producers heard the request.
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ def index_key(stream: str) -> str:
     return f"{stream}:executions"
 
 
-def cancel_channel(stream: str) -> str:
-    """The pub/sub channel cancellation requests travel on."""
-    return f"{stream}:cancel"
+def cancel_channel(stream: str, execution_id: str) -> str:
+    """The pub/sub channel cancellation requests for one execution travel on (its producer subscribes)."""
+    return f"{stream}:cancel:{execution_id}"
 
 
 def add_execution_writes(
@@ -80,6 +81,9 @@ class RedisExecutionLog(ExecutionLog):
     def __init__(self, url: str) -> None:
         self.options = parse_redis_url(url)
         self._client: aioredis.Redis | None = None
+        self._pubsub: Any = None
+        self._listener: asyncio.Task[None] | None = None
+        self._watched: dict[str, Callable[[], None]] = {}
 
     @classmethod
     def from_url(cls, url: str) -> RedisExecutionLog:
@@ -96,9 +100,15 @@ class RedisExecutionLog(ExecutionLog):
         await self._require().ping()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (and the cancel subscription, if any)."""
         client, self._client = self._client, None
         await close_client(client)
+        pubsub, self._pubsub = self._pubsub, None
+        if self._listener is not None:
+            self._listener.cancel()
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
 
     async def bodies(self, execution_id: str) -> AsyncIterator[bytes]:
         """Bodies of the execution's key from its start, then new ones (blocking ``XREAD``); waits out outages."""
@@ -150,54 +160,48 @@ class RedisExecutionLog(ExecutionLog):
         return summaries
 
     async def request_cancel(self, execution_id: str) -> int:
-        """Publish the request on the cancel channel; returns how many producers listened."""
-        return int(await self._require().publish(cancel_channel(self.options.stream), execution_id))
+        """Publish the request on the execution's cancel channel; returns how many producers listened."""
+        return int(await self._require().publish(cancel_channel(self.options.stream, execution_id), b"cancel"))
 
+    async def watch_cancel(self, execution_id: str, on_cancel: Callable[[], None]) -> None:
+        """Subscribe to the execution's cancel channel (one pub/sub connection for all watched executions)."""
+        self._watched[execution_id] = on_cancel
+        if self._pubsub is None:
+            self._pubsub = make_client(self.options.replace(socket_timeout=0)).pubsub(ignore_subscribe_messages=True)
+        await self._pubsub.subscribe(cancel_channel(self.options.stream, execution_id))
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen())
 
-class RedisCancelListener:
-    """A producer's subscription to cancellation requests for the executions it runs."""
-
-    def __init__(self, options: RedisOptions, on_cancel: Callable[[str], None]) -> None:
-        self.options = options
-        self.on_cancel = on_cancel
-        self._client: aioredis.Redis | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.ready = asyncio.Event()
-
-    async def start(self) -> None:
-        """Subscribe and start listening (returns once the subscription is in place)."""
-        self._task = asyncio.create_task(self._listen())
-        await asyncio.wait_for(self.ready.wait(), timeout=self.options.socket_connect_timeout or 5.0)
+    async def unwatch_cancel(self, execution_id: str) -> None:
+        """Unsubscribe from the execution's cancel channel."""
+        if self._watched.pop(execution_id, None) is not None and self._pubsub is not None:
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                await self._pubsub.unsubscribe(cancel_channel(self.options.stream, execution_id))
 
     async def _listen(self) -> None:
-        channel = cancel_channel(self.options.stream)
-        while True:
-            client = make_client(self.options.replace(socket_timeout=0))
+        prefix = len(cancel_channel(self.options.stream, ""))
+        while self._pubsub is not None:
             try:
-                async with client.pubsub() as pubsub:
-                    await pubsub.subscribe(channel)
-                    self.ready.set()
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message":
-                            data = message.get("data")
-                            self.on_cancel(data.decode() if isinstance(data, bytes) else str(data))
+                message = await self._pubsub.get_message(timeout=1.0)
             except CONNECTION_ERRORS as exc:
                 logger.debug("streamll: redis cancel subscription lost (%s); resubscribing", exc)
                 await asyncio.sleep(0.5)
-            finally:
-                await close_client(client)
-
-    async def stop(self) -> None:
-        """Unsubscribe."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    for execution_id in list(self._watched):
+                        await self._pubsub.subscribe(cancel_channel(self.options.stream, execution_id))
+                continue
+            if not message or message.get("type") != "message":
+                if not self._pubsub.subscribed:
+                    await asyncio.sleep(0.2)
+                continue
+            channel = message.get("channel")
+            channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+            callback = self._watched.get(channel[prefix:])
+            if callback is not None:
+                callback()
 
 
 __all__ = [
-    "RedisCancelListener",
     "RedisExecutionLog",
     "add_execution_writes",
     "cancel_channel",

@@ -54,6 +54,7 @@ class RedisSink(BaseSink):
         super().__init__(**sink_arguments(options.sink_options, sink_options, default_name=default_name))
         self.options: RedisOptions = options
         self._client: aioredis.Redis | None = None
+        self._url = url if stream is None else None
 
     @classmethod
     def from_url(cls, url: str) -> RedisSink:
@@ -64,6 +65,11 @@ class RedisSink(BaseSink):
     def stream(self) -> str:
         """The stream key events are appended to."""
         return self.options.stream
+
+    @property
+    def execution_log_url(self) -> str | None:
+        """The URL a relay (and cancellation) reads this sink's executions by, with ``per_execution=true``."""
+        return self._url if self.options.per_execution else None
 
     @property
     def maxlen(self) -> int:

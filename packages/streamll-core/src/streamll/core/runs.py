@@ -10,6 +10,7 @@ module emits, and its end event is the execution's last.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from contextvars import ContextVar, Token
@@ -22,6 +23,8 @@ from streamll.core.spans import Span, _trace_sinks
 
 EXECUTION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 """Ids a caller may choose: usable as a Redis key part, a NATS subject token and in a URL path."""
+
+logger = logging.getLogger("streamll")
 
 current_run: ContextVar[ExecutionRun | None] = ContextVar("streamll_run", default=None)
 
@@ -49,6 +52,7 @@ class ExecutionRun:
         self._tokens: list[Token[Any]] = []
         self._cancel = threading.Event()
         self._entered = False
+        self._cancel_urls: list[str] = []
 
     @property
     def cancelled(self) -> bool:
@@ -67,12 +71,30 @@ class ExecutionRun:
         self._tokens.append(current_execution.set(execution))
         self._tokens.append(current_run.set(self))
         self._span = Span("execution", self.name, sinks=self._sinks, data=self._data).open()
+        self._watch_cancel()
         return self
+
+    def _watch_cancel(self) -> None:
+        """Listen for cancellation on the brokers of this run's sinks (scheduled, never awaited)."""
+        from streamll.cancellation import cancel_urls, watcher
+        from streamll.config import active_sinks
+
+        try:
+            sinks = self._sinks if self._sinks is not None else active_sinks()
+            self._cancel_urls = cancel_urls(sinks)
+            if self._cancel_urls:
+                watcher.watch(self._cancel_urls, self.execution_id, self.cancel)
+        except Exception as exc:  # never break the user's program
+            logger.warning("streamll: cannot listen for cancellation of %s: %s", self.execution_id, exc)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         try:
+            if self._cancel_urls:
+                from streamll.cancellation import watcher
+
+                watcher.unwatch(self._cancel_urls, self.execution_id)
             if self._span is not None:
                 self._span.close(exc, {"cancelled": True} if self.cancelled else None)
         finally:
