@@ -98,6 +98,7 @@ def plugins() -> None:
 @click.option("--execution", "execution_id", default=None, help="Only this execution_id.")
 @click.option("--count", type=int, default=None, help="Stop after this many events.")
 @click.option("--json", "as_json", is_flag=True, help="Print the wire JSON instead of readable lines.")
+@click.option("--live", is_flag=True, help="Show each execution's fields growing in place (needs rich).")
 def tail(
     url: str,
     from_beginning: bool,
@@ -106,8 +107,16 @@ def tail(
     execution_id: str | None,
     count: int | None,
     as_json: bool,
+    live: bool,
 ) -> None:
     """Print events read from a transport URL (redis://, nats://, kafka://, ...)."""
+    if live and as_json:
+        raise click.UsageError("--live and --json do not go together: choose one view")
+    if live:
+        try:
+            from streamll.live_view import tail_live
+        except ImportError:
+            raise click.ClickException("--live needs rich: pip install 'streamll-core[web]'") from None
     from streamll.consumer import from_url
     from streamll.sinks.terminal import format_event
 
@@ -120,6 +129,9 @@ def tail(
     async def run() -> None:
         seen = 0
         async with from_url(url, **{k: v for k, v in options.items() if v is not None}) as consumer:
+            if live:
+                await tail_live(consumer, count=count, group=bool(group))
+                return
             async for event in consumer:
                 click.echo(event.to_json().decode() if as_json else format_event(event))
                 if group:
