@@ -12,8 +12,8 @@ nox.options.sessions = ["tests"]
 ROOT = Path(__file__).parent
 PLUGINS = ("redis", "nats", "kafka")
 TEST_DEPS = ["pytest>=8.2", "pytest-asyncio>=0.24", "pytest-timeout>=2.3", "jsonschema>=4.21", "uv>=0.4"]
-WEB_TEST_DEPS = ["httpx>=0.27", "playwright>=1.45"]
-"""The relay tests' HTTP client and browser driver (Chromium itself comes from the system: apt-get install chromium)."""
+WEB_TEST_DEPS = ["httpx>=0.27", "playwright>=1.45", "fastapi>=0.110"]
+"""The relay tests' HTTP client, browser driver and the example's framework (Chromium: apt-get install chromium)."""
 PLUGIN_TEST_EXTRAS = {"kafka": "[test]", "nats": "[nkeys]"}
 """Extras a plugin's own tests need (the Kafka-protocol broker wheel, NKey support)."""
 PLUGIN_TEST_DIRS = [f"tests/{name}" for name in PLUGINS] + ["tests/interop", "tests/web"]

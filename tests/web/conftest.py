@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -12,6 +14,7 @@ import redis
 from streamll.testing import OfflineLMServer
 from streamll_redis.url import parse_redis_url
 
+from tests.helpers import brokers_required
 from tests.nats.conftest import delete_stream, nats_url  # noqa: F401 - fixture
 from tests.redis.conftest import (
     redis_url,  # noqa: F401 - fixture
@@ -88,3 +91,31 @@ def nats_relay(nats_source: str) -> Iterator[RelayProcess]:
     relay = RelayProcess(nats_source, heartbeat=0.5).start()
     yield relay
     relay.stop()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Chromium from the system package (never a downloaded browser)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    executable = shutil.which("chromium") or (CHROMIUM if os.path.exists(CHROMIUM) else None)
+    if executable is None:
+        message = "chromium is not installed (apt-get install chromium)"
+        if brokers_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,37 +9,9 @@ import pytest
 from streamll.testing import OfflineLMServer
 from streamll_redis import RedisSink
 
-from tests.helpers import brokers_required
 from tests.web.support import Producer, RelayProcess
 
 pytestmark = pytest.mark.redis
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Headless Chromium from the system package (never a downloaded browser)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    executable = shutil.which("chromium") or (CHROMIUM if os.path.exists(CHROMIUM) else None)
-    if executable is None:
-        message = "chromium is not installed (apt-get install chromium)"
-        if brokers_required():
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
