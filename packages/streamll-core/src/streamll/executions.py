@@ -44,12 +44,15 @@ class ExecutionSummary:
         }
 
 
-@dataclass(frozen=True)
 class StoredEvent:
     """An event body as stored, with the few fields the relay needs read once."""
 
-    body: bytes
-    fields: dict[str, Any]
+    __slots__ = ("_sse", "body", "fields")
+
+    def __init__(self, body: bytes, fields: dict[str, Any]) -> None:
+        self.body = body
+        self.fields = fields
+        self._sse: bytes | None = None
 
     @property
     def sequence(self) -> int:
@@ -66,6 +69,13 @@ class StoredEvent:
     def closes_execution(self) -> bool:
         """True for the outermost end / error event: nothing of this execution follows it."""
         return self.event_type in END_TYPES and self.fields.get("parent_id") is None
+
+    def sse(self) -> bytes:
+        """The event as one SSE message (``id:`` = sequence, ``data:`` = the body), encoded once and shared."""
+        if self._sse is None:
+            body = self.body if b"\n" not in self.body else json.dumps(self.fields, separators=(",", ":")).encode()
+            self._sse = b"id: %d\ndata: %s\n\n" % (self.sequence, body)
+        return self._sse
 
     @classmethod
     def parse(cls, body: bytes) -> StoredEvent | None:

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from streamll.executions import ExecutionLog, open_execution_log
 from streamll.web import aisdk
+from streamll.web.hub import Hub
 from streamll.web.relay import ai_sdk_stream, json_stream
 from streamll.web.tokens import ANY_EXECUTION, verify
 
@@ -47,6 +48,7 @@ class Relay:
 
     def __init__(self, log: ExecutionLog, secret: str | bytes | None, heartbeat: float) -> None:
         self.log = log
+        self.hub = Hub(log)
         self.secret = secret
         self.heartbeat = heartbeat
 
@@ -79,9 +81,9 @@ class Relay:
         headers = dict(STREAM_HEADERS)
         if fmt == "ai-sdk":
             headers[aisdk.HEADER[0]] = aisdk.HEADER[1]
-            content: Any = ai_sdk_stream(self.log, execution_id, after, self._reasoning_fields(request))
+            content: Any = ai_sdk_stream(self.hub, execution_id, after, self._reasoning_fields(request))
         else:
-            content = json_stream(self.log, execution_id, after)
+            content = json_stream(self.hub, execution_id, after)
         return EventSourceResponse(content, headers=headers, ping=self.heartbeat)
 
     @staticmethod
