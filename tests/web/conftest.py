@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -41,9 +42,9 @@ def slow_lm(slow_lm_server: OfflineLMServer) -> Any:
     return slow_lm_server.lm()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def redis_source(redis_url: str) -> Iterator[str]:  # noqa: F811
-    """A Redis URL with a stream of the module's own and per-execution keys on (producer and relay share it)."""
+    """A Redis URL with a stream of its own and per-execution keys on (producer and relay share it)."""
     source = with_query(redis_url, stream=f"streamll-web-test:{uuid.uuid4().hex[:12]}", per_execution="true")
     yield source
     client = redis.Redis.from_url(redis_url)
@@ -53,9 +54,9 @@ def redis_source(redis_url: str) -> Iterator[str]:  # noqa: F811
     client.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def redis_relay(redis_source: str) -> Iterator[RelayProcess]:
-    """One relay process on ``redis_source`` for the module (tests that kill a relay start their own)."""
+    """One relay process on ``redis_source`` for the session (tests that kill a relay start their own)."""
     relay = RelayProcess(redis_source, heartbeat=0.5).start()
     yield relay
     relay.stop()
@@ -76,18 +77,21 @@ def relays() -> Iterator[Callable[..., RelayProcess]]:
         relay.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def nats_source(nats_url: str) -> Iterator[str]:  # noqa: F811
-    """A NATS URL with a stream and subject of the module's own, publishing per execution."""
+    """A NATS URL with a stream and subject of its own, publishing per execution."""
     name = uuid.uuid4().hex[:10]
     source = with_query(nats_url, subject=f"webtest.{name}", stream=f"WEBTEST_{name}", per_execution="true")
     yield source
-    asyncio.run(delete_stream(nats_url, f"WEBTEST_{name}"))
+    # in a thread of its own: pytest-asyncio may have a loop running in this thread at teardown
+    cleanup = threading.Thread(target=asyncio.run, args=(delete_stream(nats_url, f"WEBTEST_{name}"),))
+    cleanup.start()
+    cleanup.join(30)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def nats_relay(nats_source: str) -> Iterator[RelayProcess]:
-    """One relay process on ``nats_source`` for the module."""
+    """One relay process on ``nats_source`` for the session."""
     relay = RelayProcess(nats_source, heartbeat=0.5).start()
     yield relay
     relay.stop()

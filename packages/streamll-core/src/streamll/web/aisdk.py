@@ -50,7 +50,8 @@ class UIMessageStream:
             self._started = True
             out.append({"type": "start", "messageId": self.execution_id})
         fields = event.fields
-        data = fields.get("data") if isinstance(fields.get("data"), dict) else {}
+        raw = fields.get("data")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
         operation = fields.get("operation")
         kind = event.event_type
         if kind == "token":

@@ -26,7 +26,7 @@ async def json_stream(hub: Hub, execution_id: str, after: int) -> AsyncIterator[
 
 async def ai_sdk_stream(
     hub: Hub, execution_id: str, after: int, reasoning_fields: frozenset[str] = REASONING_FIELDS
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncIterator[bytes]:
     """The AI SDK UI message stream: chunks as ``data``; the last chunk of each event carries its sequence as ``id``."""
     converter = UIMessageStream(execution_id, reasoning_fields)
     async for batch in hub.batches(execution_id, after):
