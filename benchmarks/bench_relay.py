@@ -52,7 +52,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-
 # ------------------------------------------------------------------ client processes
 
 
@@ -118,6 +117,11 @@ async def run_direct(source: str, execution_id: str, expected: int) -> None:
 
 
 # ------------------------------------------------------------------ orchestration
+
+
+def load() -> str:
+    """The 1-minute load average (the figures depend on what else the machine runs)."""
+    return f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
 
 
 def free_port() -> int:
@@ -223,14 +227,18 @@ def main() -> None:
 
     stream = f"bench-relay:{uuid.uuid4().hex[:8]}"
     source = f"{args.redis}?stream={stream}&per_execution=true"
-    port = free_port()
-    relay = start_relay(source, port)
-    base = f"http://127.0.0.1:{port}"
     print(f"relay: 1 process, {args.clients} SSE clients, {args.events} events/round at {args.rate:g}/s")
+    print(f"(a fresh relay process per round, so its memory growth is the clients'; load average {load()})")
     rounds = []
     try:
         for number in range(1, args.rounds + 1):
-            figures = one_round(source, relay, base, args)
+            port = free_port()
+            relay = start_relay(source, port)
+            try:
+                figures = one_round(source, relay, f"http://127.0.0.1:{port}", args)
+            finally:
+                relay.kill()
+                relay.wait()
             rounds.append(figures)
             print(
                 f"round {number}: relay p50 {figures['sse_p50']:.2f} ms p99 {figures['sse_p99']:.2f} ms | "
@@ -239,7 +247,6 @@ def main() -> None:
                 f"{figures['relay_cpu_us_per_message']:.0f} us/message"
             )
     finally:
-        relay.kill()
         import redis
 
         client = redis.Redis.from_url(args.redis)
