@@ -60,6 +60,21 @@ def test_cancel_reaches_the_producer_through_redis(
     assert httpx.post(f"{redis_relay.base}/executions/{producer.execution_id}/cancel").status_code == 404
 
 
+def test_a_cancelled_run_ends_normally_marked_cancelled(memory_sink: Any) -> None:
+    from streamll.core.runs import raise_if_cancelled
+
+    with streamll.execution() as run:
+        raise_if_cancelled()  # not cancelled: nothing happens
+        run.cancel()
+        raise_if_cancelled()  # where the LM stream is read: stops the call
+        pytest.fail("raise_if_cancelled did not stop the run")
+    assert memory_sink.flush(5)
+    end = memory_sink.events[-1]
+    assert end.event_type == "end" and end.parent_id is None and end.data["cancelled"] is True
+    with pytest.raises(streamll.ExecutionCancelled), streamll.execution():
+        raise streamll.ExecutionCancelled("another run's cancellation is not swallowed")
+
+
 @pytest.mark.redis
 def test_a_client_disconnect_never_cancels(redis_relay: RelayProcess, redis_sink: RedisSink, slow_lm: Any) -> None:
     producer = Producer(redis_sink, slow_lm).start()

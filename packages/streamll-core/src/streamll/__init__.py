@@ -16,7 +16,7 @@ from streamll.core import events
 from streamll.core.context import get_context, set_context
 from streamll.core.emitter import emit
 from streamll.core.events import EndEvent, ErrorEvent, Event, StartEvent, TokenEvent
-from streamll.core.runs import ExecutionRun, execution
+from streamll.core.runs import ExecutionCancelled, ExecutionRun, execution
 from streamll.core.spans import Span, trace
 from streamll.errors import (
     ConfigurationError,
@@ -77,6 +77,7 @@ __all__ = [
     "ConfigurationError",
     "ConsumerError",
     "EndEvent",
+    "ExecutionCancelled",
     "ExecutionRun",
     "ErrorEvent",
     "Event",

@@ -29,6 +29,15 @@ logger = logging.getLogger("streamll")
 current_run: ContextVar[ExecutionRun | None] = ContextVar("streamll_run", default=None)
 
 
+class ExecutionCancelled(BaseException):  # noqa: N818 - named like asyncio.CancelledError
+    """Raised inside a run whose cancellation was requested, where the LM stream is read.
+
+    A ``BaseException`` (like ``asyncio.CancelledError``), so DSPy's retries and
+    adapter fallbacks, which catch ``Exception``, do not start another LM call;
+    ``with run:`` swallows it and the run ends normally, marked ``cancelled``.
+    """
+
+
 class ExecutionRun:
     """One execution started with :func:`execution`; ``execution_id`` is fixed from construction."""
 
@@ -89,7 +98,10 @@ class ExecutionRun:
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    ) -> bool:
+        swallowed = isinstance(exc, ExecutionCancelled) and self.cancelled
+        if swallowed:
+            exc = None
         try:
             if self._cancel_urls:
                 from streamll.cancellation import watcher
@@ -101,14 +113,15 @@ class ExecutionRun:
             for token in reversed(self._tokens):
                 token.var.reset(token)
             self._tokens.clear()
+        return swallowed
 
     async def __aenter__(self) -> ExecutionRun:
         return self.__enter__()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
+    ) -> bool:
+        return self.__exit__(exc_type, exc, tb)
 
     def __repr__(self) -> str:
         return f"<ExecutionRun {self.execution_id} cancelled={self.cancelled}>"
@@ -136,4 +149,18 @@ def cancel_requested() -> bool:
     return run is not None and run.cancelled
 
 
-__all__ = ["EXECUTION_ID_PATTERN", "ExecutionRun", "cancel_requested", "current_run", "execution"]
+def raise_if_cancelled() -> None:
+    """Raise :class:`ExecutionCancelled` when the current run was asked to stop (the LM stream reader's hook)."""
+    if cancel_requested():
+        raise ExecutionCancelled("the execution was cancelled")
+
+
+__all__ = [
+    "EXECUTION_ID_PATTERN",
+    "ExecutionCancelled",
+    "ExecutionRun",
+    "cancel_requested",
+    "current_run",
+    "execution",
+    "raise_if_cancelled",
+]
