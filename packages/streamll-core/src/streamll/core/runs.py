@@ -29,7 +29,7 @@ logger = logging.getLogger("streamll")
 current_run: ContextVar[ExecutionRun | None] = ContextVar("streamll_run", default=None)
 
 
-class ExecutionCancelled(BaseException):  # noqa: N818 - named like asyncio.CancelledError
+class ExecutionCancelled(BaseException):
     """Raised inside a run whose cancellation was requested, where the LM stream is read.
 
     A ``BaseException`` (like ``asyncio.CancelledError``), so DSPy's retries and
