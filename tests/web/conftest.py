@@ -109,9 +109,13 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium from the system package (never a downloaded browser)."""
+    """Headless Chromium from the system package (never a downloaded browser).
+
+    Module-scoped: Playwright's sync API keeps an event loop running in this thread while it is open,
+    and code that calls ``asyncio.run`` (``streamll.cancel``, say) cannot run in other modules meanwhile.
+    """
     sync_api = pytest.importorskip("playwright.sync_api")
     executable = shutil.which("chromium") or (CHROMIUM if os.path.exists(CHROMIUM) else None)
     if executable is None:

@@ -35,7 +35,7 @@ class ListLog(ExecutionLog):
 STORED = [body(0, "start", None), body(1), body(2), body(1), body(2), body(3), body(4, "end", None)]
 
 
-def test_repeats_are_dropped_and_resume_starts_after_the_given_sequence() -> None:
+async def test_repeats_are_dropped_and_resume_starts_after_the_given_sequence() -> None:
     async def main() -> tuple[list[int], list[int], int, int]:
         log = ListLog(STORED)
         hub = Hub(log)
@@ -43,14 +43,14 @@ def test_repeats_are_dropped_and_resume_starts_after_the_given_sequence() -> Non
         resumed = [event.sequence async for batch in hub.batches("e", after=2) for event in batch]
         return everything, resumed, log.readers, len(hub.feeds)
 
-    everything, resumed, readers, feeds_left = asyncio.run(main())
+    everything, resumed, readers, feeds_left = await main()
     assert everything == [0, 1, 2, 3, 4]
     assert resumed == [3, 4]
     assert feeds_left == 0, "a feed is dropped with its last connection"
     assert readers == 2
 
 
-def test_connections_to_one_execution_share_one_reader() -> None:
+async def test_connections_to_one_execution_share_one_reader() -> None:
     async def main() -> tuple[list[list[int]], int]:
         log = ListLog(STORED)
         hub = Hub(log)
@@ -61,7 +61,7 @@ def test_connections_to_one_execution_share_one_reader() -> None:
         results = await asyncio.gather(*(read(after) for after in (-1, 0, 3)))
         return list(results), log.readers
 
-    results, readers = asyncio.run(main())
+    results, readers = await main()
     assert results == [[0, 1, 2, 3, 4], [1, 2, 3, 4], [4]]
     assert readers == 1
 
