@@ -49,13 +49,18 @@ def cancel_channel(stream: str, execution_id: str) -> str:
 
 
 def add_execution_writes(
-    pipe: Any, options: RedisOptions, written: Iterable[tuple[str, dict[FieldT, EncodableT]]]
+    pipe: Any, options: RedisOptions, written: Iterable[tuple[str | bytes, dict[FieldT, EncodableT]]]
 ) -> None:
-    """Queue on ``pipe`` the per-execution copies of a batch: ``XADD`` per event, TTL and index per execution."""
+    """Queue on ``pipe`` the per-execution copies of a batch: ``XADD`` per event, TTL and index per execution.
+
+    ``written`` pairs each event's execution id (text or UTF-8 bytes) with the entry fields written to the
+    shared stream.
+    """
     ttl = max(1, int(options.execution_ttl))
     maxlen = options.maxlen or None
     seen: set[str] = set()
-    for execution_id, fields in written:
+    for raw_id, fields in written:
+        execution_id = raw_id.decode("utf-8", "replace") if isinstance(raw_id, bytes) else raw_id
         if not execution_id:
             continue
         pipe.xadd(execution_key(options.stream, execution_id), fields, maxlen=maxlen, approximate=True)
