@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -50,3 +51,22 @@ def test_resume_on_a_second_replica_and_join_after_completion(
     listed = {item["execution_id"]: item for item in httpx.get(nats_relay.base + "/executions").json()["executions"]}
     assert listed[producer.execution_id]["finished"] and listed[other.execution_id]["finished"]
     assert listed[producer.execution_id]["events"] == len(events)
+
+
+async def test_a_consumer_given_the_per_execution_url_reads_every_execution(
+    nats_source: str, sink: NatsSink, slow_lm: Any
+) -> None:
+    from streamll_nats import NatsStreamConsumer
+
+    first, second = Producer(sink, slow_lm).start(), Producer(sink, slow_lm, question="Why?").start()
+    await asyncio.to_thread(first.join)
+    await asyncio.to_thread(second.join)
+    wanted = {first.execution_id, second.execution_id}
+    closed: set[str] = set()
+    async with NatsStreamConsumer(nats_source, from_beginning=True) as consumer:
+        assert consumer.subject.endswith(".>")
+        while not wanted <= closed:
+            event = await consumer.consume_one(timeout=20)
+            assert event is not None, f"the consumer stopped short: closed {closed} of {wanted}"
+            if event.event_type == "end" and event.parent_id is None:
+                closed.add(event.execution_id)
