@@ -16,6 +16,7 @@ from streamll.core import events
 from streamll.core.context import get_context, set_context
 from streamll.core.emitter import emit
 from streamll.core.events import EndEvent, ErrorEvent, Event, StartEvent, TokenEvent
+from streamll.core.runs import ExecutionCancelled, ExecutionRun, execution
 from streamll.core.spans import Span, trace
 from streamll.errors import (
     ConfigurationError,
@@ -25,6 +26,7 @@ from streamll.errors import (
     StreamllError,
     UnknownSchemeError,
 )
+from streamll.executions import acancel, cancel
 from streamll.hookspecs import hookimpl
 from streamll.sinks.base import BaseSink, Overflow
 from streamll.sinks.memory import MemorySink
@@ -86,6 +88,8 @@ __all__ = [
     "ConfigurationError",
     "ConsumerError",
     "EndEvent",
+    "ExecutionCancelled",
+    "ExecutionRun",
     "ErrorEvent",
     "Event",
     "EventConsumer",
@@ -101,9 +105,12 @@ __all__ = [
     "TokenEvent",
     "UnknownSchemeError",
     "__version__",
+    "acancel",
+    "cancel",
     "configure",
     "emit",
     "events",
+    "execution",
     "flush",
     "get_context",
     "hookimpl",

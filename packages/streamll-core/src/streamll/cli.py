@@ -1,4 +1,4 @@
-"""The ``streamll`` command: ``demo``, ``plugins``, ``tail``."""
+"""The ``streamll`` command: ``demo``, ``plugins``, ``tail``, ``serve``."""
 
 from __future__ import annotations
 
@@ -136,6 +136,7 @@ def plugins() -> None:
 @click.option("--execution", "execution_id", default=None, help="Only this execution_id.")
 @click.option("--count", type=int, default=None, help="Stop after this many events.")
 @click.option("--json", "as_json", is_flag=True, help="Print the wire JSON instead of readable lines.")
+@click.option("--live", is_flag=True, help="Show each execution's fields growing in place (needs rich).")
 def tail(
     url: str,
     from_beginning: bool,
@@ -144,8 +145,16 @@ def tail(
     execution_id: str | None,
     count: int | None,
     as_json: bool,
+    live: bool,
 ) -> None:
     """Print events read from a transport URL (redis://, nats://, kafka://, ...)."""
+    if live and as_json:
+        raise click.UsageError("--live and --json do not go together: choose one view")
+    if live:
+        try:
+            from streamll.live_view import tail_live
+        except ImportError:
+            raise click.ClickException("--live needs rich: pip install 'streamll-core[web]'") from None
     from streamll.consumer import from_url
     from streamll.sinks.terminal import format_event, printable
 
@@ -164,6 +173,9 @@ def tail(
     async def run() -> None:
         seen = 0
         async with from_url(url, **{k: v for k, v in options.items() if v is not None}) as consumer:
+            if live:
+                await tail_live(consumer, count=count, group=bool(group))
+                return
             async for event in consumer:
                 click.echo(printable(event.to_json().decode()) if as_json else format_event(event))
                 if group:
@@ -174,6 +186,35 @@ def tail(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
+
+
+@main.command()
+@click.argument("source")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--secret-env", default=None, help="Name of an environment variable holding the token secret.")
+@click.option("--heartbeat", default=15.0, show_default=True, help="Seconds between heartbeats on an idle stream.")
+def serve(source: str, host: str, port: int, secret_env: str | None, heartbeat: float) -> None:
+    """Serve executions read from SOURCE (the producer's sink URL) to browsers as SSE, with a live page at /."""
+    try:
+        import uvicorn
+
+        from streamll.web import create_app
+    except ImportError as exc:
+        raise click.ClickException(f"{exc}; install the web extra: pip install 'streamll-core[web]'") from None
+    secret = None
+    if secret_env:
+        secret = os.environ.get(secret_env)
+        if not secret:
+            raise click.ClickException(f"--secret-env {secret_env}: that environment variable is empty or unset")
+    from streamll.errors import ConfigurationError
+
+    try:
+        app = create_app(source, secret=secret, heartbeat=heartbeat)
+    except (ConfigurationError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"streamll relay on http://{host}:{port}/ (live page), executions at /executions/ID/events", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1)
 
 
 if __name__ == "__main__":

@@ -101,10 +101,11 @@ def stream_config(options: NatsOptions) -> api.StreamConfig:
 
 def _check_covers(info: api.StreamInfo, options: NatsOptions) -> None:
     subjects = list(info.config.subjects or [])
-    if not any(subject_matches(pattern, options.subject) for pattern in subjects):
+    wanted = options.publish_subject("x") if options.per_execution else options.subject
+    if not any(subject_matches(pattern, wanted) for pattern in subjects):
         raise ConfigurationError(
             f"stream {options.stream!r} exists but its subjects {subjects} do not include subject "
-            f"{options.subject!r}; add the subject to the stream, choose another ?stream=, or publish to one of them"
+            f"{wanted!r}; add the subject to the stream, choose another ?stream=, or publish to one of them"
         )
 
 
