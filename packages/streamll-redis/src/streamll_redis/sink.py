@@ -85,7 +85,7 @@ class RedisSink(BaseSink):
         await close_client(client)
 
     def encode(self, event: Event) -> tuple[bytes, bytes, bytes]:
-        """The entry's ``data``, ``event_type`` and ``execution_id`` values as bytes (raises for text UTF-8 cannot hold)."""
+        """The entry fields ``data``, ``event_type``, ``execution_id`` as bytes (raises for text UTF-8 cannot hold)."""
         return encode_event(event), event.event_type.encode("utf-8"), event.execution_id.encode("utf-8")
 
     async def write_batch(self, events: list[Any]) -> int | None:

@@ -8,7 +8,6 @@ events keep ``token``, ``token_index``, ``field`` and ``finish_reason`` in
 from __future__ import annotations
 
 import json
-import os
 import random
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal

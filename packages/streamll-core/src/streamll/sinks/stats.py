@@ -20,7 +20,7 @@ class SinkStats:
     dropped: int = 0
     """Events discarded because the buffer was full (overflow policy) or the sink was stopped undrained."""
     failed: int = 0
-    """Events that cannot be written (``handle_event`` raised, the event cannot be encoded, the destination refused it); not retried."""
+    """Events that cannot be written (``handle_event`` raised, not encodable, refused for good); not retried."""
     spilled: int = 0
     """Events written to the spill file because the buffer was full."""
     replayed: int = 0
