@@ -418,14 +418,22 @@ class BaseSink:
                 self._log(logging.ERROR, "cannot encode an event, skipped it: %s: %s", type(exc).__name__, exc)
         return records
 
-    async def _wait_for_events(self) -> None:
+    async def _wait_for_events(self, in_flight: asyncio.Future[Any] | None = None) -> None:
+        """Wait for new events (or for the batch ``in_flight`` to complete, when one is)."""
         assert self._wakeup is not None
         self._wakeup.clear()
         with self._lock:
-            if self._pending() or self._stopping:
+            if self._queue or self._retry or (self._spill and self._spill.pending) or self._stopping:
                 return
             self._waiting = True
-        await self._wakeup.wait()
+        if in_flight is None:
+            await self._wakeup.wait()
+            return
+        woken = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait((woken, in_flight), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
 
     def _past_deadline(self) -> bool:
         return self._stopping and self._deadline is not None and time.monotonic() >= self._deadline
@@ -489,6 +497,10 @@ class BaseSink:
                     continue
                 batch = self._take_batch()
                 if not batch:
+                    oldest = in_flight[0][1] if in_flight else None
+                    if oldest is not None and not oldest.done() and not self._stopping:
+                        await self._wait_for_events(oldest)  # new events are sent without waiting for this ack
+                        continue
                     if in_flight:
                         if not await self._complete_oldest(in_flight) and not await self._after_failure(in_flight):
                             break
