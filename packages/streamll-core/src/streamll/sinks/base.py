@@ -45,9 +45,14 @@ if TYPE_CHECKING:
     from streamll.sinks.spill import SpillFile
 
 logger = logging.getLogger("streamll")
+_monotonic = time.monotonic
+_yield_gil = time.sleep
 
 EVENT_OVERHEAD = 360
 """Bytes an event's envelope takes once encoded (ids, timestamp, keys); the byte budget's per-event estimate."""
+
+STARVED_AFTER = 0.005
+"""Seconds buffered events may wait without the worker taking a batch before ``enqueue`` yields the GIL to it."""
 
 STOP_GRACE = 1.0
 """Seconds ``stop()`` allows after its timeout for a write or close it had to cancel to wind down."""
@@ -153,6 +158,8 @@ class BaseSink:
         self._reconnecting = False
         self._last_logged: tuple[str, float] = ("", 0.0)
         self._backoff = self.retry_backoff
+        self._progress = 0.0
+        """When the worker last took a batch (``time.monotonic``); ``enqueue`` yields the GIL when it is old."""
 
     # ------------------------------------------------------------------ subclass API
 
@@ -300,12 +307,18 @@ class BaseSink:
                 event, size
             ):
                 return
+            backlog = len(self._queue)
             self._queue.append(event)
             self._sizes.append(size)
             self._bytes += size
             if self._waiting:
                 self._waiting = False
                 self._schedule_wake()
+        if backlog and _monotonic() - self._progress > STARVED_AFTER and not worker.in_worker_thread():
+            # A CPU-bound program thread keeps the GIL for whole switch intervals, and the worker needs it
+            # after every socket operation: hand it over now, so delivery keeps up (see ARCHITECTURE.md).
+            self._progress = _monotonic()
+            _yield_gil(0)
 
     def _full(self, size: int) -> bool:
         return bool(self._queue) and (self._bytes + size > self.buffer_bytes or len(self._queue) >= self.buffer_size)
@@ -380,6 +393,7 @@ class BaseSink:
 
     def _take_batch(self) -> list[Any]:
         """Next batch of encoded records in emission order: records awaiting retry, the buffer, then the spill file."""
+        self._progress = _monotonic()
         with self._lock:
             if self._retry:
                 count = min(self.batch_size, len(self._retry))
