@@ -61,11 +61,20 @@ class SteadyLoad:
             time.sleep(0.002)
 
 
+OUTAGE_STARTS: dict[int, int] = {}
+"""``id(sink)`` -> the first ``token_index`` emitted after the broker had stopped."""
+
+
 def outage(sink: BaseSink, rate: int, seconds: float, stop: Callable[[], None], start: Callable[[], None]) -> int:
-    """Emit at ``rate`` for 1 s, with the broker down for ``seconds``, and 1 s after; returns events emitted."""
+    """Emit at ``rate`` for 1 s, with the broker down for ``seconds``, and 1 s after; returns events emitted.
+
+    ``token_index`` of the events counts 0, 1, ...; :attr:`SteadyLoad.at_stop` is the first index emitted
+    once the broker had stopped (kept in ``OUTAGE_STARTS``, keyed by sink).
+    """
     with SteadyLoad(sink, rate) as load:
         time.sleep(1.0)
         stop()
+        OUTAGE_STARTS[id(sink)] = load.emitted
         down_until = time.monotonic() + seconds
         while time.monotonic() < down_until:
             time.sleep(0.05)
