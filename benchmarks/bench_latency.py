@@ -23,7 +23,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from typing import Any
 
 REDIS_URL = os.environ.get("STREAMLL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -71,10 +71,8 @@ def consume(transport: str, where: str, dest: str, count: int) -> None:
             await nc.subscribe(dest, cb=on_message)
             await nc.flush()
             print("ready", flush=True)
-            try:
+            with suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), deadline - time.monotonic())
-            except TimeoutError:
-                pass
             await nc.close()
 
         asyncio.run(run_nats())
@@ -334,7 +332,8 @@ def main() -> None:
                 spread = ", ".join(f"{p50:.2f}/{p99:.2f}" for p50, p99 in stats["sink"])
                 raw_spread = ", ".join(f"{p50:.2f}/{p99:.2f}" for p50, p99 in stats["raw"])
                 print(
-                    f"  {transport:<5} {rate:>6}/s  raw {raw50:7.2f} / {raw99:7.2f}   sink {sink50:7.2f} / {sink99:7.2f}"
+                    f"  {transport:<5} {rate:>6}/s  raw {raw50:7.2f} / {raw99:7.2f}"
+                    f"   sink {sink50:7.2f} / {sink99:7.2f}"
                     f"   ratio p50 {sink50 / raw50:5.2f} (target <= 1.5)  p99 {sink99 / raw99:5.2f} (target <= 2)"
                     f"   rounds raw [{raw_spread}] sink [{spread}]"
                 )

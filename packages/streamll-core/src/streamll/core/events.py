@@ -7,8 +7,10 @@ events keep ``token``, ``token_index``, ``field`` and ``finish_reason`` in
 
 from __future__ import annotations
 
+import itertools
 import json
-import random
+import os
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
@@ -21,18 +23,29 @@ EVENT_TYPES = ("token", "start", "end", "error")
 """Event types streamll itself emits; user code may emit any other name."""
 
 
-_random_bits = random.getrandbits
-"""The module-level generator: seeded from ``os.urandom`` and re-seeded in a forked child by ``random`` itself."""
+_id_prefix = ""
+_id_counter: Iterator[int] = itertools.count()
+
+
+def _new_id_prefix() -> None:
+    """64 random bits from the OS for this process (again in a forked child), so ids never repeat across processes."""
+    global _id_prefix, _id_counter
+    _id_prefix = os.urandom(8).hex()
+    _id_counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+_new_id_prefix()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_id_prefix)
 
 
 def new_event_id() -> str:
-    """A random 128-bit id as 32 hex characters, unique enough to de-duplicate on.
+    """A unique 128-bit id as 32 hex characters: 64 random bits per process, then a 64-bit counter.
 
-    Drawn from ``random`` (seeded from the OS, re-seeded after ``fork``): a
-    tenth of the cost of ``os.urandom`` per token, and ids need to be unique,
-    not secret.
+    Cheap enough for every token (a counter, not a system call), unique
+    across processes and forks; ids need to be unique, not secret.
     """
-    return f"{_random_bits(128):032x}"
+    return f"{_id_prefix}{next(_id_counter) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def utc_now() -> datetime:
@@ -117,9 +130,11 @@ class Event(BaseModel):
 _new = object.__new__
 _set = object.__setattr__
 _str = str
-_OPTIONAL_TEXT = ("module_name", "method_name", "operation")
+_now = datetime.now
 TOKEN_FIELDS = ("token", "token_index", "field", "finish_reason")
 """Attributes of a :class:`TokenEvent` that travel in ``data`` on the wire."""
+_TEXT_FIELDS = frozenset(("module_name", "method_name", "operation"))
+_TOKEN_KEYS = _TEXT_FIELDS | frozenset(TOKEN_FIELDS)
 
 
 def build_event(
@@ -139,62 +154,32 @@ def build_event(
     and ``tags`` are owned by the new event. Values of another type (or an
     unknown field) go through ``cls(...)`` and its validation, as before.
     """
-    if cls is TokenEvent:
-        token = fields.get("token", data.get("token", ""))
-        index = fields.get("token_index", data.get("token_index", 0))
-        name = fields.get("field", data.get("field", ""))
-        finish = fields.get("finish_reason", data.get("finish_reason"))
-        if (
-            event_type == "token"
-            and type(token) is _str
-            and type(index) is int
-            and type(name) is _str
-            and (finish is None or type(finish) is _str)
-        ):
-            data["token"] = token
-            data["token_index"] = index
-            data["field"] = name
-            data["finish_reason"] = finish
-            return _fast(cls, event_type, execution_id, parent_id, sequence, data, tags, fields, True)
-    elif cls is Event or (cls in _LIFECYCLE and event_type == cls.default_event_type):
-        return _fast(cls, event_type, execution_id, parent_id, sequence, data, tags, fields, False)
-    return _validated(cls, event_type, execution_id, parent_id, sequence, data, tags, fields)
-
-
-def _fast(
-    cls: type[Event],
-    event_type: str,
-    execution_id: str,
-    parent_id: str | None,
-    sequence: int,
-    data: dict[str, Any],
-    tags: dict[str, Any],
-    fields: dict[str, Any],
-    token: bool,
-) -> Event:
-    module_name = method_name = operation = None
-    if fields:
-        module_name = fields.get("module_name")
-        method_name = fields.get("method_name")
-        operation = fields.get("operation")
-        if not all(value is None or type(value) is _str for value in (module_name, method_name, operation)):
-            return _validated(cls, event_type, execution_id, parent_id, sequence, data, tags, fields)
-        for key in fields:
-            if key not in _OPTIONAL_TEXT and not (token and key in TOKEN_FIELDS):
-                return _validated(cls, event_type, execution_id, parent_id, sequence, data, tags, fields)
-    if not (type(execution_id) is _str and (parent_id is None or type(parent_id) is _str) and type(sequence) is int):
+    token = cls is TokenEvent
+    if not (
+        (token and event_type == "token" and fields.keys() <= _TOKEN_KEYS)
+        or (not token and fields.keys() <= _TEXT_FIELDS and (cls is Event or _lifecycle(cls, event_type)))
+    ):
         return _validated(cls, event_type, execution_id, parent_id, sequence, data, tags, fields)
-    for mapping in (data, tags):
-        for key in mapping:
-            if type(key) is not _str:
-                return _validated(cls, event_type, execution_id, parent_id, sequence, data, tags, fields)
+    get = fields.get
+    module_name, method_name, operation = get("module_name"), get("method_name"), get("operation")
+    if not (
+        type(execution_id) is _str
+        and type(sequence) is int
+        and (parent_id is None or type(parent_id) is _str)
+        and (module_name is None or type(module_name) is _str)
+        and (method_name is None or type(method_name) is _str)
+        and (operation is None or type(operation) is _str)
+        and _text_keys(data)
+        and _text_keys(tags)
+    ):
+        return _validated(cls, event_type, execution_id, parent_id, sequence, data, tags, fields)
     values = {
         "event_type": event_type,
-        "event_id": f"{_random_bits(128):032x}",
+        "event_id": new_event_id(),
         "execution_id": execution_id,
         "parent_id": parent_id,
         "sequence": sequence,
-        "timestamp": datetime.now(UTC),
+        "timestamp": _now(UTC),
         "module_name": module_name,
         "method_name": method_name,
         "operation": operation,
@@ -203,16 +188,40 @@ def _fast(
         "schema_version": SCHEMA_VERSION,
     }
     if token:
-        values["token"] = data["token"]
-        values["token_index"] = data["token_index"]
-        values["field"] = data["field"]
-        values["finish_reason"] = data["finish_reason"]
+        text = get("token", data.get("token", ""))
+        index = get("token_index", data.get("token_index", 0))
+        name = get("field", data.get("field", ""))
+        finish = get("finish_reason", data.get("finish_reason"))
+        if not (
+            type(text) is _str
+            and type(index) is int
+            and type(name) is _str
+            and (finish is None or type(finish) is _str)
+        ):
+            return _validated(cls, event_type, execution_id, parent_id, sequence, data, tags, fields)
+        data["token"] = values["token"] = text
+        data["token_index"] = values["token_index"] = index
+        data["field"] = values["field"] = name
+        data["finish_reason"] = values["finish_reason"] = finish
     event = _new(cls)
     _set(event, "__dict__", values)
     _set(event, "__pydantic_fields_set__", set(values))
     _set(event, "__pydantic_extra__", None)
     _set(event, "__pydantic_private__", None)
     return event
+
+
+def _lifecycle(cls: type[Event], event_type: str) -> bool:
+    return cls in _LIFECYCLE and event_type == cls.default_event_type
+
+
+def _text_keys(mapping: dict[str, Any]) -> bool:
+    if not mapping:
+        return True
+    for key in mapping:  # noqa: SIM110 - a plain loop: no generator object per event on the hot path
+        if type(key) is not _str:
+            return False
+    return True
 
 
 def _validated(
