@@ -178,6 +178,18 @@ class PipelinedSink(BaseSink):
 
         worker.call_soon(release)
 
+    def resolve_together(self, outcomes: dict[int, BaseException | None]) -> None:
+        """Complete several batches in one step of the worker loop (``None``: acknowledged)."""
+
+        def complete() -> None:
+            for index, error in outcomes.items():
+                if error is None:
+                    self.acks[index].set_result(None)
+                else:
+                    self.acks[index].set_exception(error)
+
+        worker.call_soon(complete)
+
     def resolve(self, index: int, error: BaseException | None = None) -> None:
         ack = self.acks[index]
         if error is None:
@@ -213,10 +225,9 @@ def test_a_failed_batch_in_a_pipeline_sends_every_unfinished_batch_again_in_orde
     wait_until(lambda: len(sink.sent) == 3, what="three batches in flight")
     first = sink.sent[0]
     unfinished = [index for batch in sink.sent[1:] for index in batch]
-    sink.resolve(0)
-    sink.resolve(1, ConnectionError("lost"))
+    sink.resolve_together({0: None, 1: ConnectionError("lost")})
     wait_until(lambda: sum(len(batch) for batch in sink.sent[3:]) >= len(unfinished), what="batches sent again")
-    assert [index for batch in sink.sent[3:] for index in batch][: len(unfinished)] == unfinished
+    assert [index for batch in sink.sent[3:] for index in batch][: len(unfinished)] == unfinished, sink.sent
     sink.acknowledge_all()
     assert sink.flush(timeout=10)
     resent = [index for batch in sink.sent[3:] for index in batch]

@@ -505,10 +505,14 @@ class BaseSink:
             while True:
                 if not await self._ensure_open():
                     break
-                if len(in_flight) >= self.pipeline_depth and not await self._complete_oldest(in_flight):
+                if self._a_batch_failed(in_flight):
                     if not await self._after_failure(in_flight):
                         break
                     continue
+                if len(in_flight) >= self.pipeline_depth:
+                    if not await self._complete_oldest(in_flight) and not await self._after_failure(in_flight):
+                        break
+                    continue  # a later batch may have failed meanwhile: check before sending more
                 batch = self._take_batch()
                 if not batch:
                     oldest = in_flight[0][1] if in_flight else None
@@ -593,6 +597,26 @@ class BaseSink:
         self._backoff = self.retry_backoff
         self._settle(batch, written, failed_before)
         return True
+
+    def _a_batch_failed(self, in_flight: deque[_InFlight]) -> bool:
+        """Settle the acknowledged batches at the front; True when a later one failed (it is then retried first).
+
+        Nothing newer is sent while a failed batch waits for its retry, so an execution's events keep their order.
+        """
+        if len(in_flight) < 2:
+            return False
+        while in_flight:
+            batch, pending, failed_before = in_flight[0]
+            if pending is None or not pending.done() or _failed(pending) is not None:
+                break
+            in_flight.popleft()
+            self._settle(batch, pending.result(), failed_before)
+        for _batch, pending, _count in in_flight:
+            error = _failed(pending)
+            if error is not None:
+                self._failed_write(error)
+                return True
+        return False
 
     def _failed_write(self, exc: BaseException) -> None:
         self._record_write_error("write", exc)
@@ -732,6 +756,15 @@ class BaseSink:
 
 _InFlight = tuple[list[Any], "asyncio.Future[int | None] | None", int]
 """A batch sent and not yet settled: its records, its completion (None when sending failed), failed count before."""
+
+
+def _failed(pending: asyncio.Future[Any] | None) -> BaseException | None:
+    """The error of a completed batch (None while pending or when it succeeded)."""
+    if pending is None or not pending.done():
+        return None
+    if pending.cancelled():
+        return asyncio.CancelledError("batch cancelled")
+    return pending.exception()
 
 
 def _estimate(event: Event) -> int:
