@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Awaitable, Iterator
 from typing import Any
 
@@ -15,7 +17,7 @@ from streamll.core.serialization import decode_event, encode_event, event_to_dic
 from streamll.sinks.base import BaseSink
 from streamll.sinks.worker import worker
 
-from tests.core.support import GatedSink, event, indices, wait_until
+from tests.core.support import FlakySink, GatedSink, event, indices, wait_until
 
 
 @pytest.fixture
@@ -28,6 +30,8 @@ def sinks() -> Iterator[list[BaseSink]]:
             sink.open_gate()
         if isinstance(sink, PipelinedSink):
             sink.acknowledge_all()
+        if isinstance(sink, FlakySink):
+            sink.up.set()
         sink.stop(timeout=5)
 
 
@@ -96,6 +100,36 @@ def test_the_byte_budget_lets_small_events_pile_up_far_beyond_a_count(sinks: lis
     sink.open_gate()
     assert sink.flush(timeout=30)
     assert indices(sink.written) == list(range(12_001))
+
+
+def test_a_full_buffer_waits_for_a_healthy_destination_instead_of_dropping(sinks: list[BaseSink]) -> None:
+    sink = GatedSink(buffer_bytes=20_000, block_timeout=30)  # the default policy: drop_oldest
+    sinks.append(sink)
+    sink.allow(1)
+    sink.enqueue(big(0, 10))
+    assert sink.flush(timeout=10)  # one write went through: the destination is healthy
+    sink.enqueue(big(1, 10))
+    wait_until(lambda: sink.started == 2, what="the writer to block")
+    emitter = threading.Thread(target=lambda: [sink.enqueue(big(index, 5_000)) for index in range(2, 40)])
+    emitter.start()
+    wait_until(lambda: sink.stats.received >= 5, what="the buffer to fill")
+    assert emitter.is_alive() and sink.stats.dropped == 0  # the burst waits for the destination
+    sink.open_gate()
+    emitter.join(30)
+    assert sink.flush(timeout=30)
+    assert indices(sink.written) == list(range(40)) and sink.stats.dropped == 0
+
+
+def test_a_full_buffer_drops_the_oldest_at_once_while_the_destination_is_down(sinks: list[BaseSink]) -> None:
+    sink = FlakySink(buffer_bytes=20_000, block_timeout=30)
+    sinks.append(sink)
+    started = time.monotonic()
+    for index in range(40):
+        sink.enqueue(big(index, 5_000))
+    assert time.monotonic() - started < 5  # never waits on a destination that is down
+    assert sink.stats.dropped > 0
+    sink.up.set()
+    assert sink.flush(timeout=10)
 
 
 def test_block_policy_waits_for_bytes_to_free_up(sinks: list[BaseSink]) -> None:

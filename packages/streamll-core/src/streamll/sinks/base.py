@@ -72,7 +72,12 @@ class Overflow(str, Enum):  # noqa: UP042 - str() of a member stays "Overflow.SP
     """What a sink does with a new event when its buffer is full."""
 
     DROP_OLDEST = "drop_oldest"
-    """Discard the oldest buffered event (counted in ``stats.dropped``). The default: never slows the program."""
+    """Discard the oldest buffered event (counted in ``stats.dropped``). The default.
+
+    While the destination accepts writes (the last one succeeded), a full buffer first waits up to
+    ``block_timeout`` for room: a healthy broker never causes a drop, a burst only waits for it. When
+    the destination is down, nothing waits: the oldest event is dropped at once.
+    """
     DROP_NEWEST = "drop_newest"
     """Discard the new event (counted in ``stats.dropped``)."""
     BLOCK = "block"
@@ -160,6 +165,8 @@ class BaseSink:
         self._backoff = self.retry_backoff
         self._progress = 0.0
         """When the worker last took a batch (``time.monotonic``); ``enqueue`` yields the GIL when it is old."""
+        self._healthy = False
+        """True while the last write succeeded: a full buffer then waits for room (``drop_oldest``), not drops."""
 
     # ------------------------------------------------------------------ subclass API
 
@@ -329,6 +336,8 @@ class BaseSink:
         if not self._queue:  # one event larger than the whole budget still goes: nothing else is held
             return True
         if policy is Overflow.DROP_OLDEST:
+            if self._healthy and self._wait_for_room(size):
+                return True  # the destination takes writes: a burst waits for it rather than losing events
             dropped = 0
             while self._full(size):
                 self._queue.popleft()
@@ -339,17 +348,22 @@ class BaseSink:
         if policy is Overflow.SPILL and self._spill is not None:
             self._spill_one(self._spill, event)
             return False
-        if policy is Overflow.BLOCK and not worker.in_worker_thread():
-            deadline = time.monotonic() + self.block_timeout
-            while self._full(size) and self._running:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._not_full.wait(remaining)
-            if not self._full(size):
-                return True
+        if policy is Overflow.BLOCK and self._wait_for_room(size):
+            return True
         self._count_drop(1, "buffer full: dropped the new event")
         return False
+
+    def _wait_for_room(self, size: int) -> bool:
+        """Wait (lock held) up to ``block_timeout`` for the buffer to take ``size`` more bytes."""
+        if worker.in_worker_thread():
+            return False
+        deadline = time.monotonic() + self.block_timeout
+        while self._full(size) and self._running:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._not_full.wait(remaining)
+        return not self._full(size)
 
     def _spill_one(self, spill: SpillFile, event: Event) -> None:
         try:
@@ -486,6 +500,7 @@ class BaseSink:
         return min(backoff * 2, self.retry_backoff_max) * random.uniform(0.75, 1.25)
 
     def _record_write_error(self, what: str, exc: BaseException) -> None:
+        self._healthy = False
         with self._lock:
             self._stats.write_errors += 1
             self._stats.last_error = f"{what}: {type(exc).__name__}: {exc}"
@@ -567,6 +582,7 @@ class BaseSink:
             delivered = max(0, min(written, len(batch)))
         else:
             delivered = len(batch)
+        self._healthy = True
         with self._lock:
             self._writing -= len(batch)
             self._stats.delivered += delivered
@@ -737,6 +753,7 @@ class BaseSink:
         self._deadline = None
         self._opened = False
         self._reconnecting = False
+        self._healthy = False
         self._undelivered = 0
         self._spill = None
         self._spill_path = None
