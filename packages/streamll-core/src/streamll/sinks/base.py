@@ -54,6 +54,9 @@ EVENT_OVERHEAD = 360
 STARVED_AFTER = 0.005
 """Seconds buffered events may wait without the worker taking a batch before ``enqueue`` yields the GIL to it."""
 
+ENCODE_SLICE = 64
+"""Events the worker encodes before it offers the GIL back to the program thread."""
+
 STOP_GRACE = 1.0
 """Seconds ``stop()`` allows after its timeout for a write or close it had to cancel to wind down."""
 
@@ -434,7 +437,9 @@ class BaseSink:
         """Encode each event; one that cannot be encoded is counted as failed alone (and not retried)."""
         encode = self.encode
         records: list[Any] = []
-        for event in events:
+        for position, event in enumerate(events, 1):
+            if not position % ENCODE_SLICE:
+                _yield_gil(0)  # let a waiting program thread run: encoding a batch must not stall it for ms
             try:
                 records.append(encode(event))
             except Exception as exc:
