@@ -100,6 +100,9 @@ class BaseSink:
     """Most events handed to one :meth:`write_batch` call."""
     linger: float = 0.0
     """Seconds to wait for a batch to fill before writing; 0 (the default) writes at once when idle."""
+    min_write_interval: float = 0.0005
+    """Seconds between the starts of two writes: an idle sink writes at once, while events arriving faster
+    than this share the next write (each write costs the client far more CPU than one more event in it)."""
     pipeline_depth: int = 1
     """Batches sent and not yet acknowledged at once (see :meth:`send_batch`)."""
     retry_backoff: float = 0.05
@@ -168,6 +171,7 @@ class BaseSink:
         self._backoff = self.retry_backoff
         self._progress = 0.0
         """When the worker last took a batch (``time.monotonic``); ``enqueue`` yields the GIL when it is old."""
+        self._last_send = 0.0
         self._healthy = False
         """True while the last write succeeded: a full buffer then waits for room (``drop_oldest``), not drops."""
 
@@ -547,9 +551,11 @@ class BaseSink:
                         break
                     await self._wait_for_events()
                     continue
-                if self.linger and len(batch) < self.batch_size and not self._stopping:
-                    await asyncio.sleep(self.linger)
+                wait = self.linger or (self.min_write_interval - (_monotonic() - self._last_send))
+                if wait > 0 and len(batch) < self.batch_size and not self._stopping:
+                    await asyncio.sleep(wait)
                     batch.extend(self._top_up(self.batch_size - len(batch)))
+                self._last_send = _monotonic()
                 failed_before = self._stats.failed
                 try:
                     completion = await self.send_batch(batch)
