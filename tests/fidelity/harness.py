@@ -229,3 +229,37 @@ def predictions_in(value: Any) -> list[dspy.Prediction]:
     if isinstance(results, list):
         return predictions_in(results)
     return []
+
+
+# ------------------------------------------------------------------ reporting
+
+
+def first_difference(actual: Any, expected: Any, path: str = "") -> str | None:
+    """Where two normalized values first differ, e.g. ``[0]['stream']: True != <missing>``; None if equal."""
+    if isinstance(actual, dict) and isinstance(expected, dict):
+        for key in [*expected, *(k for k in actual if k not in expected)]:
+            if key not in actual or key not in expected:
+                got = repr(actual.get(key, "<missing>"))[:200]
+                want = repr(expected.get(key, "<missing>"))[:200]
+                return f"{path}[{key!r}]: {got} != {want}"
+            found = first_difference(actual[key], expected[key], f"{path}[{key!r}]")
+            if found:
+                return found
+        return None
+    if isinstance(actual, list) and isinstance(expected, list):
+        for index, (got, want) in enumerate(zip(actual, expected, strict=False)):
+            found = first_difference(got, want, f"{path}[{index}]")
+            if found:
+                return found
+        if len(actual) != len(expected):
+            return f"{path}: {len(actual)} items != {len(expected)} items"
+        return None
+    if actual != expected:
+        return f"{path}: {repr(actual)[:300]} != {repr(expected)[:300]}"
+    return None
+
+
+def assert_same(what: str, actual: Any, expected: Any) -> None:
+    """Fail with the first difference between the instrumented (left) and plain (right) values."""
+    difference = first_difference(actual, expected)
+    assert difference is None, f"{what} differ (instrumented != plain) at {difference}"

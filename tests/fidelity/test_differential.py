@@ -21,7 +21,17 @@ from streamll import MemorySink
 from streamll.testing import OfflineLMServer
 
 from .cases import CASES
-from .harness import STREAM_KEYS, Case, Decorate, Outcome, comparable_requests, predictions_in, run_variant, streamed_texts
+from .harness import (
+    STREAM_KEYS,
+    Case,
+    Decorate,
+    Outcome,
+    assert_same,
+    comparable_requests,
+    predictions_in,
+    run_variant,
+    streamed_texts,
+)
 
 
 def plain(cls: type) -> type:
@@ -86,13 +96,15 @@ def test_instrumented_program_does_what_the_plain_one_does(
     expected = plain_outcome(case, server, memory_sink)
     actual = run_variant(case, variants(case)[variant], server, memory_sink)
 
-    assert actual.exception == expected.exception
-    assert actual.result == expected.result
+    assert_same("exceptions", actual.exception, expected.exception)
+    assert_same("results", actual.result, expected.result)
     drop = () if variant == "bare" else STREAM_KEYS
-    assert comparable_requests(actual, ordered=case.ordered, drop=drop) == comparable_requests(
-        expected, ordered=case.ordered, drop=drop
+    assert_same(
+        "LM requests",
+        comparable_requests(actual, ordered=case.ordered, drop=drop),
+        comparable_requests(expected, ordered=case.ordered, drop=drop),
     )
-    assert stream_response_items(actual) == stream_response_items(expected)
+    assert_same("streamify's StreamResponses", stream_response_items(actual), stream_response_items(expected))
 
     if variant == "bare":
         assert actual.tokens == [], "a bare @instrument streams no field"
