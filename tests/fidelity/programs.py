@@ -256,7 +256,7 @@ def raising(kind: str) -> Callable[[Decorate], Any]:
                 except KeyError as exc:
                     if kind == "cause":
                         raise RuntimeError(f"could not use {prediction.answer!r}") from exc
-                    raise ValueError(f"bad answer {prediction.answer!r}")
+                    raise ValueError(f"bad answer {prediction.answer!r}")  # noqa: B904 (the implicit chain is the point)
                 return prediction
 
         return decorate(Program)()
@@ -272,7 +272,9 @@ def compiled(*, whole_program: bool) -> Callable[[Decorate], Any]:
 
     def build(decorate: Decorate) -> Any:
         student = wrapping(cot)(decorate)
-        optimizer = dspy.BootstrapFewShot(metric=lambda e, p, t=None: True, max_bootstrapped_demos=1, max_labeled_demos=1)
+        optimizer = dspy.BootstrapFewShot(
+            metric=lambda e, p, t=None: True, max_bootstrapped_demos=1, max_labeled_demos=1
+        )
         program = optimizer.compile(student, trainset=examples()[:2])
         with tempfile.TemporaryDirectory(prefix="streamll-fidelity-save-") as folder:
             if whole_program:
