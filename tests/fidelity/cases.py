@@ -130,6 +130,7 @@ CASES: list[Case] = [
         disk_cache=True,
         check=succeeds_after(2),
     ),
+    Case("track_usage", p.wrapping(p.cot), run=p.run_tracking_usage, stream_fields=("reasoning", "answer")),
     Case("typed_outputs", p.wrapping(p.typed), stream_fields=("answer", "count"), check=succeeds_after(1)),
     Case("typed_outputs_json", p.wrapping(p.typed), adapter=JSON, stream_fields=("answer", "kind")),
     Case("compiled_state_file", p.compiled(whole_program=False), check=succeeds_after(2)),

@@ -89,6 +89,8 @@ class Outcome:
     tokens: list[TokenEvent] = field(default_factory=list)
     raw_result: Any = None
     stream_responses: list[Any] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """The LM's ``history`` (what ``dspy.inspect_history`` shows), without ids and timestamps."""
 
 
 # ------------------------------------------------------------------ normalization
@@ -149,6 +151,11 @@ def comparable_requests(outcome: Outcome, *, ordered: bool, drop: Sequence[str] 
     return bodies if ordered else sorted(bodies, key=request_key)
 
 
+def comparable_history(outcome: Outcome, *, ordered: bool) -> list[dict[str, Any]]:
+    """The LM history entries, sorted when their order is the scheduler's."""
+    return list(outcome.history) if ordered else sorted(outcome.history, key=request_key)
+
+
 # ------------------------------------------------------------------ running
 
 
@@ -183,7 +190,16 @@ def run_variant(case: Case, decorate: Decorate, server: OfflineLMServer, sink: M
         tokens=sink.tokens(),
         raw_result=result,
         stream_responses=stream_responses,
+        history=[history_entry(entry) for entry in lm.history],
     )
+
+
+HISTORY_KEYS = ("prompt", "messages", "kwargs", "outputs", "usage", "cost", "model", "response_model", "model_type")
+"""The parts of an LM history entry that are the same from run to run (not uuid, timestamp, response ids)."""
+
+
+def history_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    return {key: normalize(entry.get(key)) for key in HISTORY_KEYS if key in entry}
 
 
 @dataclass

@@ -183,6 +183,12 @@ def counted() -> Any:
     return dspy.Predict("question -> answer, count: int")
 
 
+def run_tracking_usage(program: Any) -> Any:
+    with dspy.context(track_usage=True):
+        prediction = program(question=QUESTION)
+    return [prediction, prediction.get_lm_usage()]
+
+
 # ------------------------------------------------------------------ async
 
 

@@ -27,6 +27,7 @@ from .harness import (
     Decorate,
     Outcome,
     assert_same,
+    comparable_history,
     comparable_requests,
     predictions_in,
     run_variant,
@@ -104,14 +105,25 @@ def test_instrumented_program_does_what_the_plain_one_does(
         comparable_requests(actual, ordered=case.ordered, drop=drop),
         comparable_requests(expected, ordered=case.ordered, drop=drop),
     )
+    assert_same(
+        "LM history entries",
+        comparable_history(actual, ordered=case.ordered),
+        comparable_history(expected, ordered=case.ordered),
+    )
     assert_same("streamify's StreamResponses", stream_response_items(actual), stream_response_items(expected))
 
     if variant == "bare":
         assert actual.tokens == [], "a bare @instrument streams no field"
         return
     texts = streamed_texts(actual.tokens)
-    for prediction in predictions_in(actual.raw_result):
+    predictions = predictions_in(actual.raw_result)
+    one_reply = len(expected.requests) == 1 and len(predictions) == 1
+    for prediction in predictions:
         for name in case.stream_fields:
             value = prediction.get(name) if name in prediction else None
-            if isinstance(value, str):
+            if not isinstance(value, str):
+                continue
+            if one_reply:  # one LM reply: exactly one stream of the field, and it is the value
+                assert texts.get(name) == [value], f"{name!r}: streamed {texts.get(name)} for the value {value!r}"
+            else:
                 assert value in texts.get(name, []), f"{name!r} of {prediction!r} was not streamed as such: {texts}"
