@@ -90,6 +90,8 @@ class Outcome:
     raw_result: Any = None
     stream_responses: list[Any] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    frames: list[str] = field(default_factory=list)
+    """``file:function`` of each frame of the raised exception's traceback, streamll's marked ``streamll:``."""
     """The LM's ``history`` (what ``dspy.inspect_history`` shows), without ids and timestamps."""
 
 
@@ -138,6 +140,21 @@ def exception_summary(exc: BaseException | None, depth: int = 0) -> dict[str, An
         "suppress_context": exc.__suppress_context__,
         "user_frames": frames,
     }
+
+
+STREAMLL_DIR = os.path.dirname(os.path.abspath(streamll.__file__))
+
+
+def frame_names(exc: BaseException | None) -> list[str]:
+    """``file:function`` per traceback frame; streamll's own frames start with ``streamll:``."""
+    if exc is None:
+        return []
+    names = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = os.path.abspath(frame.filename)
+        owner = "streamll" if path.startswith(STREAMLL_DIR + os.sep) else os.path.basename(os.path.dirname(path))
+        names.append(f"{owner}:{os.path.basename(path)}:{frame.name}")
+    return names
 
 
 def request_key(body: dict[str, Any]) -> str:
@@ -191,6 +208,7 @@ def run_variant(case: Case, decorate: Decorate, server: OfflineLMServer, sink: M
         raw_result=result,
         stream_responses=stream_responses,
         history=[history_entry(entry) for entry in lm.history],
+        frames=frame_names(error),
     )
 
 

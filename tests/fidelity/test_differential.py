@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import dspy
 import pytest
 import streamll
 from streamll import MemorySink
@@ -34,6 +35,13 @@ from .harness import (
     streamed_texts,
 )
 
+WRAPPER_FRAMES = 2
+"""Frames the decorator's wrapper may add to a traceback (its ``__call__`` and the call inside it)."""
+
+
+def user_frames(outcome: Outcome) -> list[str]:
+    return [name for name in outcome.frames if not name.startswith("streamll:")]
+
 
 def plain(cls: type) -> type:
     return cls
@@ -43,11 +51,25 @@ def variants(case: Case) -> dict[str, Decorate]:
     return {"bare": streamll.instrument, "fields": streamll.instrument(stream_fields=list(case.stream_fields))}
 
 
+@streamll.instrument
+class _Instrumented(dspy.Module):
+    """Some class is instrumented and called before any plain run, as in a real process that uses one.
+
+    So the plain baseline is the same whatever ran before in the session, and a
+    change that instrumenting one class makes to every DSPy program shows up.
+    """
+
+    def forward(self) -> None:
+        return None
+
+
 _plain_outcomes: dict[str, Outcome] = {}
 
 
 def plain_outcome(case: Case, server: OfflineLMServer, sink: MemorySink) -> Outcome:
     """The plain program's outcome (run once per case and session)."""
+    if not _plain_outcomes:
+        _Instrumented()()
     if case.id not in _plain_outcomes:
         _plain_outcomes[case.id] = run_variant(case, plain, server, sink)
     return _plain_outcomes[case.id]
@@ -98,6 +120,11 @@ def test_instrumented_program_does_what_the_plain_one_does(
     actual = run_variant(case, variants(case)[variant], server, memory_sink)
 
     assert_same("exceptions", actual.exception, expected.exception)
+    assert_same("traceback frames outside streamll", user_frames(actual), user_frames(expected))
+    foreign = [name for name in expected.frames if name.startswith("streamll:")]
+    assert not foreign, f"a program without @instrument has streamll frames in its traceback: {foreign}"
+    added = [name for name in actual.frames if name.startswith("streamll:")]
+    assert len(added) <= WRAPPER_FRAMES, f"streamll frames in the user's traceback: {added}"
     assert_same("results", actual.result, expected.result)
     drop = () if variant == "bare" else STREAM_KEYS
     assert_same(
