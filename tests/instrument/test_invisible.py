@@ -293,6 +293,9 @@ def test_instrumented_classes_pickle_and_copy_like_plain_ones(lm, tmp_path) -> N
     assert copy.deepcopy(module).reset_copy()._streamll_stream_fields == ["answer"]
     assert [name for name, _ in module.named_predictors()] == ["predict"]
     module.save(str(tmp_path / "program"), save_program=True)
-    loaded = dspy.load(str(tmp_path / "program"), allow_pickle=True)
+    import inspect
+
+    options = {"allow_pickle": True} if "allow_pickle" in inspect.signature(dspy.load).parameters else {}
+    loaded = dspy.load(str(tmp_path / "program"), **options)
     assert loaded(question="after loading").answer
     own.stop()

@@ -25,6 +25,7 @@ chosen field.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import threading
 from typing import Any
@@ -172,8 +173,6 @@ def _wrap_engine(cls: type) -> None:
 
 
 def _is_async(fn: Any) -> bool:
-    import inspect
-
     return inspect.iscoroutinefunction(fn)
 
 
@@ -207,16 +206,14 @@ class _TeeStream:
         return getattr(self._inner, name)
 
 
-def _request_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], dict]:
-    """The call's arguments with the request asking for a stream (with usage, as the plain reply has)."""
-    if "request" in kwargs:
-        request = kwargs["request"]
-    else:
-        request, args = args[0], args[1:]
-    streaming = dict(request)
-    streaming["stream"] = True
-    streaming["stream_options"] = {**(streaming.get("stream_options") or {}), "include_usage": True}
-    return args, {**kwargs, "request": streaming}, streaming
+def _streaming_call(completion: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The call's arguments by name, the request asking for a stream (with usage, as a plain reply has)."""
+    arguments = inspect.signature(completion).bind(*args, **kwargs).arguments
+    request = dict(arguments["request"])
+    request["stream"] = True
+    request["stream_options"] = {**(request.get("stream_options") or {}), "include_usage": True}
+    arguments["request"] = request
+    return arguments, int(arguments.get("num_retries") or 0)
 
 
 def _litellm() -> Any:
@@ -226,6 +223,12 @@ def _litellm() -> Any:
 
 
 def _wrap_litellm(module: Any) -> None:
+    """Stream DSPy's LiteLLM calls; a reply cut mid-stream is retried as LiteLLM retries a plain call.
+
+    LiteLLM retries (``num_retries``, dspy < 3.4) cover a plain reply cut
+    mid-body, but never a stream already being read; so a cut stream is
+    requested again here, up to the same number of retries.
+    """
     completion = getattr(module, "litellm_completion", None)
     acompletion = getattr(module, "alitellm_completion", None)
     if completion is None or getattr(completion, WRAPPED_ATTR, False):
@@ -236,54 +239,82 @@ def _wrap_litellm(module: Any) -> None:
         span = _span()
         if span is None:
             return completion(*args, **kwargs)
-        target = span.begin_attempt()
-        try:
-            if settings.send_stream is not None:  # DSPy streams this call itself (dspy.streamify)
+        if settings.send_stream is not None:  # DSPy streams this call itself (dspy.streamify)
+            target = span.begin_attempt()
+            try:
                 with settings.context(send_stream=_TeeStream(settings.send_stream, target)):
                     return completion(*args, **kwargs)
-            args, kwargs, _ = _request_of(args, kwargs)
-            response = completion(*args, **kwargs)
-            chunks = []
+            except BaseException as exc:
+                span.fail_attempt(exc)
+                raise
+        arguments, retries = _streaming_call(completion, args, kwargs)
+        for attempt in range(retries + 1):
+            target = span.begin_attempt()
+            reading = False
             try:
-                for chunk in response:
-                    chunks.append(chunk)
-                    if target is not None:
-                        _safe(target.feed_chunk, chunk)
-            finally:
-                close = getattr(response, "close", None)
-                if callable(close):
-                    close()
-            return _litellm().stream_chunk_builder(chunks)
-        except BaseException as exc:
-            span.fail_attempt(exc)
-            raise
+                response = completion(**{**arguments, "num_retries": retries - attempt})
+                chunks = []
+                reading = True
+                try:
+                    for chunk in response:
+                        chunks.append(chunk)
+                        if target is not None:
+                            _safe(target.feed_chunk, chunk)
+                finally:
+                    close = getattr(response, "close", None)
+                    if callable(close):
+                        close()
+                return _litellm().stream_chunk_builder(chunks)
+            except Exception as exc:
+                span.fail_attempt(exc)
+                if reading and attempt < retries:
+                    continue
+                raise
+            except BaseException as exc:
+                span.fail_attempt(exc)
+                raise
+        raise AssertionError("unreachable")
 
     @functools.wraps(acompletion)
     async def alitellm_completion(*args: Any, **kwargs: Any) -> Any:
         span = _span()
         if span is None:
             return await acompletion(*args, **kwargs)
-        target = span.begin_attempt()
-        try:
-            if settings.send_stream is not None:
+        if settings.send_stream is not None:
+            target = span.begin_attempt()
+            try:
                 with settings.context(send_stream=_TeeStream(settings.send_stream, target)):
                     return await acompletion(*args, **kwargs)
-            args, kwargs, _ = _request_of(args, kwargs)
-            response = await acompletion(*args, **kwargs)
-            chunks = []
+            except BaseException as exc:
+                span.fail_attempt(exc)
+                raise
+        arguments, retries = _streaming_call(acompletion, args, kwargs)
+        for attempt in range(retries + 1):
+            target = span.begin_attempt()
+            reading = False
             try:
-                async for chunk in response:
-                    chunks.append(chunk)
-                    if target is not None:
-                        _safe(target.feed_chunk, chunk)
-            finally:
-                aclose = getattr(response, "aclose", None)
-                if callable(aclose):
-                    await aclose()
-            return _litellm().stream_chunk_builder(chunks)
-        except BaseException as exc:
-            span.fail_attempt(exc)
-            raise
+                response = await acompletion(**{**arguments, "num_retries": retries - attempt})
+                chunks = []
+                reading = True
+                try:
+                    async for chunk in response:
+                        chunks.append(chunk)
+                        if target is not None:
+                            _safe(target.feed_chunk, chunk)
+                finally:
+                    aclose = getattr(response, "aclose", None)
+                    if callable(aclose):
+                        await aclose()
+                return _litellm().stream_chunk_builder(chunks)
+            except Exception as exc:
+                span.fail_attempt(exc)
+                if reading and attempt < retries:
+                    continue
+                raise
+            except BaseException as exc:
+                span.fail_attempt(exc)
+                raise
+        raise AssertionError("unreachable")
 
     for new in (litellm_completion, alitellm_completion):
         setattr(new, WRAPPED_ATTR, True)

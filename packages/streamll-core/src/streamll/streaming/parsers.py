@@ -196,9 +196,15 @@ TAG_RE = re.compile(r"<\s*(/?)\s*([A-Za-z_][\w.\-]*)[^>]*?(/?)\s*>")
 
 
 class XMLParser:
-    """XMLAdapter replies: ``<field>value</field>`` elements at the top level."""
+    """XMLAdapter replies: ``<field>value</field>`` elements at the top level.
 
-    def __init__(self, fields: Iterable[str]) -> None:
+    ``legacy`` follows the XMLAdapter of dspy < 3.3 (a regular expression:
+    values are raw text, no entity decoding, line ends kept); by default the
+    installed DSPy's rules are used.
+    """
+
+    def __init__(self, fields: Iterable[str], *, legacy: bool | None = None) -> None:
+        self._legacy = xml_rules_are_legacy() if legacy is None else legacy
         self._sections = _Sections(fields, strip=True)
         self._buffer = ""
         self._skip: str | None = None  # a non-field element whose content is ignored
@@ -206,12 +212,15 @@ class XMLParser:
         self._carry_cr = False
 
     def feed(self, text: str) -> list[Op]:
-        if self._carry_cr:
-            text = "\r" + text
-            self._carry_cr = False
-        if text.endswith("\r"):
-            text, self._carry_cr = text[:-1], True
-        self._buffer += text.replace("\r\n", "\n").replace("\r", "\n")
+        if self._legacy:
+            self._buffer += text
+        else:
+            if self._carry_cr:
+                text = "\r" + text
+                self._carry_cr = False
+            if text.endswith("\r"):
+                text, self._carry_cr = text[:-1], True
+            self._buffer += text.replace("\r\n", "\n").replace("\r", "\n")
         ops: list[Op] = []
         self._scan(ops, final=False)
         return ops
@@ -231,7 +240,9 @@ class XMLParser:
         while position < len(buffer):
             current = self._sections.current
             if current is not None:
-                cut = _next_special(buffer, position)
+                cut = buffer.find("<", position) if self._legacy else _next_special(buffer, position)
+                if cut == -1:
+                    cut = len(buffer)
                 if cut > position:
                     self._sections.text(buffer[position:cut], ops)
                     position = cut
@@ -289,6 +300,23 @@ class XMLParser:
             elif self_closing:
                 self._sections.close(ops)
         self._buffer = buffer[position:]
+
+
+_legacy_xml: bool | None = None
+
+
+def xml_rules_are_legacy() -> bool:
+    """True when the installed XMLAdapter keeps values raw (dspy < 3.3: no entity decoding)."""
+    global _legacy_xml
+    if _legacy_xml is None:
+        try:
+            import dspy
+
+            parsed = dspy.XMLAdapter().parse(dspy.Signature("question -> answer"), "<answer>&amp;</answer>")
+            _legacy_xml = parsed.get("answer") == "&amp;"
+        except Exception:
+            _legacy_xml = False
+    return _legacy_xml
 
 
 def _next_special(buffer: str, start: int) -> int:
