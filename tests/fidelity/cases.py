@@ -63,6 +63,7 @@ XML = dspy.XMLAdapter
 CASES: list[Case] = [
     Case("predict", p.wrapping(p.predict), check=succeeds_after(1)),
     Case("chain_of_thought", p.wrapping(p.cot), stream_fields=("reasoning", "answer"), check=succeeds_after(1)),
+    Case("nested_instrumented", p.nested, stream_fields=("reasoning", "answer"), check=succeeds_after(2)),
     Case("predict_json", p.wrapping(p.predict), adapter=JSON, check=succeeds_after(1)),
     Case("cot_json", p.wrapping(p.cot), adapter=JSON, stream_fields=("reasoning", "answer")),
     Case("predict_xml", p.wrapping(p.predict), adapter=XML, check=succeeds_after(1)),

@@ -55,6 +55,32 @@ def cot() -> Any:
     return dspy.ChainOfThought("question -> answer")
 
 
+def nested(decorate: Decorate) -> Any:
+    """An instrumented module calling another instrumented module (both decorated)."""
+
+    class Inner(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cot = dspy.ChainOfThought("question -> answer")
+
+        def forward(self, question: str) -> Any:
+            return self.cot(question=question)
+
+    inner_class = decorate(Inner)
+
+    class Outer(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first = inner_class()
+            self.second = dspy.Predict("question, draft -> answer")
+
+        def forward(self, question: str) -> Any:
+            draft = self.first(question=question)
+            return self.second(question=question, draft=draft.answer)
+
+    return decorate(Outer)()
+
+
 # ------------------------------------------------------------------ tools and agents
 
 
