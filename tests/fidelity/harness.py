@@ -44,6 +44,15 @@ def call(program: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class Known:
+    """A reported, not yet fixed difference: these variants must fail (strict xfail) where it applies."""
+
+    variants: tuple[str, ...]
+    reason: str
+    applies: Callable[[], bool] = lambda: True
+
+
+@dataclass(frozen=True)
 class Case:
     """One program of the corpus.
 
@@ -61,7 +70,7 @@ class Case:
         check: a sanity check on the plain outcome, so a case proves the
             behaviour it is about really happened (a fallback made 2 requests...).
         requires: returns a reason to skip on this DSPy version, or None.
-        xfail: variant -> reason, for a reported bug not fixed yet (strict).
+        known: reported differences not fixed yet; their variants are strict xfails.
         disk_cache: give the run a (fresh, temporary) disk cache as well as the memory cache.
     """
 
@@ -75,7 +84,7 @@ class Case:
     ordered: bool = True
     check: Callable[[Outcome], None] | None = None
     requires: Callable[[], str | None] | None = None
-    xfail: dict[str, str] = field(default_factory=dict)
+    known: tuple[Known, ...] = ()
     disk_cache: bool = False
 
 

@@ -85,8 +85,8 @@ def params(with_variants: bool) -> list[Any]:
     out = []
     for case in CASES:
         for variant in ("bare", "fields") if with_variants else ("plain",):
-            reason = case.xfail.get(variant) or case.xfail.get("*")
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason and with_variants else []
+            known = [k for k in case.known if variant in k.variants and k.applies()] if with_variants else []
+            marks = [pytest.mark.xfail(strict=True, reason=known[0].reason)] if known else []
             out.append(pytest.param(case, variant, id=f"{case.id}-{variant}", marks=marks))
     return out
 
