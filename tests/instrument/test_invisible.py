@@ -299,3 +299,26 @@ def test_instrumented_classes_pickle_and_copy_like_plain_ones(lm, tmp_path) -> N
     loaded = dspy.load(str(tmp_path / "program"), **options)
     assert loaded(question="after loading").answer
     own.stop()
+
+
+def test_plain_programs_run_dspys_own_methods_between_instrumented_calls(lm, server: OfflineLMServer) -> None:
+    StreamedQA()(question="instrumented first")
+    server.configure(fail_status=500)
+    with pytest.raises(Exception) as info:
+        QA()(question="plain afterwards")
+    frames = [frame.filename for frame in traceback.extract_tb(info.value.__traceback__)]
+    assert not [name for name in frames if "/streamll/" in name]
+
+
+def test_an_lm_error_through_an_instrumented_call_has_the_plain_traceback(lm, server: OfflineLMServer) -> None:
+    server.configure(fail_status=500)
+    caught = []
+    for cls in (QA, StreamedQA):
+        with pytest.raises(Exception) as info:
+            cls()(question="server down")
+        caught.append(info.value)
+    plain, instrumented = (traceback.extract_tb(exc.__traceback__) for exc in caught)
+    ours = [frame for frame in instrumented if "/streamll/" in frame.filename]
+    assert [frame.name for frame in ours] == ["__call__", "call_sync"]
+    assert [(f.filename, f.name) for f in instrumented if f not in ours][1:] == [(f.filename, f.name) for f in plain][1:]
+    assert type(caught[0]) is type(caught[1]) and str(caught[0]) == str(caught[1])

@@ -33,6 +33,10 @@ class Failing(dspy.Module):
         self.predict(question=question)
         raise Boom("user code failed")
 
+    async def aforward(self, question: str) -> dspy.Prediction:
+        await self.predict.acall(question=question)
+        raise Boom("user code failed")
+
 
 def lifecycle(sink: MemorySink) -> list[tuple[str, str | None]]:
     assert streamll.flush(10)

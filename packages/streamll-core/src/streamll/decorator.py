@@ -23,7 +23,6 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, overload
 
-import anyio
 import dspy
 
 from streamll.config import resolve_sinks
@@ -31,7 +30,7 @@ from streamll.core.context import context_tags
 from streamll.core.spans import Span
 from streamll.streaming import capture
 from streamll.streaming.bridge import TokenRun
-from streamll.streaming.frames import FRAME_KEY, Frame, adopt, current_frame, frame_of
+from streamll.streaming.frames import FRAME_KEY, Frame, adopt, current_frame, frame_of, hide_frames
 
 logger = logging.getLogger("streamll")
 
@@ -180,39 +179,39 @@ def _caller_stacklevel() -> int:
 
 def call_sync(original: Callable[..., Any], module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """One sync call of an instrumented module."""
-    capture.install()
-    with _Call(module, "forward", args, kwargs) as tracked:
+    with capture.capturing(), _Call(module, "forward", args, kwargs) as tracked:
         tracked.result = original(module, *args, **kwargs)
         return tracked.result
 
 
-async def call_async(
-    original: Callable[..., Any], original_sync: Callable[..., Any], module: Any, args: Any, kwargs: Any
-) -> Any:
-    """One ``acall`` of an instrumented module (``forward`` in a worker thread when there is no ``aforward``)."""
-    capture.install()
-    has_aforward = callable(getattr(type(module), "aforward", None))
-    with _Call(module, "aforward" if has_aforward else "forward", args, kwargs) as tracked:
-        if has_aforward:
-            tracked.result = await original(module, *args, **kwargs)
-        else:
-            tracked.result = await anyio.to_thread.run_sync(functools.partial(original_sync, module, *args, **kwargs))
+async def call_async(original: Callable[..., Any], module: Any, args: Any, kwargs: Any) -> Any:
+    """One ``acall`` of an instrumented module (DSPy's own ``acall``: it awaits ``aforward``)."""
+    with capture.capturing(), _Call(module, "aforward", args, kwargs) as tracked:
+        tracked.result = await original(module, *args, **kwargs)
         return tracked.result
 
 
 def _sync_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return call_sync(original, self, args, kwargs)
+        try:
+            return call_sync(original, self, args, kwargs)
+        except BaseException as exc:
+            hide_frames(exc)
+            raise
 
     setattr(__call__, ORIGINAL_ATTR, original)
     return __call__
 
 
-def _async_wrapper(original: Callable[..., Any], original_sync: Callable[..., Any]) -> Callable[..., Any]:
+def _async_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def acall(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return await call_async(original, original_sync, self, args, kwargs)
+        try:
+            return await call_async(original, self, args, kwargs)
+        except BaseException as exc:
+            hide_frames(exc)
+            raise
 
     setattr(acall, ORIGINAL_ATTR, original)
     return acall
@@ -284,7 +283,7 @@ def instrument(
         module_class._streamll_sinks_key = key
         module_class._streamll_sinks = _SinksOf()
         module_class.__call__ = _sync_wrapper(call)
-        module_class.acall = _async_wrapper(acall, call)
+        module_class.acall = _async_wrapper(acall)
         module_class._streamll_instrumented = True
         return target
 

@@ -17,29 +17,29 @@ Errors surface from the same call DSPy made, so its retry loop and adapter
 fallback see them as before. When DSPy itself streams (a user's
 ``dspy.streamify``), streamll reads the same chunks without taking them.
 
-The wrappers are installed once, on first use, and do nothing unless the
-current thread or task runs an LM call of an instrumented predictor with a
-chosen field.
+The wrappers are in place only while an instrumented call runs
+(:mod:`~streamll.streaming.patches`) and do nothing unless the current thread
+or task runs an LM call of an instrumented predictor with a chosen field.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
-import threading
+from collections.abc import Iterator
 from typing import Any
 
 from dspy.dsp.utils.settings import settings
 
 from streamll.streaming.bridge import LMSpan, current_lm_span
 from streamll.streaming.fields import LMCallStream, usage_dict
+from streamll.streaming.patches import activate, deactivate, register
 
 logger = logging.getLogger("streamll")
 
 WRAPPED_ATTR = "__streamll_wrapped__"
-_lock = threading.Lock()
-_installed = False
 
 
 def _span() -> LMSpan | None:
@@ -166,17 +166,16 @@ def _wrap_engine(cls: type) -> None:
                 raise
 
         new_complete, new_stream = scomplete, functools.wraps(stream)(sstream)
-    for new in (new_complete, new_stream):
+    for name, new in (("complete", new_complete), ("stream", new_stream)):
         setattr(new, WRAPPED_ATTR, True)
-    cls.complete = new_complete  # type: ignore[attr-defined]
-    cls.stream = new_stream  # type: ignore[attr-defined]
+        register(cls, name, new)
 
 
 def _is_async(fn: Any) -> bool:
     return inspect.iscoroutinefunction(fn)
 
 
-def _install_engines() -> None:
+def _install_engines() -> None:  # builds the engine wrappers
     try:
         from dspy.clients.engines import litellm_engine, lm15_engine
     except ImportError:  # dspy < 3.4: every LM call goes through dspy.clients.lm's LiteLLM functions
@@ -216,10 +215,28 @@ def _streaming_call(completion: Any, args: tuple[Any, ...], kwargs: dict[str, An
     return arguments, int(arguments.get("num_retries") or 0)
 
 
-def _litellm() -> Any:
+def _assemble(chunks: list[Any]) -> Any:
+    """The reply a non-streamed call returns, built from the chunks (``litellm.stream_chunk_builder``).
+
+    Reading a stream, LiteLLM derives ``completion_tokens_details`` (text
+    tokens, zero reasoning tokens) that a plain reply without details from the
+    provider does not have; those derived details are dropped so DSPy records
+    the same usage either way.
+    """
     import litellm
 
-    return litellm
+    raw = litellm.stream_chunk_builder(chunks)
+    usage = getattr(raw, "usage", None)
+    details = getattr(usage, "completion_tokens_details", None)
+    if details is not None:
+        values = details.model_dump() if hasattr(details, "model_dump") else dict(vars(details))
+        derived = {"text_tokens": getattr(usage, "completion_tokens", None), "reasoning_tokens": 0}
+        if all(value is None or (key in derived and value == derived[key]) for key, value in values.items()):
+            try:
+                usage.completion_tokens_details = None
+            except Exception:  # a frozen usage object: keep LiteLLM's
+                pass
+    return raw
 
 
 def _wrap_litellm(module: Any) -> None:
@@ -264,7 +281,7 @@ def _wrap_litellm(module: Any) -> None:
                     close = getattr(response, "close", None)
                     if callable(close):
                         close()
-                return _litellm().stream_chunk_builder(chunks)
+                return _assemble(chunks)
             except Exception as exc:
                 span.fail_attempt(exc)
                 if reading and attempt < retries:
@@ -305,7 +322,7 @@ def _wrap_litellm(module: Any) -> None:
                     aclose = getattr(response, "aclose", None)
                     if callable(aclose):
                         await aclose()
-                return _litellm().stream_chunk_builder(chunks)
+                return _assemble(chunks)
             except Exception as exc:
                 span.fail_attempt(exc)
                 if reading and attempt < retries:
@@ -316,28 +333,30 @@ def _wrap_litellm(module: Any) -> None:
                 raise
         raise AssertionError("unreachable")
 
-    for new in (litellm_completion, alitellm_completion):
+    for name, new in (("litellm_completion", litellm_completion), ("alitellm_completion", alitellm_completion)):
         setattr(new, WRAPPED_ATTR, True)
-    module.litellm_completion = litellm_completion
-    module.alitellm_completion = alitellm_completion
+        register(module, name, new)
 
 
-def install() -> None:
-    """Install the capture wrappers once (idempotent, thread-safe)."""
-    global _installed
-    if _installed:
-        return
-    with _lock:
-        if _installed:
-            return
-        from dspy.clients import lm as lm_module
+def prepare() -> None:
+    """Build every wrapper once (called by :func:`~streamll.streaming.patches.activate` under its lock)."""
+    from dspy.clients import lm as lm_module
 
-        from streamll.streaming.hooks import install_hooks
+    from streamll.streaming.hooks import prepare_hooks
 
-        install_hooks()
-        _install_engines()
-        _wrap_litellm(lm_module)
-        _installed = True
+    prepare_hooks()
+    _install_engines()
+    _wrap_litellm(lm_module)
 
 
-__all__ = ["install"]
+@contextlib.contextmanager
+def capturing() -> Iterator[None]:
+    """The wrappers are in place for the duration of one instrumented call."""
+    activate(prepare)
+    try:
+        yield
+    finally:
+        deactivate()
+
+
+__all__ = ["capturing", "prepare"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from contextvars import Token
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from dspy.dsp.utils.settings import thread_local_overrides
@@ -64,4 +65,40 @@ def adopt(frame: Frame) -> list[Token[Any]]:
     ]
 
 
-__all__ = ["FRAME_KEY", "Frame", "adopt", "current_frame", "frame_of"]
+def hide_frames(exc: BaseException) -> None:
+    """Drop the frames of streamll's DSPy wrappers from the tracebacks of ``exc`` and its chain.
+
+    An exception raised inside DSPy passes through the thin wrappers of
+    :mod:`streamll.streaming.hooks` and :mod:`~streamll.streaming.capture`;
+    the user sees the traceback the plain program gives (plus the one frame of
+    the instrumented ``__call__``).
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        try:
+            current.__traceback__ = _without_streaming_frames(current.__traceback__)
+        except Exception:  # a traceback that cannot be rebuilt stays as it is
+            pass
+        pending.extend((current.__cause__, current.__context__))
+
+
+def _without_streaming_frames(tb: TracebackType | None) -> TracebackType | None:
+    entries = []
+    while tb is not None:
+        if not str(tb.tb_frame.f_globals.get("__name__", "")).startswith(_STREAMING):
+            entries.append(tb)
+        tb = tb.tb_next
+    rebuilt: TracebackType | None = None
+    for entry in reversed(entries):
+        rebuilt = TracebackType(rebuilt, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return rebuilt
+
+
+_STREAMING = "streamll.streaming."
+
+__all__ = ["FRAME_KEY", "Frame", "adopt", "current_frame", "frame_of", "hide_frames"]

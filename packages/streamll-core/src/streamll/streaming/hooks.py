@@ -6,9 +6,10 @@
   the adapter and signature of the request about to be made;
 * ``BaseLM.__call__`` / ``acall``: one LM span per LM call (start, end or error).
 
-Each wrapper first looks for the frame of an instrumented call in DSPy's
-settings and, when there is none, calls the original at once: code outside an
-instrumented call runs as if streamll were absent. DSPy's callback machinery is
+The wrappers are in place only while an instrumented call runs
+(:mod:`~streamll.streaming.patches`); each first looks for the frame of an
+instrumented call in DSPy's settings and, when there is none (code running
+alongside in another thread), calls the original at once. DSPy's callback machinery is
 not used, so DSPy keeps its no-callback fast path and the user's own callbacks
 see exactly what they see without streamll.
 """
@@ -22,6 +23,7 @@ from typing import Any
 
 from streamll.streaming.bridge import LMSpan, PredictCall, current_predict
 from streamll.streaming.frames import adopt, current_frame
+from streamll.streaming.patches import register
 
 logger = logging.getLogger("streamll")
 
@@ -186,19 +188,18 @@ def _wrap_lm(cls: type) -> None:
 
 def _set(cls: type, name: str, wrapper: Any) -> None:
     setattr(wrapper, WRAPPED_ATTR, True)
-    setattr(cls, name, wrapper)
+    register(cls, name, wrapper)
 
 
-def install_hooks() -> None:
-    """Wrap Predict, the base Adapter and BaseLM (call under the capture lock, once)."""
+def prepare_hooks() -> None:
+    """Build the wrappers of Predict, the base Adapter and BaseLM (once, under the patches lock)."""
     from dspy.adapters.base import Adapter
     from dspy.clients.base_lm import BaseLM
     from dspy.predict.predict import Predict
 
-    for cls, wrap in ((Predict, _wrap_predict), (Adapter, _wrap_adapter), (BaseLM, _wrap_lm)):
-        method = "forward" if cls is Predict else "__call__"
-        if not getattr(cls.__dict__.get(method), WRAPPED_ATTR, False):
-            wrap(cls)
+    _wrap_predict(Predict)
+    _wrap_adapter(Adapter)
+    _wrap_lm(BaseLM)
 
 
-__all__ = ["install_hooks"]
+__all__ = ["prepare_hooks"]
