@@ -138,6 +138,14 @@ CASES: list[Case] = [
     Case("compiled_save_program", p.compiled(whole_program=True), check=succeeds_after(2)),
     Case("acall_aforward", p.async_cot, run=p.run_acall, stream_fields=("reasoning", "answer")),
     Case(
+        "acall_gather",
+        p.async_predict,
+        run=p.run_acall_gather,
+        knobs={"responder": p.echo_answer},
+        ordered=False,
+        check=all_answered(3),
+    ),
+    Case(
         "acall_forward_only",
         p.wrapping(p.cot),
         run=p.run_acall,

@@ -222,6 +222,27 @@ def run_acall(program: Any) -> Any:
     return asyncio.run(program.acall(question=QUESTION))
 
 
+def run_acall_gather(program: Any) -> Any:
+    """Concurrent ``acall``s on one instance, as a server handling several requests does."""
+
+    async def main() -> Any:
+        return await asyncio.gather(*(program.acall(question=q) for q in QUESTIONS))
+
+    return asyncio.run(main())
+
+
+def async_predict(decorate: Decorate) -> Any:
+    class Program(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("question -> answer")
+
+        async def aforward(self, question: str) -> Any:
+            return await self.predict.acall(question=question)
+
+    return decorate(Program)()
+
+
 def async_cot(decorate: Decorate) -> Any:
     class Program(dspy.Module):
         def __init__(self) -> None:
