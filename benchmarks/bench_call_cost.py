@@ -95,7 +95,8 @@ def cpu_per_call(module: Any, calls: int) -> float:
 
 
 def spread(values: list[float]) -> str:
-    return f"median {statistics.median(values) * 1000:7.3f} ms  (min {min(values) * 1000:.3f}, max {max(values) * 1000:.3f})"
+    low, high = min(values) * 1000, max(values) * 1000
+    return f"median {statistics.median(values) * 1000:7.3f} ms  (min {low:.3f}, max {high:.3f})"
 
 
 def per_call_cost(api_base: str, calls: int, rounds: int) -> None:
@@ -149,7 +150,8 @@ def last_token_latency(api_base: str, rounds: int) -> None:
     print(f"last 'reasoning' token after the call starts ({rounds} interleaved rounds)")
     print(f"  DSPy StreamListener (streamify)  {spread(listener_times)}")
     print(f"  streamll token event             {spread(streamll_times)}")
-    print(f"  difference streamll - listener: {(statistics.median(streamll_times) - statistics.median(listener_times)) * 1000:+.1f} ms")
+    difference = statistics.median(streamll_times) - statistics.median(listener_times)
+    print(f"  difference streamll - listener: {difference * 1000:+.1f} ms")
 
 
 def main() -> None:

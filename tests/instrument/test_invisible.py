@@ -87,9 +87,9 @@ def test_parallel_inside_an_instrumented_module_streams_each_sub_call(
     questions = ["p-1", "p-2", "p-3"]
     plain = ParallelQA()(questions=questions)
     results = StreamedParallelQA()(questions=questions)
-    assert [r.answer for r in results] == [p.answer for p in plain] == [
-        f"The answer to {q} is here." for q in questions
-    ]
+    assert (
+        [r.answer for r in results] == [p.answer for p in plain] == [f"The answer to {q} is here." for q in questions]
+    )
     spans = lm_spans(memory_sink)
     assert len(spans) == 3 and all(close.event_type == "end" for _, close in spans)
     module_start = next(e for e in memory_sink.events if e.operation == "module")
@@ -236,7 +236,9 @@ def test_stream_fields_set_in_forward_belong_to_that_call(server: OfflineLMServe
     for thread in threads:
         thread.join(30)
     assert streamll.flush(10)
-    by_question = {e.data["inputs"]["question"]: e.execution_id for e in memory_sink.of_type("start") if e.operation == "module"}
+    by_question = {
+        e.data["inputs"]["question"]: e.execution_id for e in memory_sink.of_type("start") if e.operation == "module"
+    }
     assert memory_sink.text("answer", execution_id=by_question["yes-stream"]) == results["yes-stream"]
     assert memory_sink.tokens(execution_id=by_question["no-stream"]) == []
     assert module._streamll_stream_fields == ()
@@ -320,5 +322,7 @@ def test_an_lm_error_through_an_instrumented_call_has_the_plain_traceback(lm, se
     plain, instrumented = (traceback.extract_tb(exc.__traceback__) for exc in caught)
     ours = [frame for frame in instrumented if "/streamll/" in frame.filename]
     assert [frame.name for frame in ours] == ["__call__", "call_sync"]
-    assert [(f.filename, f.name) for f in instrumented if f not in ours][1:] == [(f.filename, f.name) for f in plain][1:]
+    assert [(f.filename, f.name) for f in instrumented if f not in ours][1:] == [(f.filename, f.name) for f in plain][
+        1:
+    ]
     assert type(caught[0]) is type(caught[1]) and str(caught[0]) == str(caught[1])

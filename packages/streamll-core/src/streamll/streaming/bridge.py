@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import logging
 import time
-from contextvars import ContextVar, Token
-from typing import Any
-
 import weakref
+from contextvars import ContextVar
+from typing import Any
 
 from streamll.core.context import Execution, context_tags, current_span
 from streamll.core.emitter import dispatch, make_event
 from streamll.core.events import TokenEvent
 from streamll.core.spans import error_data
 from streamll.streaming.fields import CACHED, ERROR, FIELD_END, FieldStream, LMCallStream, PredictorState, usage_dict
-from streamll.streaming.frames import Frame, adopt, current_frame
+from streamll.streaming.frames import Frame
 from streamll.streaming.parsers import adapter_kind
 
 logger = logging.getLogger("streamll")

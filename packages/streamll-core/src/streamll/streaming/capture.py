@@ -226,16 +226,14 @@ def _assemble(chunks: list[Any]) -> Any:
     import litellm
 
     raw = litellm.stream_chunk_builder(chunks)
-    usage = getattr(raw, "usage", None)
+    usage: Any = getattr(raw, "usage", None)
     details = getattr(usage, "completion_tokens_details", None)
     if details is not None:
         values = details.model_dump() if hasattr(details, "model_dump") else dict(vars(details))
         derived = {"text_tokens": getattr(usage, "completion_tokens", None), "reasoning_tokens": 0}
         if all(value is None or (key in derived and value == derived[key]) for key, value in values.items()):
-            try:
+            with contextlib.suppress(Exception):  # a frozen usage object keeps LiteLLM's
                 usage.completion_tokens_details = None
-            except Exception:  # a frozen usage object: keep LiteLLM's
-                pass
     return raw
 
 
@@ -246,9 +244,9 @@ def _wrap_litellm(module: Any) -> None:
     mid-body, but never a stream already being read; so a cut stream is
     requested again here, up to the same number of retries.
     """
-    completion = getattr(module, "litellm_completion", None)
-    acompletion = getattr(module, "alitellm_completion", None)
-    if completion is None or getattr(completion, WRAPPED_ATTR, False):
+    completion: Any = getattr(module, "litellm_completion", None)
+    acompletion: Any = getattr(module, "alitellm_completion", None)
+    if completion is None or acompletion is None or getattr(completion, WRAPPED_ATTR, False):
         return
 
     @functools.wraps(completion)

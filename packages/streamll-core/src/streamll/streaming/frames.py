@@ -10,6 +10,7 @@ concurrent calls on one instance never see each other's choice.
 
 from __future__ import annotations
 
+import contextlib
 from contextvars import Token
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -80,10 +81,8 @@ def hide_frames(exc: BaseException) -> None:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        try:
+        with contextlib.suppress(Exception):  # a traceback that cannot be rebuilt stays as it is
             current.__traceback__ = _without_streaming_frames(current.__traceback__)
-        except Exception:  # a traceback that cannot be rebuilt stays as it is
-            pass
         pending.extend((current.__cause__, current.__context__))
 
 

@@ -139,7 +139,9 @@ def _enter_lm(lm: Any) -> tuple[LMSpan, PredictCall | None, Any, list[Token[Any]
     return span, call, previous, tokens
 
 
-def _exit_lm(entered: tuple[LMSpan, PredictCall | None, Any, list[Token[Any]]], lm: Any, outputs: Any, exc: Any) -> None:
+def _exit_lm(
+    entered: tuple[LMSpan, PredictCall | None, Any, list[Token[Any]]], lm: Any, outputs: Any, exc: Any
+) -> None:
     span, call, previous, tokens = entered
     if call is not None:
         call.lm = previous
