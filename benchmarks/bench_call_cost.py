@@ -120,6 +120,36 @@ def per_call_cost(api_base: str, calls: int, rounds: int) -> None:
         print(f"  {name:40s} {spread(values)}  +{extra * 1000:.3f} ms  ratio {statistics.median(values) / plain:.3f}")
 
 
+def fixed_cost_without_network(calls: int, rounds: int) -> None:
+    """The same comparison with DSPy's DummyLM (no network, no sink): streamll's own work per call."""
+    from dspy.utils.dummies import DummyLM
+
+    streamll.configure(sinks=[])
+    plain, bare = Program(), Bare()
+    times: dict[str, list[float]] = {"plain": [], "bare": []}
+    reply = [{"answer": "Machine learning is a subset of artificial intelligence."}] * (calls * (rounds + 1) * 2 + 10)
+    with dspy.context(lm=DummyLM(reply), adapter=dspy.ChatAdapter()):
+        for module in (plain, bare):
+            cpu_per_call(module, 5)
+        for _ in range(rounds):
+            for name, module in (("plain", plain), ("bare", bare)):
+                started = time.thread_time()
+                for index in range(calls):
+                    module(question=f"q{index}")
+                times[name].append((time.thread_time() - started) / calls)
+    streamll.configure(sinks=None)
+    extra = [b - p for p, b in zip(times["plain"], times["bare"], strict=True)]
+    quartiles = statistics.quantiles(extra, n=4)
+    print(f"fixed cost without network (DummyLM, no sink, caller thread CPU, {rounds} paired rounds)")
+    print(f"  plain {spread(times['plain'])}")
+    print(f"  bare  {spread(times['bare'])}")
+    print(
+        f"  extra per call: median {statistics.median(extra) * 1e6:.0f} us "
+        f"(quartiles {quartiles[0] * 1e6:.0f}-{quartiles[2] * 1e6:.0f} us), "
+        f"ratio {statistics.median(times['bare']) / statistics.median(times['plain']):.3f}"
+    )
+
+
 def last_token_latency(api_base: str, rounds: int) -> None:
     sink = StampingSink()
     streamll.configure(sinks=[sink])
@@ -164,6 +194,7 @@ def main() -> None:
     slow, slow_base = start_server(args.delay, " ".join(["word"] * 30))
     try:
         per_call_cost(fast_base, args.calls, args.rounds)
+        fixed_cost_without_network(100, max(args.rounds, 15))
         last_token_latency(slow_base, args.rounds)
     finally:
         for process in (fast, slow):
