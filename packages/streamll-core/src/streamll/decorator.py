@@ -63,6 +63,13 @@ def _summary(value: Any) -> Any:
     return value
 
 
+def _io_data(module: Any, key: str, value: Callable[[], Any]) -> dict[str, Any] | None:
+    """``{key: value()}`` for a start / end event, or None when ``include_inputs`` / ``include_outputs`` is off."""
+    if not getattr(type(module), f"_streamll_include_{key}", True):
+        return None
+    return {key: value()}
+
+
 def _inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = dict(kwargs)
     if args:
@@ -112,7 +119,7 @@ class _Call:
             type(module).__name__,
             method_name=method_name,
             sinks=_class_sinks(type(module)),
-            data={"inputs": _inputs(args, kwargs)},
+            data=_io_data(module, "inputs", lambda: _inputs(args, kwargs)),
         )
         self._adopted: list[contextvars.Token[Any]] = []
         self._dspy_context: Any = None
@@ -138,7 +145,8 @@ class _Call:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self._dspy_context.__exit__(None, None, None)
         try:
-            self.span.close(exc, None if exc is not None else {"outputs": _summary(self.result)})
+            outputs = None if exc is not None else _io_data(self.module, "outputs", lambda: _summary(self.result))
+            self.span.close(exc, outputs)
         except Exception:  # reporting must never replace the user's result or exception
             logger.exception("streamll: could not emit the end event of %s", type(self.module).__name__)
         for token in reversed(self._adopted):
@@ -239,7 +247,13 @@ def instrument(cls: M, /) -> M: ...
 
 @overload
 def instrument(
-    cls: None = None, /, *, stream_fields: Sequence[str] | None = None, sinks: Sequence[Any] | None = None
+    cls: None = None,
+    /,
+    *,
+    stream_fields: Sequence[str] | None = None,
+    sinks: Sequence[Any] | None = None,
+    include_inputs: bool = True,
+    include_outputs: bool = True,
 ) -> Callable[[M], M]: ...
 
 
@@ -249,6 +263,8 @@ def instrument(
     *,
     stream_fields: Sequence[str] | None = None,
     sinks: Sequence[Any] | None = None,
+    include_inputs: bool = True,
+    include_outputs: bool = True,
 ) -> M | Callable[[M], M]:
     """Class decorator for ``dspy.Module`` subclasses.
 
@@ -259,6 +275,11 @@ def instrument(
             ``forward`` overrides it for that call.
         sinks: sinks (objects or URLs) for this module's events instead of the
             configured ones.
+        include_inputs: put the call's arguments in the module ``start``
+            event's ``data["inputs"]`` (turn off for prompts with personal data).
+        include_outputs: put the result in the module ``end`` event's
+            ``data["outputs"]``. Token events are chosen by ``stream_fields``;
+            ``configure(redact=...)`` scrubs or drops any event before it leaves.
 
     Usable bare (``@streamll.instrument``: lifecycle events, no token
     streaming unless chosen dynamically) or with arguments.
@@ -282,6 +303,8 @@ def instrument(
             _sinks_by_class[key] = resolved
         module_class._streamll_sinks_key = key
         module_class._streamll_sinks = _SinksOf()
+        module_class._streamll_include_inputs = bool(include_inputs)
+        module_class._streamll_include_outputs = bool(include_outputs)
         module_class.__call__ = _sync_wrapper(call)
         module_class.acall = _async_wrapper(acall)
         module_class._streamll_instrumented = True
