@@ -13,7 +13,7 @@ from streamll_nats import NatsSink
 from streamll_redis import RedisSink
 
 from tests.redis.conftest import wait_until
-from tests.web.support import Producer, RelayProcess, read_sse
+from tests.web.support import Producer, RelayProcess, read_sse, streamed_text
 
 
 def post_cancel_until_heard(relay: RelayProcess, execution_id: str, timeout: float = 20.0) -> httpx.Response:
@@ -58,6 +58,35 @@ def test_cancel_reaches_the_producer_through_redis(
     # after the run ended nobody listens for it any more
     assert wait_until(lambda: not streamll.cancel(producer.execution_id, redis_source), timeout=10)
     assert httpx.post(f"{redis_relay.base}/executions/{producer.execution_id}/cancel").status_code == 404
+
+
+@pytest.mark.redis
+def test_cancel_stops_the_lm_call_mid_stream(
+    redis_relay: RelayProcess, redis_sink: RedisSink, slow_lm_server: Any, slow_lm: Any
+) -> None:
+    slow_lm_server.token_delay = 0.1  # the reply takes several seconds to stream
+    producer = Producer(redis_sink, slow_lm).start()
+    url = f"{redis_relay.base}/executions/{producer.execution_id}/events"
+    read_sse(url, stop_when=lambda r: any(frame.json()["event_type"] == "token" for frame in r.frames))
+    assert post_cancel_until_heard(redis_relay, producer.execution_id).status_code == 202
+    assert producer.join() is None, "the run ends without a prediction"
+
+    # the LM stream was closed: the server stopped writing long before the reply's end
+    assert len(slow_lm_server.requests) == 1, "no retry, no adapter fallback call"
+    assert wait_until(lambda: slow_lm_server.streams and slow_lm_server.streams[0].ended, timeout=10)
+    stream = slow_lm_server.streams[0]
+    assert stream.client_closed and not stream.finished
+    assert stream.sent < stream.pieces // 2, f"sent {stream.sent} of {stream.pieces} pieces"
+
+    events = [frame.json() for frame in read_sse(url).frames]
+    tokens = [e for e in events if e["event_type"] == "token"]
+    assert tokens and tokens[-1]["data"]["finish_reason"] == "cancelled"
+    assert [t["data"]["finish_reason"] for t in tokens[:-1]].count("cancelled") == 0
+    lm_ends = [e for e in events if e["operation"] == "lm" and e["event_type"] in ("end", "error")]
+    assert len(lm_ends) == 1 and lm_ends[0]["data"]["finish_reason"] == "cancelled"
+    streamed = streamed_text(events, "reasoning") + streamed_text(events, "answer")
+    assert 0 < len(streamed) < len(tokens) * 20
+    assert events[-1]["event_type"] == "end" and events[-1]["data"]["cancelled"] is True
 
 
 def test_a_cancelled_run_ends_normally_marked_cancelled(memory_sink: Any) -> None:
