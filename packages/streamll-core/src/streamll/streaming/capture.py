@@ -33,6 +33,7 @@ from typing import Any
 
 from dspy.dsp.utils.settings import settings
 
+from streamll.core.runs import ExecutionCancelled, ExecutionRun, current_run
 from streamll.streaming.bridge import LMSpan, current_lm_span
 from streamll.streaming.fields import LMCallStream, usage_dict
 from streamll.streaming.patches import activate, deactivate, register
@@ -45,6 +46,22 @@ WRAPPED_ATTR = "__streamll_wrapped__"
 def _span() -> LMSpan | None:
     span = current_lm_span()
     return span if span is not None and span.wants_stream else None
+
+
+def _watch() -> ExecutionRun | None:
+    """The run to watch for cancellation while this request streams; raises if it is already cancelled.
+
+    Read once per request, so a chunk costs one attribute check (none outside ``streamll.execution()``).
+    """
+    run = current_run.get()
+    _stop_if_cancelled(run)
+    return run
+
+
+def _stop_if_cancelled(run: ExecutionRun | None) -> None:
+    """Stop reading the LM stream (the caller closes it) when the run was asked to stop."""
+    if run is not None and run.cancelled:
+        raise ExecutionCancelled("the execution was cancelled")
 
 
 def _safe(feed: Any, *args: Any) -> None:
@@ -104,11 +121,14 @@ def _wrap_engine(cls: type) -> None:
             target = span.begin_attempt()
             accumulator = StreamAccumulator(request)
             try:
+                run = _watch()
                 events = stream(self, request)
                 try:
                     async for event in events:
                         accumulator.push(event)
                         _safe(_feed_event, target, event)
+                        if run is not None:
+                            _stop_if_cancelled(run)
                 finally:
                     await events.aclose()
                 return accumulator.response()
@@ -121,9 +141,16 @@ def _wrap_engine(cls: type) -> None:
             span = _span()
             target = span.begin_attempt() if span is not None else None
             try:
-                async for event in stream(self, request):
-                    _safe(_feed_event, target, event)
-                    yield event
+                run = _watch()
+                events = stream(self, request)
+                try:
+                    async for event in events:
+                        _safe(_feed_event, target, event)
+                        if run is not None:
+                            _stop_if_cancelled(run)
+                        yield event
+                finally:
+                    await events.aclose()
             except BaseException as exc:
                 if span is not None:
                     span.fail_attempt(exc)
@@ -140,11 +167,14 @@ def _wrap_engine(cls: type) -> None:
             target = span.begin_attempt()
             accumulator = StreamAccumulator(request)
             try:
+                run = _watch()
                 events = stream(self, request)
                 try:
                     for event in events:
                         accumulator.push(event)
                         _safe(_feed_event, target, event)
+                        if run is not None:
+                            _stop_if_cancelled(run)
                 finally:
                     events.close()
                 return accumulator.response()
@@ -157,9 +187,16 @@ def _wrap_engine(cls: type) -> None:
             span = _span()
             target = span.begin_attempt() if span is not None else None
             try:
-                for event in stream(self, request):
-                    _safe(_feed_event, target, event)
-                    yield event
+                run = _watch()
+                events = stream(self, request)
+                try:
+                    for event in events:
+                        _safe(_feed_event, target, event)
+                        if run is not None:
+                            _stop_if_cancelled(run)
+                        yield event
+                finally:
+                    events.close()
             except BaseException as exc:
                 if span is not None:
                     span.fail_attempt(exc)
@@ -192,13 +229,15 @@ def _install_engines() -> None:  # builds the engine wrappers
 class _TeeStream:
     """DSPy's stream channel seen through: streamll reads each chunk, DSPy's receiver gets it unchanged."""
 
-    def __init__(self, inner: Any, target: LMCallStream | None) -> None:
+    def __init__(self, inner: Any, target: LMCallStream | None, run: ExecutionRun | None) -> None:
         self._inner = inner
         self._target = target
+        self._run = run
 
     async def send(self, chunk: Any) -> None:
         if self._target is not None:
             _safe(self._target.feed_chunk, chunk)
+        _stop_if_cancelled(self._run)
         await self._inner.send(chunk)
 
     def __getattr__(self, name: str) -> Any:
@@ -257,7 +296,7 @@ def _wrap_litellm(module: Any) -> None:
         if settings.send_stream is not None:  # DSPy streams this call itself (dspy.streamify)
             target = span.begin_attempt()
             try:
-                with settings.context(send_stream=_TeeStream(settings.send_stream, target)):
+                with settings.context(send_stream=_TeeStream(settings.send_stream, target, _watch())):
                     return completion(*args, **kwargs)
             except BaseException as exc:
                 span.fail_attempt(exc)
@@ -267,6 +306,7 @@ def _wrap_litellm(module: Any) -> None:
             target = span.begin_attempt()
             reading = False
             try:
+                run = _watch()
                 response = completion(**{**arguments, "num_retries": retries - attempt})
                 chunks = []
                 reading = True
@@ -275,6 +315,8 @@ def _wrap_litellm(module: Any) -> None:
                         chunks.append(chunk)
                         if target is not None:
                             _safe(target.feed_chunk, chunk)
+                        if run is not None:
+                            _stop_if_cancelled(run)
                 finally:
                     close = getattr(response, "close", None)
                     if callable(close):
@@ -298,7 +340,7 @@ def _wrap_litellm(module: Any) -> None:
         if settings.send_stream is not None:
             target = span.begin_attempt()
             try:
-                with settings.context(send_stream=_TeeStream(settings.send_stream, target)):
+                with settings.context(send_stream=_TeeStream(settings.send_stream, target, _watch())):
                     return await acompletion(*args, **kwargs)
             except BaseException as exc:
                 span.fail_attempt(exc)
@@ -308,6 +350,7 @@ def _wrap_litellm(module: Any) -> None:
             target = span.begin_attempt()
             reading = False
             try:
+                run = _watch()
                 response = await acompletion(**{**arguments, "num_retries": retries - attempt})
                 chunks = []
                 reading = True
@@ -316,6 +359,8 @@ def _wrap_litellm(module: Any) -> None:
                         chunks.append(chunk)
                         if target is not None:
                             _safe(target.feed_chunk, chunk)
+                        if run is not None:
+                            _stop_if_cancelled(run)
                 finally:
                     aclose = getattr(response, "aclose", None)
                     if callable(aclose):
