@@ -23,7 +23,16 @@ from streamll.core.emitter import dispatch, make_event
 from streamll.core.events import TokenEvent
 from streamll.core.runs import ExecutionCancelled
 from streamll.core.spans import error_data
-from streamll.streaming.fields import CACHED, CANCELLED, ERROR, FIELD_END, FieldStream, LMCallStream, PredictorState, usage_dict
+from streamll.streaming.fields import (
+    CACHED,
+    CANCELLED,
+    ERROR,
+    FIELD_END,
+    FieldStream,
+    LMCallStream,
+    PredictorState,
+    usage_dict,
+)
 from streamll.streaming.frames import Frame
 from streamll.streaming.parsers import adapter_kind
 

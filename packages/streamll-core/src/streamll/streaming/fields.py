@@ -185,4 +185,14 @@ class LMCallStream:
             self.parked = stream
 
 
-__all__ = ["CACHED", "CANCELLED", "ERROR", "FIELD_END", "FieldStream", "LMCallStream", "PredictorState", "chunk_parts", "usage_dict"]
+__all__ = [
+    "CACHED",
+    "CANCELLED",
+    "ERROR",
+    "FIELD_END",
+    "FieldStream",
+    "LMCallStream",
+    "PredictorState",
+    "chunk_parts",
+    "usage_dict",
+]
