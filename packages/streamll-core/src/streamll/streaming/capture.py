@@ -28,12 +28,12 @@ import contextlib
 import functools
 import inspect
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from dspy.dsp.utils.settings import settings
 
-from streamll.core.runs import ExecutionCancelled, ExecutionRun, current_run
+from streamll.core.runs import ExecutionCancelled, cancel_flag
 from streamll.streaming.bridge import LMSpan, current_lm_span
 from streamll.streaming.fields import LMCallStream, usage_dict
 from streamll.streaming.patches import activate, deactivate, register
@@ -48,20 +48,22 @@ def _span() -> LMSpan | None:
     return span if span is not None and span.wants_stream else None
 
 
-def _watch() -> ExecutionRun | None:
-    """The run to watch for cancellation while this request streams; raises if it is already cancelled.
+def _watch() -> Callable[[], bool] | None:
+    """The current run's cancellation check for this request (``None`` outside ``streamll.execution()``).
 
-    Read once per request, so a chunk costs one attribute check (none outside ``streamll.execution()``).
+    Taken once per request, so a chunk costs one ``Event.is_set`` call; raises
+    :class:`ExecutionCancelled` when the run was already asked to stop, before
+    the request is sent.
     """
-    run = current_run.get()
-    _stop_if_cancelled(run)
-    return run
+    cancelled = cancel_flag()
+    if cancelled is not None and cancelled():
+        _stop()
+    return cancelled
 
 
-def _stop_if_cancelled(run: ExecutionRun | None) -> None:
-    """Stop reading the LM stream (the caller closes it) when the run was asked to stop."""
-    if run is not None and run.cancelled:
-        raise ExecutionCancelled("the execution was cancelled")
+def _stop() -> None:
+    """Stop reading the LM stream (the caller closes it): the run was asked to stop."""
+    raise ExecutionCancelled("the execution was cancelled")
 
 
 def _safe(feed: Any, *args: Any) -> None:
@@ -121,14 +123,14 @@ def _wrap_engine(cls: type) -> None:
             target = span.begin_attempt()
             accumulator = StreamAccumulator(request)
             try:
-                run = _watch()
+                cancelled = _watch()
                 events = stream(self, request)
                 try:
                     async for event in events:
                         accumulator.push(event)
                         _safe(_feed_event, target, event)
-                        if run is not None:
-                            _stop_if_cancelled(run)
+                        if cancelled is not None and cancelled():
+                            _stop()
                 finally:
                     await events.aclose()
                 return accumulator.response()
@@ -141,13 +143,13 @@ def _wrap_engine(cls: type) -> None:
             span = _span()
             target = span.begin_attempt() if span is not None else None
             try:
-                run = _watch()
+                cancelled = _watch()
                 events = stream(self, request)
                 try:
                     async for event in events:
                         _safe(_feed_event, target, event)
-                        if run is not None:
-                            _stop_if_cancelled(run)
+                        if cancelled is not None and cancelled():
+                            _stop()
                         yield event
                 finally:
                     await events.aclose()
@@ -167,14 +169,14 @@ def _wrap_engine(cls: type) -> None:
             target = span.begin_attempt()
             accumulator = StreamAccumulator(request)
             try:
-                run = _watch()
+                cancelled = _watch()
                 events = stream(self, request)
                 try:
                     for event in events:
                         accumulator.push(event)
                         _safe(_feed_event, target, event)
-                        if run is not None:
-                            _stop_if_cancelled(run)
+                        if cancelled is not None and cancelled():
+                            _stop()
                 finally:
                     events.close()
                 return accumulator.response()
@@ -187,13 +189,13 @@ def _wrap_engine(cls: type) -> None:
             span = _span()
             target = span.begin_attempt() if span is not None else None
             try:
-                run = _watch()
+                cancelled = _watch()
                 events = stream(self, request)
                 try:
                     for event in events:
                         _safe(_feed_event, target, event)
-                        if run is not None:
-                            _stop_if_cancelled(run)
+                        if cancelled is not None and cancelled():
+                            _stop()
                         yield event
                 finally:
                     events.close()
@@ -229,15 +231,16 @@ def _install_engines() -> None:  # builds the engine wrappers
 class _TeeStream:
     """DSPy's stream channel seen through: streamll reads each chunk, DSPy's receiver gets it unchanged."""
 
-    def __init__(self, inner: Any, target: LMCallStream | None, run: ExecutionRun | None) -> None:
+    def __init__(self, inner: Any, target: LMCallStream | None, cancelled: Callable[[], bool] | None) -> None:
         self._inner = inner
         self._target = target
-        self._run = run
+        self._cancelled = cancelled
 
     async def send(self, chunk: Any) -> None:
         if self._target is not None:
             _safe(self._target.feed_chunk, chunk)
-        _stop_if_cancelled(self._run)
+        if self._cancelled is not None and self._cancelled():
+            _stop()
         await self._inner.send(chunk)
 
     def __getattr__(self, name: str) -> Any:
@@ -306,7 +309,7 @@ def _wrap_litellm(module: Any) -> None:
             target = span.begin_attempt()
             reading = False
             try:
-                run = _watch()
+                cancelled = _watch()
                 response = completion(**{**arguments, "num_retries": retries - attempt})
                 chunks = []
                 reading = True
@@ -315,8 +318,8 @@ def _wrap_litellm(module: Any) -> None:
                         chunks.append(chunk)
                         if target is not None:
                             _safe(target.feed_chunk, chunk)
-                        if run is not None:
-                            _stop_if_cancelled(run)
+                        if cancelled is not None and cancelled():
+                            _stop()
                 finally:
                     close = getattr(response, "close", None)
                     if callable(close):
@@ -350,7 +353,7 @@ def _wrap_litellm(module: Any) -> None:
             target = span.begin_attempt()
             reading = False
             try:
-                run = _watch()
+                cancelled = _watch()
                 response = await acompletion(**{**arguments, "num_retries": retries - attempt})
                 chunks = []
                 reading = True
@@ -359,8 +362,8 @@ def _wrap_litellm(module: Any) -> None:
                         chunks.append(chunk)
                         if target is not None:
                             _safe(target.feed_chunk, chunk)
-                        if run is not None:
-                            _stop_if_cancelled(run)
+                        if cancelled is not None and cancelled():
+                            _stop()
                 finally:
                     aclose = getattr(response, "aclose", None)
                     if callable(aclose):
