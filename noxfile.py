@@ -84,6 +84,13 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def slow(session: nox.Session) -> None:
+    """Long delivery runs: 200,000-event bursts and 10 s outages at 2,000 events/s on every transport."""
+    session.install(*_packages(*PLUGINS), *TEST_DEPS)
+    session.run("pytest", "-m", "slow", *session.posargs)
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
     """Stream a ChainOfThought answer to the terminal from the offline LM server."""
     session.install(*_packages())
