@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import dspy
 import httpx
 import pytest
 import streamll
+from streamll.testing import OfflineLMServer
 from streamll_nats import NatsSink
 from streamll_redis import RedisSink
 
 from tests.redis.conftest import wait_until
-from tests.web.support import Producer, RelayProcess, read_sse
+from tests.web.support import Producer, ReasoningQA, RelayProcess, read_sse, streamed_text
 
 
 def post_cancel_until_heard(relay: RelayProcess, execution_id: str, timeout: float = 20.0) -> httpx.Response:
@@ -60,6 +64,35 @@ def test_cancel_reaches_the_producer_through_redis(
     assert httpx.post(f"{redis_relay.base}/executions/{producer.execution_id}/cancel").status_code == 404
 
 
+@pytest.mark.redis
+def test_cancel_stops_the_lm_call_mid_stream(
+    redis_relay: RelayProcess, redis_sink: RedisSink, slow_lm_server: Any, slow_lm: Any
+) -> None:
+    slow_lm_server.token_delay = 0.1  # the reply takes several seconds to stream
+    producer = Producer(redis_sink, slow_lm).start()
+    url = f"{redis_relay.base}/executions/{producer.execution_id}/events"
+    read_sse(url, stop_when=lambda r: any(frame.json()["event_type"] == "token" for frame in r.frames))
+    assert post_cancel_until_heard(redis_relay, producer.execution_id).status_code == 202
+    assert producer.join() is None, "the run ends without a prediction"
+
+    # the LM stream was closed: the server stopped writing long before the reply's end
+    assert len(slow_lm_server.requests) == 1, "no retry, no adapter fallback call"
+    assert wait_until(lambda: slow_lm_server.streams and slow_lm_server.streams[0].ended, timeout=10)
+    stream = slow_lm_server.streams[0]
+    assert stream.client_closed and not stream.finished
+    assert stream.sent < stream.pieces // 2, f"sent {stream.sent} of {stream.pieces} pieces"
+
+    events = [frame.json() for frame in read_sse(url).frames]
+    tokens = [e for e in events if e["event_type"] == "token"]
+    assert tokens and tokens[-1]["data"]["finish_reason"] == "cancelled"
+    assert [t["data"]["finish_reason"] for t in tokens[:-1]].count("cancelled") == 0
+    lm_ends = [e for e in events if e["operation"] == "lm" and e["event_type"] in ("end", "error")]
+    assert len(lm_ends) == 1 and lm_ends[0]["data"]["finish_reason"] == "cancelled"
+    streamed = streamed_text(events, "reasoning") + streamed_text(events, "answer")
+    assert 0 < len(streamed) < len(tokens) * 20
+    assert events[-1]["event_type"] == "end" and events[-1]["data"]["cancelled"] is True
+
+
 def test_a_cancelled_run_ends_normally_marked_cancelled(memory_sink: Any) -> None:
     from streamll.core.runs import raise_if_cancelled
 
@@ -93,3 +126,60 @@ def test_cancel_reaches_the_producer_through_nats(
     assert wait_until(lambda: producer.run.cancelled, timeout=10)
     producer.join()
     assert httpx.post(f"{nats_relay.base}/executions/{producer.execution_id}/cancel").status_code == 404
+
+
+@streamll.instrument(stream_fields=["reasoning", "answer"])
+class AsyncReasoningQA(dspy.Module):
+    """ChainOfThought with an ``aforward``, for ``acall``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cot = dspy.ChainOfThought("question -> answer")
+
+    async def aforward(self, question: str) -> dspy.Prediction:
+        return await self.cot.acall(question=question)
+
+
+@pytest.mark.parametrize("engine", [None, "litellm"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_run_cancel_closes_the_lm_stream(memory_sink: Any, engine: str | None, mode: str) -> None:
+    """Without the relay: ``run.cancel()`` from another thread while tokens arrive stops the LM call."""
+    with OfflineLMServer(token_delay=0.05) as server:
+        lm = server.lm(**({"engine": engine} if engine else {}))
+        prediction: list[Any] = []
+
+        def program() -> None:
+            with dspy.context(lm=lm, adapter=dspy.ChatAdapter()), streamll.execution() as run:
+                threading.Thread(target=cancel_at_first_token, args=(run,), daemon=True).start()
+                if mode == "sync":
+                    prediction.append(ReasoningQA()(question="What is machine learning?"))
+                else:
+                    prediction.append(asyncio.run(AsyncReasoningQA().acall(question="What is machine learning?")))
+
+        def cancel_at_first_token(run: streamll.ExecutionRun) -> None:
+            wait_until(lambda: any(e.event_type == "token" for e in list(memory_sink.events)), timeout=20)
+            run.cancel()
+
+        program()
+        assert prediction == [], "the instrumented call was stopped"
+        assert len(server.requests) == 1, "no retry, no adapter fallback call"
+        assert wait_until(lambda: server.streams and server.streams[0].ended, timeout=10)
+        stream = server.streams[0]
+        assert stream.client_closed and not stream.finished
+        assert stream.sent < stream.pieces // 2, f"sent {stream.sent} of {stream.pieces} pieces"
+    assert memory_sink.flush(5)
+    events = list(memory_sink.events)
+    tokens = [e for e in events if e.event_type == "token"]
+    assert tokens and tokens[-1].finish_reason == "cancelled"
+    assert all(t.finish_reason != "cancelled" for t in tokens[:-1])
+    lm_ends = [e for e in events if e.operation == "lm" and e.event_type in ("end", "error")]
+    assert [e.event_type for e in lm_ends] == ["end"] and lm_ends[0].data["finish_reason"] == "cancelled"
+    assert events[-1].event_type == "end" and events[-1].parent_id is None and events[-1].data["cancelled"] is True
+
+
+def test_an_uncancelled_run_streams_the_whole_reply(memory_sink: Any) -> None:
+    with OfflineLMServer() as server, dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()):
+        with streamll.execution() as run:
+            prediction = ReasoningQA()(question="What is machine learning?")
+        assert prediction.answer and not run.cancelled
+        assert server.streams[0].finished and server.streams[0].sent == server.streams[0].pieces

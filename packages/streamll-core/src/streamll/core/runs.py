@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any
@@ -149,6 +150,16 @@ def cancel_requested() -> bool:
     return run is not None and run.cancelled
 
 
+def cancel_flag() -> Callable[[], bool] | None:
+    """The current run's "asked to stop?" check, or ``None`` outside a run.
+
+    The LM stream reader takes it once per request, so checking after each
+    chunk costs one call of ``threading.Event.is_set``.
+    """
+    run = current_run.get()
+    return run._cancel.is_set if run is not None else None
+
+
 def raise_if_cancelled() -> None:
     """Raise :class:`ExecutionCancelled` when the current run was asked to stop (the LM stream reader's hook)."""
     if cancel_requested():
@@ -159,6 +170,7 @@ __all__ = [
     "EXECUTION_ID_PATTERN",
     "ExecutionCancelled",
     "ExecutionRun",
+    "cancel_flag",
     "cancel_requested",
     "current_run",
     "execution",

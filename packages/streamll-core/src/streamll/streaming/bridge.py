@@ -21,8 +21,18 @@ from typing import Any
 from streamll.core.context import Execution, context_tags, current_span
 from streamll.core.emitter import dispatch, make_event
 from streamll.core.events import TokenEvent
+from streamll.core.runs import ExecutionCancelled
 from streamll.core.spans import error_data
-from streamll.streaming.fields import CACHED, ERROR, FIELD_END, FieldStream, LMCallStream, PredictorState, usage_dict
+from streamll.streaming.fields import (
+    CACHED,
+    CANCELLED,
+    ERROR,
+    FIELD_END,
+    FieldStream,
+    LMCallStream,
+    PredictorState,
+    usage_dict,
+)
 from streamll.streaming.frames import Frame
 from streamll.streaming.parsers import adapter_kind
 
@@ -96,9 +106,15 @@ class LMSpan:
         """The current request failed: close its fields with ``error`` and emit the LM ``error`` event."""
         if self.failed:
             return
-        if self.stream is not None and not self.stream.done:
-            self.stream.end(ERROR)
-        self._close(exc, None)
+        if isinstance(exc, ExecutionCancelled):  # not an error: the LM call ends "cancelled"
+            if self.stream is not None and not self.stream.done:
+                self.stream.finish_reason = CANCELLED
+                self.stream.end(CANCELLED)
+            self._close(None, None, finish_reason=CANCELLED)
+        else:
+            if self.stream is not None and not self.stream.done:
+                self.stream.end(ERROR)
+            self._close(exc, None)
         self.failed = True
 
     def finish(self, lm: Any, outputs: Any, exception: BaseException | None) -> None:
@@ -112,13 +128,17 @@ class LMSpan:
             self.stream.end(self.stream.finish_reason or "stop")
         self._close(None, lm, outputs)
 
-    def _close(self, exception: BaseException | None, lm: Any, outputs: Any = None) -> None:
+    def _close(
+        self, exception: BaseException | None, lm: Any, outputs: Any = None, finish_reason: str | None = None
+    ) -> None:
         data: dict[str, Any] = {"model": self.model, "duration_ms": (time.perf_counter() - self.started) * 1000}
         stream = self.stream
         if stream is not None:
             if stream.finish_reason:
                 data["finish_reason"] = stream.finish_reason
             data["streamed"] = stream.chunks_with_text > 0
+        if finish_reason is not None:
+            data["finish_reason"] = finish_reason
         usage = (_usage_from_history(lm, outputs) if lm is not None else None) or (
             stream.usage if stream is not None else None
         )

@@ -28,11 +28,12 @@ import contextlib
 import functools
 import inspect
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from dspy.dsp.utils.settings import settings
 
+from streamll.core.runs import ExecutionCancelled, cancel_flag
 from streamll.streaming.bridge import LMSpan, current_lm_span
 from streamll.streaming.fields import LMCallStream, usage_dict
 from streamll.streaming.patches import activate, deactivate, register
@@ -45,6 +46,24 @@ WRAPPED_ATTR = "__streamll_wrapped__"
 def _span() -> LMSpan | None:
     span = current_lm_span()
     return span if span is not None and span.wants_stream else None
+
+
+def _watch() -> Callable[[], bool] | None:
+    """The current run's cancellation check for this request (``None`` outside ``streamll.execution()``).
+
+    Taken once per request, so a chunk costs one ``Event.is_set`` call; raises
+    :class:`ExecutionCancelled` when the run was already asked to stop, before
+    the request is sent.
+    """
+    cancelled = cancel_flag()
+    if cancelled is not None and cancelled():
+        _stop()
+    return cancelled
+
+
+def _stop() -> None:
+    """Stop reading the LM stream (the caller closes it): the run was asked to stop."""
+    raise ExecutionCancelled("the execution was cancelled")
 
 
 def _safe(feed: Any, *args: Any) -> None:
@@ -104,11 +123,14 @@ def _wrap_engine(cls: type) -> None:
             target = span.begin_attempt()
             accumulator = StreamAccumulator(request)
             try:
+                cancelled = _watch()
                 events = stream(self, request)
                 try:
                     async for event in events:
                         accumulator.push(event)
                         _safe(_feed_event, target, event)
+                        if cancelled is not None and cancelled():
+                            _stop()
                 finally:
                     await events.aclose()
                 return accumulator.response()
@@ -121,9 +143,16 @@ def _wrap_engine(cls: type) -> None:
             span = _span()
             target = span.begin_attempt() if span is not None else None
             try:
-                async for event in stream(self, request):
-                    _safe(_feed_event, target, event)
-                    yield event
+                cancelled = _watch()
+                events = stream(self, request)
+                try:
+                    async for event in events:
+                        _safe(_feed_event, target, event)
+                        if cancelled is not None and cancelled():
+                            _stop()
+                        yield event
+                finally:
+                    await events.aclose()
             except BaseException as exc:
                 if span is not None:
                     span.fail_attempt(exc)
@@ -140,11 +169,14 @@ def _wrap_engine(cls: type) -> None:
             target = span.begin_attempt()
             accumulator = StreamAccumulator(request)
             try:
+                cancelled = _watch()
                 events = stream(self, request)
                 try:
                     for event in events:
                         accumulator.push(event)
                         _safe(_feed_event, target, event)
+                        if cancelled is not None and cancelled():
+                            _stop()
                 finally:
                     events.close()
                 return accumulator.response()
@@ -157,9 +189,16 @@ def _wrap_engine(cls: type) -> None:
             span = _span()
             target = span.begin_attempt() if span is not None else None
             try:
-                for event in stream(self, request):
-                    _safe(_feed_event, target, event)
-                    yield event
+                cancelled = _watch()
+                events = stream(self, request)
+                try:
+                    for event in events:
+                        _safe(_feed_event, target, event)
+                        if cancelled is not None and cancelled():
+                            _stop()
+                        yield event
+                finally:
+                    events.close()
             except BaseException as exc:
                 if span is not None:
                     span.fail_attempt(exc)
@@ -192,13 +231,16 @@ def _install_engines() -> None:  # builds the engine wrappers
 class _TeeStream:
     """DSPy's stream channel seen through: streamll reads each chunk, DSPy's receiver gets it unchanged."""
 
-    def __init__(self, inner: Any, target: LMCallStream | None) -> None:
+    def __init__(self, inner: Any, target: LMCallStream | None, cancelled: Callable[[], bool] | None) -> None:
         self._inner = inner
         self._target = target
+        self._cancelled = cancelled
 
     async def send(self, chunk: Any) -> None:
         if self._target is not None:
             _safe(self._target.feed_chunk, chunk)
+        if self._cancelled is not None and self._cancelled():
+            _stop()
         await self._inner.send(chunk)
 
     def __getattr__(self, name: str) -> Any:
@@ -257,7 +299,7 @@ def _wrap_litellm(module: Any) -> None:
         if settings.send_stream is not None:  # DSPy streams this call itself (dspy.streamify)
             target = span.begin_attempt()
             try:
-                with settings.context(send_stream=_TeeStream(settings.send_stream, target)):
+                with settings.context(send_stream=_TeeStream(settings.send_stream, target, _watch())):
                     return completion(*args, **kwargs)
             except BaseException as exc:
                 span.fail_attempt(exc)
@@ -267,6 +309,7 @@ def _wrap_litellm(module: Any) -> None:
             target = span.begin_attempt()
             reading = False
             try:
+                cancelled = _watch()
                 response = completion(**{**arguments, "num_retries": retries - attempt})
                 chunks = []
                 reading = True
@@ -275,6 +318,8 @@ def _wrap_litellm(module: Any) -> None:
                         chunks.append(chunk)
                         if target is not None:
                             _safe(target.feed_chunk, chunk)
+                        if cancelled is not None and cancelled():
+                            _stop()
                 finally:
                     close = getattr(response, "close", None)
                     if callable(close):
@@ -298,7 +343,7 @@ def _wrap_litellm(module: Any) -> None:
         if settings.send_stream is not None:
             target = span.begin_attempt()
             try:
-                with settings.context(send_stream=_TeeStream(settings.send_stream, target)):
+                with settings.context(send_stream=_TeeStream(settings.send_stream, target, _watch())):
                     return await acompletion(*args, **kwargs)
             except BaseException as exc:
                 span.fail_attempt(exc)
@@ -308,6 +353,7 @@ def _wrap_litellm(module: Any) -> None:
             target = span.begin_attempt()
             reading = False
             try:
+                cancelled = _watch()
                 response = await acompletion(**{**arguments, "num_retries": retries - attempt})
                 chunks = []
                 reading = True
@@ -316,6 +362,8 @@ def _wrap_litellm(module: Any) -> None:
                         chunks.append(chunk)
                         if target is not None:
                             _safe(target.feed_chunk, chunk)
+                        if cancelled is not None and cancelled():
+                            _stop()
                 finally:
                     aclose = getattr(response, "aclose", None)
                     if callable(aclose):

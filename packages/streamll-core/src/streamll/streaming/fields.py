@@ -25,6 +25,8 @@ CACHED = "cached"
 """``finish_reason`` of a field replayed whole from DSPy's cache (no stream)."""
 ERROR = "error"
 """``finish_reason`` of the last token of a reply cut by an error (its text is partial)."""
+CANCELLED = "cancelled"
+"""``finish_reason`` of the last token of a reply whose execution was cancelled (its text is partial)."""
 
 
 @dataclass
@@ -183,4 +185,14 @@ class LMCallStream:
             self.parked = stream
 
 
-__all__ = ["CACHED", "ERROR", "FIELD_END", "FieldStream", "LMCallStream", "PredictorState", "chunk_parts", "usage_dict"]
+__all__ = [
+    "CACHED",
+    "CANCELLED",
+    "ERROR",
+    "FIELD_END",
+    "FieldStream",
+    "LMCallStream",
+    "PredictorState",
+    "chunk_parts",
+    "usage_dict",
+]

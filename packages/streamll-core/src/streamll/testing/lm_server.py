@@ -41,6 +41,7 @@ __all__ = [
     "KNOB_DEFAULTS",
     "ChatRequest",
     "OfflineLMServer",
+    "StreamRecord",
     "default_value",
     "format_reply",
     "iter_sse_events",
@@ -641,6 +642,25 @@ class _Disconnect(Exception):
     """Raised inside the handler to drop the connection abruptly."""
 
 
+@dataclass
+class StreamRecord:
+    """What the server sent on one streamed reply: content pieces sent of the reply's total, and how it ended."""
+
+    pieces: int
+    sent: int = 0
+    finished: bool = False
+    """True when the whole reply (finish chunk and ``[DONE]``) was written."""
+    client_closed: bool = False
+    """True when a write failed because the client closed the connection mid-reply."""
+    dropped: bool = False
+    """True when the ``disconnect_after`` knob cut the reply."""
+
+    @property
+    def ended(self) -> bool:
+        """The server is done with this stream (finished, cut by the client, or dropped by a knob)."""
+        return self.finished or self.client_closed or self.dropped
+
+
 class _Handler(BaseHTTPRequestHandler):
     """Request handler implementing the OpenAI chat-completions surface."""
 
@@ -855,6 +875,7 @@ class _Handler(BaseHTTPRequestHandler):
             }
 
         pieces = ["".join(tokens)] if knobs["one_chunk"] and tokens else tokens
+        record = self.server.owner._record_stream(len(pieces))
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -868,6 +889,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if delay > 0:
                     time.sleep(delay)
                 self._write_event(chunk({"content": piece}))
+                record.sent += 1
             if disconnect_after is not None:
                 raise _Disconnect
             if delay > 0:
@@ -877,9 +899,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write_event({**chunk({}), "choices": [], "usage": usage})
             self._write_event("[DONE]")
             self._write_chunk(b"")
+            record.finished = True
         except _Disconnect:
+            record.dropped = True
             self._drop_connection()
         except OSError:
+            record.client_closed = True
             self.close_connection = True
 
 
@@ -924,6 +949,8 @@ class OfflineLMServer:
         self._counter = 0
         self._connections: set[socket.socket] = set()
         self.requests: list[dict[str, Any]] = []
+        self.streams: list[StreamRecord] = []
+        """One record per streamed reply, in arrival order (what was sent, how it ended)."""
         self.reset()
         self.answers = dict(answers or {})
         self.responder = responder
@@ -1027,6 +1054,7 @@ class OfflineLMServer:
             for name, value in KNOB_DEFAULTS.items():
                 setattr(self, name, {} if name == "answers" else value)
             self.requests.clear()
+            self.streams.clear()
         return self
 
     def knobs(self) -> dict[str, Any]:
@@ -1067,6 +1095,13 @@ class OfflineLMServer:
                 self._connections.add(connection)
             else:
                 self._connections.discard(connection)
+
+    def _record_stream(self, pieces: int) -> StreamRecord:
+        """Start the record of one streamed reply."""
+        record = StreamRecord(pieces)
+        with self._lock:
+            self.streams.append(record)
+        return record
 
     def _record(self, body: dict[str, Any]) -> None:
         """Append a received request body and wake waiters."""
