@@ -13,10 +13,9 @@ import dspy
 import pytest
 from streamll.testing import LocalModelServer, LocalModelUnavailable
 
-from tests.kafka.conftest import kafka_bootstrap, topic, url_for  # noqa: F401  (fixtures for the roundtrip)
-from tests.nats.conftest import js, names, nats_url  # noqa: F401
+from tests.kafka.conftest import kafka_bootstrap  # noqa: F401  (broker fixtures for the roundtrips)
+from tests.nats.conftest import names, nats_url  # noqa: F401
 from tests.redis.conftest import redis_url, stream_key  # noqa: F401
-
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -93,13 +93,13 @@ def _demo_lm(stack: contextlib.ExitStack, model: str | None, offline: bool, toke
             return server.lm(), False
     from streamll.testing import OfflineLMServer
 
-    server = stack.enter_context(OfflineLMServer(token_delay=token_delay))
+    offline_server = stack.enter_context(OfflineLMServer(token_delay=token_delay))
     click.echo(
         f"model: none, the answer is canned (the same for any question), streamed by the offline server on "
-        f"{server.api_base}; {reason}. For a real answer: --model PROVIDER/MODEL with its API key",
+        f"{offline_server.api_base}; {reason}. For a real answer: --model PROVIDER/MODEL with its API key",
         err=True,
     )
-    return server.lm(), True
+    return offline_server.lm(), True
 
 
 @main.command()

@@ -118,7 +118,12 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+
+    def watch_parent() -> None:
+        sys.stdin.read()  # returns when the parent closes the pipe or exits
+        stop.set()
+
+    threading.Thread(target=watch_parent, daemon=True).start()
     llama = xllamacpp.Server(params)
     front = _Front(("127.0.0.1", 0), _Handler)
     front.llama, front.alias, front.max_field_chars = llama, alias, max_field_chars

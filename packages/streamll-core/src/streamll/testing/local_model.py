@@ -173,6 +173,9 @@ class LocalModelServer:
         reader.join(max(0.0, deadline - time.monotonic()))
         line = lines[0].strip() if lines else ""
         if not line.startswith("listening "):
+            if lines:  # stdout closed: the child is exiting; wait briefly for its exit code
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(5)
             raise LocalModelUnavailable(self._failure("did not start"))
         return line.removeprefix("listening ").rstrip("/")
 
