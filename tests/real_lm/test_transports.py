@@ -13,6 +13,7 @@ import dspy
 import pytest
 import streamll
 from streamll.consumer import from_url
+from streamll.plugins import create_sink
 from streamll.testing.contract import read
 
 from tests.instrument.test_spec_examples import block_with
@@ -57,16 +58,17 @@ async def remove(request: pytest.FixtureRequest, transport: str) -> None:
 )
 async def test_real_tokens_roundtrip(request: pytest.FixtureRequest, real_lm: Any, transport: str) -> None:
     url = await transport_url(request, transport)
-    streamll.configure(sinks=[url])
+    sink = create_sink(url)
+    streamll.configure(sinks=[sink])
     try:
         prediction = await asyncio.to_thread(QA(), question="What do bees make?")
         assert await asyncio.to_thread(streamll.flush, 30)
-        (sink,) = streamll.running_sinks()
         assert sink.stats.dropped == 0
         async with from_url(url, from_beginning=True) as consumer:
             events = await read(consumer, sink.stats.delivered, timeout=30)
     finally:
         await asyncio.to_thread(streamll.configure, None)
+        await asyncio.to_thread(sink.stop)
         await remove(request, transport)
     tokens = [event for event in events if event.event_type == "token"]
     assert len(tokens) > 1
