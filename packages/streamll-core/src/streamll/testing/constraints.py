@@ -27,6 +27,8 @@ _FIRST_CHAR = "[A-Za-z0-9\"'(\\u00C0-\\uFFFF]"
 _MARKUP = "{}`*#"
 """Text starts like a sentence and holds no markup: a small model otherwise copies the prompt's
 ``{placeholders}`` or opens a code block instead of answering."""
+_MAX_LINES = 2
+"""Most lines a free-text field may span."""
 _MAX_ITEMS = 5
 """Most items a list field may hold (a small model repeats list items until stopped)."""
 _CHAT_FORBIDDEN = "\\[\\]"
@@ -96,9 +98,14 @@ class _Grammar:
         return name
 
     def text(self, forbidden: str) -> str:
-        """One line of free text starting with a word character, without the characters in ``forbidden``."""
-        rest = f"[^\\n{_MARKUP}{forbidden}]{{0,{self.max_chars - 1}}}"
-        return self.add(f"text{len(forbidden)}", f"{_FIRST_CHAR} {rest}")
+        """Free text: up to ``_MAX_LINES`` lines, each starting with a word character, no ``forbidden`` characters.
+
+        ``max_chars`` bounds the whole value; single newlines inside a value are allowed (the
+        adapters keep them), an empty line is not (it would end a ChatAdapter field).
+        """
+        per_line = max(1, self.max_chars // _MAX_LINES)
+        line = self.add(f"line{len(forbidden)}", f"{_FIRST_CHAR} [^\\n{_MARKUP}{forbidden}]{{0,{per_line - 1}}}")
+        return self.add(f"text{len(forbidden)}", f'{line} ("\\n" {line}){{0,{_MAX_LINES - 1}}}')
 
     def json_value(self, schema: Any, depth: int = 0) -> str:
         """A rule for a JSON value matching the common subset of JSON Schema DSPy produces."""
