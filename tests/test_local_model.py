@@ -84,6 +84,7 @@ def test_json_adapter_gets_a_schema_with_every_field_required_and_bounded() -> N
     assert schema["properties"]["summary"] == {"type": "string", "maxLength": 160}
     assert schema["properties"]["score"]["type"] == "integer"
     assert schema["properties"]["keywords"]["maxItems"] == 5
+    assert schema["properties"]["keywords"]["items"] == {"type": "string", "maxLength": 40}
     json.dumps(constraint)
 
 

@@ -30,6 +30,8 @@ _MARKUP = "{}`*#"
 _MAX_LINES = 2
 """Most lines a free-text field may span."""
 _MAX_ITEMS = 5
+_MAX_ITEM_CHARS = 40
+"""Longest string inside a list or mapping (keywords, labels: short by nature)."""
 """Most items a list field may hold (a small model repeats list items until stopped)."""
 _CHAT_FORBIDDEN = "\\[\\]"
 """Brackets stay out of Chat field text: ``[[`` would read as the start of a field marker."""
@@ -73,7 +75,7 @@ def _bounded(schema: Any, max_chars: int) -> dict[str, Any]:
         if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
             bounded[key] = {name: _bounded(sub, max_chars) for name, sub in value.items()}
         elif key in ("items", "additionalProperties") and isinstance(value, dict):
-            bounded[key] = _bounded(value, max_chars)
+            bounded[key] = _bounded(value, min(max_chars, _MAX_ITEM_CHARS))
         elif key in ("anyOf", "oneOf", "allOf") and isinstance(value, list):
             bounded[key] = [_bounded(sub, max_chars) for sub in value]
         else:
@@ -133,7 +135,10 @@ class _Grammar:
         if kind == "null":
             return self.add("jnull", '"null"')
         if kind == "array" and depth < 4:
-            item = self.json_value(schema.get("items", {"type": "string"}), depth + 1)
+            items = schema.get("items", {"type": "string"})
+            if isinstance(items, dict) and items.get("type") == "string" and "maxLength" not in items:
+                items = {**items, "maxLength": _MAX_ITEM_CHARS}
+            item = self.json_value(items, depth + 1)
             return self.add(f"arr{len(self.rules)}", f'"[" ({item} (", " {item}){{0,{_MAX_ITEMS - 1}}})? "]"')
         if kind == "object" and depth < 4 and schema.get("properties"):
             parts = [
