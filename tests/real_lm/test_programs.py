@@ -85,3 +85,24 @@ def test_instrumented_program_predicts_what_the_plain_one_does(
     if program == "custom_signature":
         assert streamed.tone in ("positive", "negative", "neutral")
         assert isinstance(streamed.score, int) and isinstance(streamed.keywords, list)
+
+
+async def test_async_program_predicts_what_the_plain_one_does(local_model: Any, memory_sink: MemorySink) -> None:
+    class Answer(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("question -> answer")
+
+        async def aforward(self, question: str) -> dspy.Prediction:
+            return await self.predict.acall(question=question)
+
+    instrumented = streamll.instrument(stream_fields=["answer"])(type("Answer", (Answer,), {}))
+    question = "Où se trouve la tour Eiffel ?"
+    with dspy.context(lm=local_model.lm(), adapter=dspy.ChatAdapter()):
+        await Answer().acall(question=question)  # warm-up
+        streamed = await instrumented().acall(question=question)
+        expected = await Answer().acall(question=question)
+    assert streamed.toDict() == expected.toDict()
+    assert streamll.flush(30)
+    assert memory_sink.tokens("answer")
+    assert memory_sink.text("answer") == streamed.answer
