@@ -75,3 +75,10 @@ def test_a_file_that_is_not_a_model_fails_fast_with_the_log(tmp_path: Path) -> N
     ):
         LocalModelServer(bogus).start()
     assert time.monotonic() - started < 30
+
+
+def test_the_log_is_removed_after_a_clean_run() -> None:
+    with LocalModelServer() as server:
+        log = server.log_path
+        assert log is not None and log.exists()
+    assert not log.exists()

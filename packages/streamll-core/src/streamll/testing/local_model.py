@@ -113,7 +113,7 @@ class LocalModelServer:
     usable); ``context`` the context window in tokens; ``max_field_chars`` bounds each
     free-text output field (``None`` sends requests unconstrained). ``start()`` returns once the server
     answers ``/health``; ``stop()`` ends it (SIGTERM, then SIGKILL after ``stop_timeout``).
-    The server's log goes to ``log_path``.
+    The server's log goes to ``log_path`` (kept when the start failed, removed after a clean run).
     """
 
     def __init__(
@@ -159,6 +159,7 @@ class LocalModelServer:
             self.base_url = self._read_address(time.monotonic() + self.start_timeout)
             self._wait_healthy(time.monotonic() + self.start_timeout)
         except BaseException:
+            self.base_url = None  # keeps the log the error names
             self.stop()
             raise
         return self
@@ -167,17 +168,24 @@ class LocalModelServer:
         """The URL the child prints once listening (a reader thread keeps the wait bounded)."""
         process = self._process
         assert process is not None and process.stdout is not None
-        lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        stdout = process.stdout
+        found: list[str] = []
+
+        def read() -> None:
+            for line in stdout:
+                if line.startswith("listening "):
+                    found.append(line.strip().removeprefix("listening ").rstrip("/"))
+                    return
+
+        reader = threading.Thread(target=read, daemon=True)
         reader.start()
         reader.join(max(0.0, deadline - time.monotonic()))
-        line = lines[0].strip() if lines else ""
-        if not line.startswith("listening "):
-            if lines:  # stdout closed: the child is exiting; wait briefly for its exit code
+        if not found:
+            if not reader.is_alive():  # stdout closed: the child is exiting; wait briefly for its exit code
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(5)
             raise LocalModelUnavailable(self._failure("did not start"))
-        return line.removeprefix("listening ").rstrip("/")
+        return found[0]
 
     def _wait_healthy(self, deadline: float) -> None:
         while True:
@@ -219,6 +227,8 @@ class LocalModelServer:
         if self._log is not None:
             self._log.close()
             self._log = None
+            if self.base_url is not None and self.log_path is not None:  # it ran: the log is not needed
+                self.log_path.unlink(missing_ok=True)
         self.base_url = None
 
     def __enter__(self) -> LocalModelServer:
