@@ -72,11 +72,15 @@ def test_instrumented_program_predicts_what_the_plain_one_does(
     factory, inputs, fields = PROGRAMS[program]
     plain = factory()
     instrumented = streamll.instrument(stream_fields=fields)(factory())
-    with dspy.context(lm=local_model.lm(), adapter=ADAPTERS[adapter]()):
+    lm = local_model.lm()
+    with dspy.context(lm=lm, adapter=ADAPTERS[adapter]()):
         plain()(**inputs)  # warm-up: the next two calls find this prompt in llama.cpp's cache
         streamed = instrumented()(**inputs)
         expected = plain()(**inputs)
     assert streamed.toDict() == expected.toDict()
+    instrumented_call, plain_call = lm.history[-2], lm.history[-1]
+    for key in ("messages", "outputs", "usage"):
+        assert instrumented_call[key] == plain_call[key], key
     assert streamll.flush(30)
     for name in fields:
         tokens = memory_sink.tokens(name)
