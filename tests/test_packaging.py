@@ -67,3 +67,47 @@ def test_installing_the_redis_extra_brings_core_and_the_redis_plugin_only(tmp_pa
     assert run(python, "-c", probe).strip() == "['memory', 'redis', 'rediss', 'terminal', 'unix'] True"
     listing = run(str(venv / "bin" / "streamll"), "plugins")
     assert "redis 0.2.0" in listing and "ERROR" not in listing
+
+
+def test_requirements_txt_names_every_package_of_the_checkout() -> None:
+    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    entries = [line for line in lines if line and not line.startswith("#")]
+    packages = sorted(path.name for path in (ROOT / "packages").iterdir() if (path / "pyproject.toml").exists())
+    assert entries[0] == "-e ./packages/streamll-core" and entries[-1] == "-e .[all]"
+    assert sorted(entries[1:-1]) == [f"-e ./packages/{name}" for name in packages if name != "streamll-core"]
+
+
+def test_plain_pip_installs_the_checkout_with_the_readme_command(tmp_path: Path) -> None:
+    """The README's clone install, with plain pip and no package index, in a fresh environment.
+
+    Third-party dependencies are put there first (by uv, from its cache, to keep this fast); then
+    pip alone must resolve the pinned streamll-core / plugins from the checkout, which
+    ``pip install -e '.[all]'`` by itself cannot do.
+    """
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = next(line for line in readme.splitlines() if line.startswith("python -m pip install -r "))
+    assert command == "python -m pip install -r requirements.txt"
+    venv = tmp_path / "venv"
+    run(*uv(), "venv", "--quiet", "--seed", str(venv))
+    python = str(venv / "bin" / "python")
+    third_party = ["hatchling>=1.24", "editables"]
+    for source in (ROOT / "packages").iterdir():
+        if (source / "pyproject.toml").exists():
+            third_party += [dep for dep in project(source)["dependencies"] if not dep.startswith("streamll")]
+    run(*uv(), "pip", "install", "--quiet", "--python", python, *third_party)
+
+    alone = subprocess.run(
+        [python, "-m", "pip", "install", "--no-index", "--no-build-isolation", "-e", ".[all]"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert alone.returncode != 0 and "streamll-core==0.2.0" in alone.stderr, "the README's explanation no longer holds"
+
+    installed = subprocess.run(
+        [python, "-m", "pip", "install", "--no-index", "--no-build-isolation", "-r", "requirements.txt"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    listing = run(str(venv / "bin" / "streamll"), "plugins")
+    for name in PLUGINS:
+        assert f"{name} 0.2.0" in listing
+    assert "ERROR" not in listing

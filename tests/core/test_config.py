@@ -185,3 +185,35 @@ def test_configure_keeps_a_url_sink_it_is_given_again() -> None:
     streamll.configure(sinks=["memory://config-same", "terminal://stderr"])
     assert sink.is_running
     assert active_sinks()[0] is sink
+
+
+def test_streamll_sinks_with_no_usable_url_says_nothing_will_be_printed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(SINKS_ENV, "garbage")
+    with caplog.at_level(logging.ERROR, logger="streamll"):
+        emit_tokens("Machine")
+    assert streamll.flush(timeout=10)
+    assert active_sinks() == ()
+    assert capsys.readouterr().out == ""
+    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 2, errors
+    assert "'garbage'" in errors[0]
+    assert "terminal default off" in errors[1] and "nothing will be printed" in errors[1]
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_streamll_sinks_counts_as_unset(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(SINKS_ENV, value)
+    (default,) = active_sinks()
+    assert isinstance(default, TerminalSink)
+
+
+def test_streamll_sinks_none_sends_events_nowhere(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(SINKS_ENV, "none")
+    with caplog.at_level(logging.WARNING, logger="streamll"):
+        emit_tokens("Machine")
+    assert active_sinks() == ()
+    assert capsys.readouterr().out == "" and caplog.records == []

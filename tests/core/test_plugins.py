@@ -196,6 +196,7 @@ def test_there_are_hookspecs() -> None:
     assert {function.__name__ for function in hookspec_functions()} == {
         "streamll_register_sinks",
         "streamll_register_consumers",
+        "streamll_register_execution_logs",
     }
 
 

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 import dspy
+import pytest
 import streamll
 from streamll import MemorySink
 from streamll.testing import OfflineLMServer
@@ -76,11 +77,18 @@ async def test_acall_with_aforward_streams_on_the_callers_loop(lm, memory_sink: 
     assert memory_sink.of_type("start")[0].method_name == "aforward"
 
 
-async def test_acall_without_aforward_still_streams(lm, memory_sink: MemorySink) -> None:
-    prediction = await SyncOnly().acall(question="no aforward here")
+async def test_acall_without_aforward_fails_as_it_does_without_streamll(lm, memory_sink: MemorySink) -> None:
+    class Plain(dspy.Module):
+        def forward(self, question: str) -> dspy.Prediction:
+            raise AssertionError("acall never runs forward")
+
+    with pytest.raises(AttributeError) as plain:
+        await Plain().acall(question="no aforward here")
+    with pytest.raises(AttributeError) as instrumented:
+        await SyncOnly().acall(question="no aforward here")
+    assert str(instrumented.value) == str(plain.value).replace("Plain", "SyncOnly")
     assert streamll.flush(10)
-    assert memory_sink.text("answer") == prediction.answer
-    assert memory_sink.tokens("answer")[-1].finish_reason == "stop"
+    assert [(e.event_type, e.operation) for e in memory_sink.events] == [("start", "module"), ("error", "module")]
 
 
 async def test_sync_call_from_inside_a_running_loop(lm, memory_sink: MemorySink) -> None:
@@ -112,11 +120,11 @@ async def test_concurrent_tasks_on_one_instance(lm, server: OfflineLMServer, mem
     assert_isolated(memory_sink, {q: p.answer for q, p in zip(questions, predictions, strict=True)})
 
 
-async def test_concurrent_tasks_on_a_sync_only_module(lm, server: OfflineLMServer, memory_sink: MemorySink) -> None:
+async def test_concurrent_sync_calls_in_worker_threads(lm, server: OfflineLMServer, memory_sink: MemorySink) -> None:
     echo_answers(server)
     module = SyncOnly()
     questions = [f"worker-{index}" for index in range(4)]
-    predictions = await asyncio.gather(*(module.acall(question=q) for q in questions))
+    predictions = await asyncio.gather(*(asyncio.to_thread(module, question=q) for q in questions))
     assert_isolated(memory_sink, {q: p.answer for q, p in zip(questions, predictions, strict=True)})
 
 

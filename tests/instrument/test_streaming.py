@@ -6,6 +6,7 @@ import dspy
 import pytest
 import streamll
 from streamll import MemorySink, TokenEvent
+from streamll.streaming.parsers import xml_rules_are_legacy
 from streamll.testing import OfflineLMServer, tokenize
 
 from .conftest import ADAPTERS
@@ -136,7 +137,8 @@ def test_streamed_text_equals_parsed_value_verbatim(
     server.configure(answers={"answer": TRICKY, "reasoning": 'Think: [[ not a header ]] "x"\n\nthen more.'})
     with dspy.context(lm=server.lm(), adapter=ADAPTERS[adapter]()):
         prediction = BothCoT()(question="tricky?")
-    assert prediction.answer.strip() == TRICKY.strip()
+    if not (adapter == "xml" and xml_rules_are_legacy()):  # dspy < 3.3 keeps XML entities in the value
+        assert prediction.answer.strip() == TRICKY.strip()
     streams = tokens_by_field(memory_sink)
     assert_field_stream(streams["answer"], prediction.answer, "stop")
     assert_field_stream(streams["reasoning"], prediction.reasoning, "field_end")

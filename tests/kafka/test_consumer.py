@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from click.testing import CliRunner
+from streamll.cli import main
 from streamll.consumer import KafkaStreamConsumer as FromCore
 from streamll.core.serialization import encode_event
 from streamll.errors import ConsumerError
 from streamll.testing.contract import make_execution_events, read, write
 from streamll_kafka import KafkaSink, KafkaStreamConsumer
 
-from tests.helpers import free_port
+from tests.helpers import assert_one_line_error, exit_with_sinks, free_port, run_cli
 from tests.kafka.conftest import create_topic, produce_raw, unique
 
 pytestmark = pytest.mark.kafka
@@ -176,3 +178,24 @@ async def test_start_fails_clearly_when_no_broker_answers() -> None:
     assert not consumer.is_started
     with pytest.raises(ConsumerError, match="not started"):
         await consumer.consume_one(timeout=0.1)
+
+
+def test_tail_errors_are_one_line_like_every_transport() -> None:
+    refused = free_port()
+    assert_one_line_error(
+        run_cli("tail", f"kafka://127.0.0.1:{refused}?topic=events"),
+        f"streamll tail: connection refused by kafka://127.0.0.1:{refused}?topic=events",
+        "is the server running",
+    )
+    result = CliRunner().invoke(main, ["tail", "kafka://127.0.0.1:9092/events"])
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+    assert result.stderr.startswith("streamll tail: kafka URL") and "?topic=NAME" in result.stderr
+
+
+def test_exit_with_a_broker_that_refuses_connections_is_quick_and_says_so() -> None:
+    port = free_port()
+    seconds, done = exit_with_sinks(f"kafka://127.0.0.1:{port}?topic=gone")
+    assert done.returncode == 0, done.stderr
+    assert seconds < 5, f"the exit drain took {seconds:.1f}s with STREAMLL_EXIT_TIMEOUT=15"
+    assert f"connection refused to kafka://127.0.0.1:{port}?topic=gone" in done.stderr, done.stderr
+    assert "stopped with 5 undelivered event(s)" in done.stderr

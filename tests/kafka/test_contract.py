@@ -21,6 +21,7 @@ class KafkaTransport(TransportFixture):
         self.bootstrap = bootstrap
         self.url = url
         self.topic = topic
+        self.destination_url = url
         self.sinks: list[KafkaSink] = []
 
     def make_sink(self, **options: Any) -> KafkaSink:

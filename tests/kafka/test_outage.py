@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from streamll.core.events import Event
 from streamll.core.serialization import decode_event
 from streamll.testing.contract import make_execution_events, write
@@ -116,3 +117,37 @@ async def test_a_broker_that_comes_back_empty_gets_everything_buffered_since(
     ids = [decode_event(record.value).event_id for record in records]
     assert ids[: len(during)] == [event.event_id for event in during]
     assert sink.stats.dropped == 0 and sink.stats.failed == 0
+
+
+async def test_a_killed_broker_loses_records_it_had_acknowledged(
+    private_kafka: PrivateKafka, make_sink: Callable[..., KafkaSink]
+) -> None:
+    """Zero drops on restart holds for a graceful stop only: noida-db killed with SIGKILL forgets acked records.
+
+    The sink did its part (every record acknowledged with ``acks=all``, ``stats.delivered`` counts them);
+    the broker had not written them to disk. A broker that fsyncs before it acknowledges keeps them.
+    """
+    bootstrap = private_kafka.bootstrap
+    topic = await create_topic(bootstrap, unique("killed"))
+    url = kafka_url(bootstrap, topic, request_timeout_ms=5000)
+    sink = make_sink(url)
+    _, events = make_execution_events(200)
+    await asyncio.to_thread(write, sink, events)
+    assert sink.stats.delivered == len(events) and sink.stats.dropped == 0
+
+    assert private_kafka.process is not None
+    private_kafka.process.kill()  # SIGKILL: no chance to save
+    private_kafka.process.wait(10)
+    private_kafka.process = None
+    await asyncio.to_thread(private_kafka.start)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        topics = await consumer.topics()  # fetches the metadata partitions_for_topic reads
+        partitions = (consumer.partitions_for_topic(topic) or set()) if topic in topics else set()
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions]) if partitions else {}
+    finally:
+        await consumer.stop()
+    kept = sum(ends.values())
+    print(f"noida-db kept {kept} of {len(events)} acknowledged records across SIGKILL")
+    assert kept < len(events), f"noida-db kept all {kept} acknowledged records across SIGKILL"

@@ -15,7 +15,14 @@ import pytest
 from streamll.testing.contract import make_execution_events, read, write
 from streamll_nats import NatsSink, NatsStreamConsumer
 
-from tests.helpers import BrokerProcess, broker_unavailable
+from tests.helpers import (
+    BrokerProcess,
+    assert_one_line_error,
+    broker_unavailable,
+    exit_with_sinks,
+    free_port,
+    run_cli,
+)
 from tests.nats.conftest import start_private_server
 
 pytestmark = pytest.mark.nats
@@ -81,6 +88,16 @@ async def test_user_and_password(tmp_path: Path, start_server: StartServer, capl
     await asyncio.to_thread(wrong.stop, 0.2)
     assert "authorization" in error.lower() and wrong.stats.delivered == 0 and wrong.stats.dropped == 1
     assert SECRET not in caplog.text and SECRET not in error and SECRET not in repr(wrong)
+
+
+async def test_consumer_with_wrong_credentials_says_authorization_violation(start_server: StartServer) -> None:
+    server = start_server("--user", "alice", "--pass", SECRET)
+    consumer = NatsStreamConsumer(
+        f"nats://alice:wrong-{SECRET}@127.0.0.1:{server.port}?subject=auth.events&stream=AUTH"
+    )
+    with pytest.raises(Exception, match="Authorization Violation") as raised:
+        await consumer.start()
+    assert SECRET not in str(raised.value)
 
 
 async def test_token(tmp_path: Path, start_server: StartServer) -> None:
@@ -161,3 +178,29 @@ async def test_tls_with_a_private_ca(tmp_path: Path, start_server: StartServer) 
     error = await asyncio.to_thread(wait_for_error, untrusted)
     await asyncio.to_thread(untrusted.stop, 0.2)
     assert "certificate" in error.lower() and untrusted.stats.delivered == 0
+
+
+async def test_tail_says_in_one_line_that_the_credentials_were_rejected(start_server: StartServer) -> None:
+    server = start_server("--user", "alice", "--pass", SECRET)
+    url = f"nats://alice:wrong-{SECRET}@127.0.0.1:{server.port}?subject=auth.events&stream=AUTH"
+    line = assert_one_line_error(
+        await asyncio.to_thread(run_cli, "tail", url),
+        "streamll tail: nats://alice:***@",
+        "rejected the credentials",
+        "Authorization Violation",
+    )
+    assert SECRET not in line
+    refused = free_port()
+    assert_one_line_error(
+        await asyncio.to_thread(run_cli, "tail", f"nats://127.0.0.1:{refused}"),
+        f"streamll tail: connection refused by nats://127.0.0.1:{refused}",
+    )
+
+
+def test_exit_with_a_server_that_refuses_connections_is_quick_and_says_so() -> None:
+    port = free_port()
+    seconds, done = exit_with_sinks(f"nats://127.0.0.1:{port}?subject=gone.events&stream=GONE")
+    assert done.returncode == 0, done.stderr
+    assert seconds < 5, f"the exit drain took {seconds:.1f}s with STREAMLL_EXIT_TIMEOUT=15"
+    assert f"connection refused to nats://127.0.0.1:{port}" in done.stderr, done.stderr
+    assert "stopped with 5 undelivered event(s)" in done.stderr

@@ -23,6 +23,7 @@ class NatsTransport(TransportFixture):
 
     def __init__(self, url: str, subject: str, stream: str) -> None:
         self.url = f"{url}?subject={subject}&stream={stream}"
+        self.destination_url = self.url
         self.sinks: list[NatsSink] = []
 
     def make_sink(self, **options: Any) -> NatsSink:

@@ -19,6 +19,7 @@ class RedisTransport(TransportFixture):
     def __init__(self, url: str, stream: str) -> None:
         self.url = url
         self.stream = stream
+        self.destination_url = f"{url}{'&' if '?' in url else '?'}stream={stream}"
         self.sinks: list[RedisSink] = []
 
     def make_sink(self, **options: Any) -> RedisSink:

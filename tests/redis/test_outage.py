@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from streamll.core.events import Event
+from streamll.errors import ConsumerError
 from streamll.testing.contract import make_execution_events, read, write
 
 from tests.redis.conftest import PrivateRedis, async_wait_until
@@ -89,3 +92,38 @@ async def test_restarted_group_consumer_gets_its_pending_entries_from_a_restarte
     await second.start()
     again = await read(second, len(events) - 1)
     assert ids(again) == ids(events[1:])
+
+
+@pytest.mark.parametrize("outage", ["stopped", "frozen"])
+async def test_ack_gives_up_after_ack_timeout_and_the_entry_stays_pending(
+    private_redis: Callable[..., PrivateRedis], tmp_path: Path, make_sink, make_consumer, outage: str
+) -> None:
+    server = private_redis("--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path), workdir=tmp_path)
+    sink = make_sink(server.url, stream="jobs")
+    _, events = make_execution_events(1)
+    await asyncio.to_thread(write, sink, events)
+    consumer = make_consumer(server.url, stream="jobs", group="g", consumer="w", from_beginning=True, ack_timeout=1)
+    await consumer.start()
+    first = await consumer.consume_one(timeout=10)
+    assert first is not None and first.event_id == events[0].event_id
+
+    assert server.process is not None
+    if outage == "stopped":
+        await asyncio.to_thread(server.stop)
+    else:
+        server.process.send_signal(signal.SIGSTOP)  # accepts connections, never answers
+    started = time.monotonic()
+    with pytest.raises(ConsumerError, match=r"cannot ack entry .* did not answer within 1s"):
+        await consumer.ack(first)
+    assert time.monotonic() - started < 5
+    await consumer.stop()
+
+    if outage == "frozen":  # the XACK sent to the frozen server may still be applied when it wakes
+        server.process.send_signal(signal.SIGCONT)
+        return
+    await asyncio.to_thread(server.start)
+    again = make_consumer(server.url, stream="jobs", group="g", consumer="w")
+    await again.start()
+    redelivered = await again.consume_one(timeout=10)
+    assert redelivered is not None and redelivered.event_id == first.event_id
+    await again.ack(redelivered)

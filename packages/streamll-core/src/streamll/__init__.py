@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from streamll.config import configure
+from streamll.config import Configuration, configure
 from streamll.core import events
 from streamll.core.context import get_context, set_context
 from streamll.core.emitter import emit
 from streamll.core.events import EndEvent, ErrorEvent, Event, StartEvent, TokenEvent
+from streamll.core.runs import ExecutionCancelled, ExecutionRun, execution
 from streamll.core.spans import Span, trace
 from streamll.errors import (
     ConfigurationError,
@@ -25,6 +26,7 @@ from streamll.errors import (
     StreamllError,
     UnknownSchemeError,
 )
+from streamll.executions import acancel, cancel
 from streamll.hookspecs import hookimpl
 from streamll.sinks.base import BaseSink, Overflow
 from streamll.sinks.memory import MemorySink
@@ -35,17 +37,27 @@ from streamll.sinks.terminal import TerminalSink
 
 if TYPE_CHECKING:
     from streamll.decorator import instrument
+    from streamll.event_consumer import EventConsumer
 
 __version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> Any:
-    """``instrument`` imports DSPy, so it loads on first use: consumers and the CLI start fast."""
+    """``instrument`` (DSPy) and ``EventConsumer`` load on first use: consumers and the CLI start fast."""
     if name == "instrument":
         from streamll.decorator import instrument
 
         globals()["instrument"] = instrument
         return instrument
+    if name == "EventConsumer":
+        from streamll.event_consumer import EventConsumer
+
+        globals()["EventConsumer"] = EventConsumer
+        return EventConsumer
+    from streamll.deprecation import PLUGIN_NAMES, REMOVED, plugin_name
+
+    if name in PLUGIN_NAMES or name in REMOVED:  # 0.1's streamll.RedisSink / streamll.RabbitMQSink
+        return plugin_name(__name__, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -72,11 +84,15 @@ def stats() -> dict[str, SinkStats]:
 
 __all__ = [
     "BaseSink",
+    "Configuration",
     "ConfigurationError",
     "ConsumerError",
     "EndEvent",
+    "ExecutionCancelled",
+    "ExecutionRun",
     "ErrorEvent",
     "Event",
+    "EventConsumer",
     "MalformedEventError",
     "MemorySink",
     "Overflow",
@@ -89,9 +105,12 @@ __all__ = [
     "TokenEvent",
     "UnknownSchemeError",
     "__version__",
+    "acancel",
+    "cancel",
     "configure",
     "emit",
     "events",
+    "execution",
     "flush",
     "get_context",
     "hookimpl",

@@ -1,9 +1,10 @@
-"""The ``streamll`` command: ``demo``, ``plugins``, ``tail``."""
+"""The ``streamll`` command: ``demo``, ``plugins``, ``tail``, ``serve``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 from typing import Any
@@ -12,9 +13,45 @@ import click
 
 from streamll import __version__
 
+DEBUG_KEY = "streamll.debug"
+URL_KEY = "streamll.url"
 
-@click.group()
+
+def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[DEBUG_KEY] = True
+
+
+debug_option = click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_set_debug,
+    help="Show the full traceback when the command fails.",
+)
+
+
+class _Commands(click.Group):
+    """Every command's failure is one line (what, where, what to do); ``--debug`` shows the traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.meta.get(DEBUG_KEY) or os.environ.get("STREAMLL_DEBUG", "").lower() in ("1", "true", "yes"):
+                raise
+            from streamll.cli_errors import describe
+
+            click.echo(describe(exc, ctx.invoked_subcommand or "", ctx.meta.get(URL_KEY)), err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Commands)
 @click.version_option(__version__, prog_name="streamll")
+@debug_option
 def main() -> None:
     """Watch a DSPy program think: stream tokens and lifecycle events to your infrastructure."""
 
@@ -123,6 +160,7 @@ def plugins() -> None:
 
 
 @main.command()
+@debug_option
 @click.argument("url")
 @click.option("--from-beginning", is_flag=True, help="Read the destination from its start.")
 @click.option("--group", default=None, help="Consumer group / durable name (acks every event).")
@@ -130,6 +168,7 @@ def plugins() -> None:
 @click.option("--execution", "execution_id", default=None, help="Only this execution_id.")
 @click.option("--count", type=int, default=None, help="Stop after this many events.")
 @click.option("--json", "as_json", is_flag=True, help="Print the wire JSON instead of readable lines.")
+@click.option("--live", is_flag=True, help="Show each execution's fields growing in place (needs rich).")
 def tail(
     url: str,
     from_beginning: bool,
@@ -138,10 +177,24 @@ def tail(
     execution_id: str | None,
     count: int | None,
     as_json: bool,
+    live: bool,
 ) -> None:
     """Print events read from a transport URL (redis://, nats://, kafka://, ...)."""
+    if live and as_json:
+        raise click.UsageError("--live and --json do not go together: choose one view")
+    if live:
+        try:
+            from streamll.live_view import tail_live
+        except ImportError:
+            raise click.ClickException("--live needs rich: pip install 'streamll-core[web]'") from None
     from streamll.consumer import from_url
-    from streamll.sinks.terminal import format_event
+    from streamll.sinks.terminal import format_event, printable
+
+    context = click.get_current_context()
+    context.meta[URL_KEY] = url
+    if not context.meta.get(DEBUG_KEY):
+        # client libraries log their own connection errors; the command prints one line of its own
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
     options: dict[str, Any] = {"from_beginning": from_beginning, "group": group}
     if event_types:
@@ -152,8 +205,11 @@ def tail(
     async def run() -> None:
         seen = 0
         async with from_url(url, **{k: v for k, v in options.items() if v is not None}) as consumer:
+            if live:
+                await tail_live(consumer, count=count, group=bool(group))
+                return
             async for event in consumer:
-                click.echo(event.to_json().decode() if as_json else format_event(event))
+                click.echo(printable(event.to_json().decode()) if as_json else format_event(event))
                 if group:
                     await consumer.ack(event)
                 seen += 1
@@ -162,6 +218,35 @@ def tail(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
+
+
+@main.command()
+@click.argument("source")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--secret-env", default=None, help="Name of an environment variable holding the token secret.")
+@click.option("--heartbeat", default=15.0, show_default=True, help="Seconds between heartbeats on an idle stream.")
+def serve(source: str, host: str, port: int, secret_env: str | None, heartbeat: float) -> None:
+    """Serve executions read from SOURCE (the producer's sink URL) to browsers as SSE, with a live page at /."""
+    try:
+        import uvicorn
+
+        from streamll.web import create_app
+    except ImportError as exc:
+        raise click.ClickException(f"{exc}; install the web extra: pip install 'streamll-core[web]'") from None
+    secret = None
+    if secret_env:
+        secret = os.environ.get(secret_env)
+        if not secret:
+            raise click.ClickException(f"--secret-env {secret_env}: that environment variable is empty or unset")
+    from streamll.errors import ConfigurationError
+
+    try:
+        app = create_app(source, secret=secret, heartbeat=heartbeat)
+    except (ConfigurationError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"streamll relay on http://{host}:{port}/ (live page), executions at /executions/ID/events", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1)
 
 
 if __name__ == "__main__":

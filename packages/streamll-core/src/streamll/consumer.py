@@ -178,16 +178,24 @@ class BaseConsumer(Generic[M]):
     # ------------------------------------------------------------------ helpers
 
     def _decode(self, message: Received[M]) -> Event | None:
+        """The event in ``message``, or None (counted, logged) for any body that is not one.
+
+        Whatever the bytes, this never raises: a message that escaped here would
+        end an ``async for`` loop and stay unacknowledged, delivered again forever.
+        """
         try:
             return decode_event(message.body)
         except MalformedEventError as exc:
-            self.stats.malformed += 1
-            self.stats.last_error = str(exc)
-            preview = message.body[:80]
-            logger.warning(
-                "streamll consumer %s: skipped a malformed message (%s): %r", type(self).__name__, exc, preview
-            )
-            return None
+            reason = str(exc)
+        except Exception as exc:  # a body no rule foresaw: skip it rather than poison the stream
+            reason = f"cannot decode: {type(exc).__name__}: {exc}"
+        self.stats.malformed += 1
+        self.stats.last_error = reason
+        preview = message.body[:80] if isinstance(message.body, (bytes, str)) else type(message.body).__name__
+        logger.warning(
+            "streamll consumer %s: skipped a malformed message (%s): %r", type(self).__name__, reason, preview
+        )
+        return None
 
     def _wanted(self, event: Event) -> bool:
         if self.event_types is not None and event.event_type not in self.event_types:

@@ -1,46 +1,44 @@
 """``@streamll.instrument``: turn a ``dspy.Module`` subclass into a source of events.
 
 Each top-level call of an instrumented module is one execution: a module
-``start`` event, an LM ``start`` / ``end`` pair per LM call, a token event per
-chunk of every chosen output field, and a module ``end`` event (or ``error``,
-after which the user's exception propagates unchanged).
+``start`` event, an LM ``start`` / ``end`` pair per LM request, a token event
+per piece of every chosen output field, and a module ``end`` event (or
+``error``, after which the user's exception propagates unchanged).
 
-How tokens are captured: the call runs with DSPy's stream channel
-(``settings.send_stream``) set to a :class:`~streamll.streaming.bridge.TokenChannel`.
-DSPy's sync path sends chunks with ``anyio.from_thread.run``, so a sync call
-runs ``forward`` in an AnyIO worker thread under a short-lived event loop (on a
-helper thread when the caller already runs a loop); ``acall`` streams on the
-caller's loop with no thread at all when the module has ``aforward``.
+The call itself runs as it would without streamll, in the caller's thread or
+task: streamll puts a frame in ``dspy.settings`` (it follows DSPy into the
+threads it starts), learns what DSPy does from thin wrappers on ``Predict``,
+the base ``Adapter`` and ``BaseLM`` (:mod:`streamll.streaming.hooks`), and captures tokens below DSPy
+(:mod:`streamll.streaming.capture`): only the LM requests of predictors with a
+chosen field stream, and DSPy receives their assembled replies as ordinary calls.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import logging
-import threading
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from contextvars import ContextVar
 from typing import Any, TypeVar, overload
 
-import anyio
 import dspy
 
 from streamll.config import resolve_sinks
+from streamll.core.context import context_tags
 from streamll.core.spans import Span
-from streamll.streaming.bridge import RunCallback, TokenChannel, TokenRun, instrumented_module
+from streamll.streaming import capture
+from streamll.streaming.bridge import TokenRun
+from streamll.streaming.frames import FRAME_KEY, Frame, adopt, current_frame, frame_of, hide_frames
 
 logger = logging.getLogger("streamll")
 
 M = TypeVar("M", bound=type)
 T = TypeVar("T")
 
-active_run: ContextVar[TokenRun | None] = ContextVar("streamll_active_run", default=None)
-"""The run of the enclosing instrumented call; nested instrumented modules join it."""
-
 ORIGINAL_ATTR = "__streamll_original__"
+FIELDS_ATTR = "_streamll_stream_fields"
 
 
 def _check_stream_fields(stream_fields: Iterable[str] | None) -> tuple[str, ...]:
@@ -65,6 +63,13 @@ def _summary(value: Any) -> Any:
     return value
 
 
+def _io_data(module: Any, key: str, value: Callable[[], Any]) -> dict[str, Any] | None:
+    """``{key: value()}`` for a start / end event, or None when ``include_inputs`` / ``include_outputs`` is off."""
+    if not getattr(type(module), f"_streamll_include_{key}", True):
+        return None
+    return {key: value()}
+
+
 def _inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = dict(kwargs)
     if args:
@@ -72,46 +77,80 @@ def _inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+class _StreamFields:
+    """``_streamll_stream_fields`` on an instrumented class: per call while a call runs.
+
+    Read or set inside ``forward`` it is the running call's own choice (held in
+    that call's frame), so concurrent calls on one instance never mix. Set
+    outside a call it is the instance's default, stored in its ``__dict__`` (so
+    instances pickle and copy like plain ones).
+    """
+
+    def __init__(self, default: tuple[str, ...]) -> None:
+        self.default = default
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self.default
+        frame = frame_of(obj)
+        if frame is not None:
+            return frame.fields
+        return obj.__dict__.get(FIELDS_ATTR, self.default)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        frame = frame_of(obj)
+        if frame is not None:
+            frame.fields = value
+        else:
+            obj.__dict__[FIELDS_ATTR] = value
+
+    def __delete__(self, obj: Any) -> None:
+        obj.__dict__.pop(FIELDS_ATTR, None)
+
+
 class _Call:
-    """One call of an instrumented module: its span, run and DSPy context."""
+    """One call of an instrumented module: its span, frame and DSPy context."""
 
     def __init__(self, module: Any, method_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.module = module
-        self.nested = active_run.get() is not None
+        self.parent = current_frame()
         self.span = Span(
             "module",
             type(module).__name__,
             method_name=method_name,
-            sinks=getattr(type(module), "_streamll_sinks", None),
-            data={"inputs": _inputs(args, kwargs)},
+            sinks=_class_sinks(type(module)),
+            data=_io_data(module, "inputs", lambda: _inputs(args, kwargs)),
         )
-        self._tokens: list[contextvars.Token[Any]] = []
+        self._adopted: list[contextvars.Token[Any]] = []
         self._dspy_context: Any = None
         self._run: TokenRun | None = None
         self.result: Any = None
         """What the module returned (reported in the end event)."""
 
     def __enter__(self) -> _Call:
+        fields = self.module._streamll_stream_fields
+        if self.parent is not None:
+            self._adopted = adopt(self.parent)
         self.span.open()
-        self._tokens.append(instrumented_module.set(self.module))
-        if not self.nested:
+        if self.parent is None:
             assert self.span.execution is not None
             run = self._run = TokenRun(self.span.execution)
-            self._tokens.append(active_run.set(run))
-            callbacks = [*dspy.settings.get("callbacks", []), RunCallback(run)]
-            self._dspy_context = dspy.context(send_stream=TokenChannel(run), callbacks=callbacks)
-            self._dspy_context.__enter__()
+        else:
+            run = self.parent.run
+        frame = Frame(self.module, fields, run, self.parent, self.span.span_id, dict(context_tags.get()))
+        self._dspy_context = dspy.context(**{FRAME_KEY: frame})
+        self._dspy_context.__enter__()
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if self._dspy_context is not None:
-            self._dspy_context.__exit__(exc_type, exc, tb)
-        for token in reversed(self._tokens):
-            token.var.reset(token)
+        self._dspy_context.__exit__(None, None, None)
         try:
-            self.span.close(exc, None if exc is not None else {"outputs": _summary(self.result)})
+            outputs = None if exc is not None else _io_data(self.module, "outputs", lambda: _summary(self.result))
+            self.span.close(exc, outputs)
         except Exception:  # reporting must never replace the user's result or exception
             logger.exception("streamll: could not emit the end event of %s", type(self.module).__name__)
+        for token in reversed(self._adopted):
+            token.var.reset(token)
         if self._run is not None and (unmatched := self._run.unmatched_fields()):
             _warn_unmatched(type(self.module), unmatched, self._run.outputs_seen)
 
@@ -129,66 +168,77 @@ def _warn_unmatched(cls: type, unmatched: set[str], available: set[str]) -> None
         f"{cls.__name__}: stream_fields {sorted(unmatched)} match no output field of its predictors "
         f"(available: {sorted(available)}); nothing is streamed for them",
         UserWarning,
-        stacklevel=4,
+        stacklevel=_caller_stacklevel(),
     )
 
 
-def _run_with_stream_loop(fn: Callable[[], T]) -> T:
-    """Run ``fn`` in an AnyIO worker thread while a loop serves its ``from_thread`` calls."""
-    context = contextvars.copy_context()
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` pointing at the first frame outside streamll and DSPy (the user's call)."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if not (name == "streamll" or name.startswith(("streamll.", "dspy.", "asyncio.", "contextlib"))):
+            return level
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return 2
 
-    async def main() -> T:
-        return await anyio.to_thread.run_sync(context.run, fn)
 
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return anyio.run(main)
-    outcome: dict[str, Any] = {}
+def call_sync(original: Callable[..., Any], module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """One sync call of an instrumented module."""
+    with capture.capturing(), _Call(module, "forward", args, kwargs) as tracked:
+        tracked.result = original(module, *args, **kwargs)
+        return tracked.result
 
-    def helper() -> None:
-        try:
-            outcome["value"] = anyio.run(main)
-        except BaseException as exc:  # re-raised unchanged in the caller's thread
-            outcome["error"] = exc
 
-    thread = threading.Thread(target=helper, name="streamll-call", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]  # type: ignore[no-any-return]
+async def call_async(original: Callable[..., Any], module: Any, args: Any, kwargs: Any) -> Any:
+    """One ``acall`` of an instrumented module (DSPy's own ``acall``: it awaits ``aforward``)."""
+    with capture.capturing(), _Call(module, "aforward", args, kwargs) as tracked:
+        tracked.result = await original(module, *args, **kwargs)
+        return tracked.result
 
 
 def _sync_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
-        def call() -> Any:
-            with _Call(self, "forward", args, kwargs) as tracked:
-                tracked.result = original(self, *args, **kwargs)
-                return tracked.result
-
-        if active_run.get() is not None:
-            return call()
-        return _run_with_stream_loop(call)
+        try:
+            return call_sync(original, self, args, kwargs)
+        except BaseException as exc:
+            hide_frames(exc)
+            raise
 
     setattr(__call__, ORIGINAL_ATTR, original)
     return __call__
 
 
-def _async_wrapper(original: Callable[..., Any], original_sync: Callable[..., Any]) -> Callable[..., Any]:
+def _async_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def acall(self: Any, *args: Any, **kwargs: Any) -> Any:
-        has_aforward = callable(getattr(type(self), "aforward", None))
-        with _Call(self, "aforward" if has_aforward else "forward", args, kwargs) as tracked:
-            if has_aforward:
-                tracked.result = await original(self, *args, **kwargs)
-            else:
-                tracked.result = await anyio.to_thread.run_sync(functools.partial(original_sync, self, *args, **kwargs))
-            return tracked.result
+        try:
+            return await call_async(original, self, args, kwargs)
+        except BaseException as exc:
+            hide_frames(exc)
+            raise
 
     setattr(acall, ORIGINAL_ATTR, original)
     return acall
+
+
+_sinks_by_class: dict[str, tuple[Any, ...]] = {}
+"""Sinks given to ``@instrument(sinks=...)``, by a key stored on the class (sink objects do not pickle)."""
+
+
+class _SinksOf:
+    """``cls._streamll_sinks``: the sinks given to ``@instrument(sinks=...)`` (or ``None``)."""
+
+    def __get__(self, obj: Any, owner: type | None = None) -> tuple[Any, ...] | None:
+        return _class_sinks(owner if owner is not None else type(obj))
+
+
+def _class_sinks(cls: type) -> tuple[Any, ...] | None:
+    key = getattr(cls, "_streamll_sinks_key", None)
+    return _sinks_by_class.get(key) if key is not None else None
 
 
 @overload
@@ -197,7 +247,13 @@ def instrument(cls: M, /) -> M: ...
 
 @overload
 def instrument(
-    cls: None = None, /, *, stream_fields: Sequence[str] | None = None, sinks: Sequence[Any] | None = None
+    cls: None = None,
+    /,
+    *,
+    stream_fields: Sequence[str] | None = None,
+    sinks: Sequence[Any] | None = None,
+    include_inputs: bool = True,
+    include_outputs: bool = True,
 ) -> Callable[[M], M]: ...
 
 
@@ -207,6 +263,8 @@ def instrument(
     *,
     stream_fields: Sequence[str] | None = None,
     sinks: Sequence[Any] | None = None,
+    include_inputs: bool = True,
+    include_outputs: bool = True,
 ) -> M | Callable[[M], M]:
     """Class decorator for ``dspy.Module`` subclasses.
 
@@ -217,6 +275,11 @@ def instrument(
             ``forward`` overrides it for that call.
         sinks: sinks (objects or URLs) for this module's events instead of the
             configured ones.
+        include_inputs: put the call's arguments in the module ``start``
+            event's ``data["inputs"]`` (turn off for prompts with personal data).
+        include_outputs: put the result in the module ``end`` event's
+            ``data["outputs"]``. Token events are chosen by ``stream_fields``;
+            ``configure(redact=...)`` scrubs or drops any event before it leaves.
 
     Usable bare (``@streamll.instrument``: lifecycle events, no token
     streaming unless chosen dynamically) or with arguments.
@@ -233,10 +296,17 @@ def instrument(
         module_class: Any = target
         call = getattr(module_class.__call__, ORIGINAL_ATTR, module_class.__call__)
         acall = getattr(module_class.acall, ORIGINAL_ATTR, module_class.acall)
-        module_class._streamll_stream_fields = fields
-        module_class._streamll_sinks = resolved
+        module_class._streamll_stream_fields = _StreamFields(fields)
+        key = None
+        if resolved is not None:
+            key = f"{target.__module__}.{target.__qualname__}:{id(target)}"
+            _sinks_by_class[key] = resolved
+        module_class._streamll_sinks_key = key
+        module_class._streamll_sinks = _SinksOf()
+        module_class._streamll_include_inputs = bool(include_inputs)
+        module_class._streamll_include_outputs = bool(include_outputs)
         module_class.__call__ = _sync_wrapper(call)
-        module_class.acall = _async_wrapper(acall, call)
+        module_class.acall = _async_wrapper(acall)
         module_class._streamll_instrumented = True
         return target
 

@@ -19,6 +19,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from streamll.consumer import BaseConsumer
+    from streamll.executions import ExecutionLog
     from streamll.sinks.base import BaseSink
 
 PROJECT_NAME = "streamll"
@@ -30,6 +31,8 @@ SinkFactory = Callable[[str], "BaseSink"]
 """Builds a sink from a URL; a class whose constructor takes the URL works."""
 ConsumerFactory = Callable[..., "BaseConsumer"]
 """Builds a consumer from a URL (extra keyword options allowed)."""
+ExecutionLogFactory = Callable[[str], "ExecutionLog"]
+"""Builds a per-execution reader (the web relay's source) from a URL."""
 
 
 @hookspec
@@ -42,4 +45,9 @@ def streamll_register_consumers(register: Callable[[str, ConsumerFactory], Any])
     """Register consumer factories by URL scheme: ``register("redis", RedisStreamConsumer.from_url)``."""
 
 
-__all__ = ["PROJECT_NAME", "ConsumerFactory", "SinkFactory", "hookimpl", "hookspec"]
+@hookspec
+def streamll_register_execution_logs(register: Callable[[str, ExecutionLogFactory], Any]) -> None:
+    """Register per-execution readers by URL scheme: ``register("redis", RedisExecutionLog.from_url)``."""
+
+
+__all__ = ["PROJECT_NAME", "ConsumerFactory", "ExecutionLogFactory", "SinkFactory", "hookimpl", "hookspec"]

@@ -49,6 +49,7 @@ class PluginInfo:
     version: str | None = None
     sink_schemes: list[str] = field(default_factory=list)
     consumer_schemes: list[str] = field(default_factory=list)
+    execution_log_schemes: list[str] = field(default_factory=list)
     error: str | None = None
 
 
@@ -58,6 +59,7 @@ class _Registry:
     plugins: dict[str, PluginInfo]
     sinks: dict[str, tuple[hookspecs.SinkFactory, str]]
     consumers: dict[str, tuple[hookspecs.ConsumerFactory, str]]
+    execution_logs: dict[str, tuple[hookspecs.ExecutionLogFactory, str]] = field(default_factory=dict)
 
 
 _lock = threading.Lock()
@@ -113,6 +115,7 @@ def _collect(registry: _Registry, only: str | None = None) -> None:
         for hook_name, table, schemes in (
             ("streamll_register_sinks", registry.sinks, info.sink_schemes),
             ("streamll_register_consumers", registry.consumers, info.consumer_schemes),
+            ("streamll_register_execution_logs", registry.execution_logs, info.execution_log_schemes),
         ):
             hook = getattr(registry.manager.hook, hook_name)
             impls = [impl for impl in hook.get_hookimpls() if impl.plugin is plugin]
@@ -231,6 +234,16 @@ def create_consumer(url: str, **options: Any) -> Any:
     return factory(url, **options)
 
 
+def create_execution_log(url: str) -> Any:
+    """Build the per-execution reader (the web relay's source) for ``url``."""
+    scheme = _scheme(url)
+    table = registry().execution_logs
+    if scheme not in table:
+        raise _unknown(scheme, "execution log (web relay source)", table)
+    factory, _plugin = table[scheme]
+    return factory(url)
+
+
 __all__ = [
     "DISABLE_AUTOLOAD_ENV",
     "DISABLE_PLUGINS_ENV",
@@ -239,6 +252,7 @@ __all__ = [
     "PluginInfo",
     "consumer_schemes",
     "create_consumer",
+    "create_execution_log",
     "create_sink",
     "list_plugins",
     "mask_credentials",

@@ -102,8 +102,8 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
 
     @property
     def subject(self) -> str:
-        """Subject the consumer filters on."""
-        return self.options.subject
+        """Subject the consumer filters on (``<subject>.>`` when events are published per execution)."""
+        return self.options.read_subject
 
     @property
     def stream(self) -> str:

@@ -49,7 +49,24 @@ async def connect(options: NatsOptions, *, who: str, **callbacks: Any) -> Client
     kwargs = options.connect_kwargs()
     kwargs.update(max_reconnect_attempts=1, reconnect_time_wait=0, error_cb=log_errors(who))
     kwargs.update(callbacks)
-    return await nats.connect(**kwargs)
+    seen: list[Exception] = []
+    report = kwargs["error_cb"]
+
+    async def remember(exc: Exception) -> None:
+        seen.append(exc)
+        await report(exc)
+
+    kwargs["error_cb"] = remember
+    try:
+        return await nats.connect(**kwargs)
+    except nats.errors.NoServersError as exc:
+        # "no servers available" hides why: raise what the server said ('Authorization Violation')
+        # or what the socket said (connection refused), as the sink, which does not retry, does.
+        if seen:
+            # what the server said wins over what the socket said after it (a reset once it hung up)
+            said = [error for error in seen if isinstance(error, nats.errors.Error)]
+            raise (said or seen)[-1] from exc
+        raise
 
 
 async def close_quietly(nc: Client, *, flush: bool = False, timeout: float = 5.0) -> None:
@@ -84,10 +101,11 @@ def stream_config(options: NatsOptions) -> api.StreamConfig:
 
 def _check_covers(info: api.StreamInfo, options: NatsOptions) -> None:
     subjects = list(info.config.subjects or [])
-    if not any(subject_matches(pattern, options.subject) for pattern in subjects):
+    wanted = options.publish_subject("x") if options.per_execution else options.subject
+    if not any(subject_matches(pattern, wanted) for pattern in subjects):
         raise ConfigurationError(
             f"stream {options.stream!r} exists but its subjects {subjects} do not include subject "
-            f"{options.subject!r}; add the subject to the stream, choose another ?stream=, or publish to one of them"
+            f"{wanted!r}; add the subject to the stream, choose another ?stream=, or publish to one of them"
         )
 
 

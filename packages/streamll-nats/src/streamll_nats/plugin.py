@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streamll.hookspecs import ConsumerFactory, SinkFactory, hookimpl
+from streamll.hookspecs import ConsumerFactory, ExecutionLogFactory, SinkFactory, hookimpl
 
 from streamll_nats.consumer import NatsStreamConsumer
+from streamll_nats.executions import NatsExecutionLog
 from streamll_nats.sink import NatsSink
 from streamll_nats.url import SCHEMES
 
@@ -24,3 +25,10 @@ def streamll_register_consumers(register: Callable[[str, ConsumerFactory], Any])
     """``nats://...`` and ``tls://...`` build a :class:`NatsStreamConsumer`."""
     for scheme in SCHEMES:
         register(scheme, NatsStreamConsumer.from_url)
+
+
+@hookimpl
+def streamll_register_execution_logs(register: Callable[[str, ExecutionLogFactory], Any]) -> None:
+    """:class:`NatsExecutionLog` (the web relay's per-execution reader) for ``nats://`` and ``tls://``."""
+    for scheme in SCHEMES:
+        register(scheme, NatsExecutionLog.from_url)

@@ -84,6 +84,7 @@ class NatsSink(BaseSink):
         """Publishes JetStream reported as duplicates (an event sent again within the duplicate window)."""
         self._nc: Client | None = None
         self._publisher: AckPublisher | None = None
+        self._url = url if subject is None and stream is None else None
 
     @classmethod
     def from_url(cls, url: str) -> NatsSink:
@@ -99,6 +100,11 @@ class NatsSink(BaseSink):
     def stream(self) -> str:
         """JetStream stream that stores them."""
         return self.options.stream
+
+    @property
+    def execution_log_url(self) -> str | None:
+        """The URL a relay (and cancellation) reads this sink's executions by, with ``per_execution=true``."""
+        return self._url if self.options.per_execution else None
 
     # ------------------------------------------------------------------ BaseSink API
 
@@ -141,7 +147,7 @@ class NatsSink(BaseSink):
         nc, publisher = self._nc, self._publisher
         if nc is None or publisher is None or not nc.is_connected:
             raise ConnectionError("not connected to NATS")
-        subject, stream = self.options.subject, self.options.stream
+        stream = self.options.stream
         limit, window = nc.max_payload, self.options.max_in_flight
         results: list[Any] = []
         futures: list[asyncio.Future[PubAck]] = []
@@ -154,7 +160,7 @@ class NatsSink(BaseSink):
                 if size > limit:
                     too_large.append(f"event {event.event_id} is {size} bytes, over the server's max_payload {limit}")
                     continue
-                futures.append(await publisher.publish(subject, body, headers))
+                futures.append(await publisher.publish(self.options.publish_subject(event.execution_id), body, headers))
                 if len(futures) >= window:
                     results += await self._await_acks(futures)
                     futures = []

@@ -35,6 +35,8 @@ _STREAM_NAME = re.compile(r"^[^\s.*>/\\]+$")
 _SUBJECT_TOKEN = re.compile(r"^[^\s.]+$")
 
 MASK = "***"
+DEFAULT_EXECUTION_MAX_AGE = 86_400.0
+"""Seconds a stream created with ``per_execution=true`` keeps messages, unless ``max_age`` says otherwise."""
 
 
 _read = OptionReader("NATS")
@@ -128,6 +130,7 @@ _CLIENT_OPTIONS: dict[str, Converter[Any]] = {
     "connect_timeout": _read.seconds,
     "ack_timeout": _read.seconds,
     "max_in_flight": _read.at_least(1),
+    "per_execution": _read.boolean,
 }
 """Options that become :class:`NatsOptions` fields (``token`` is read with the URL's credentials)."""
 
@@ -181,6 +184,8 @@ class NatsOptions:
     """Seconds the sink waits for the JetStream acks of one batch before retrying it."""
     max_in_flight: int = 4000
     """Publishes awaiting their JetStream ack at once."""
+    per_execution: bool = False
+    """Publish each event on ``<subject>.<execution_id>`` (the web relay reads one execution by its subject)."""
     sink_options: dict[str, Any] = field(default_factory=dict)
     """BaseSink options from the URL (batch_size, buffer_size, linger, overflow, ...)."""
     consumer_options: dict[str, Any] = field(default_factory=dict)
@@ -188,8 +193,20 @@ class NatsOptions:
 
     @property
     def stream_subjects(self) -> list[str]:
-        """Subjects a newly created stream captures."""
-        return list(self.stream_settings.subjects or (self.subject,))
+        """Subjects a newly created stream captures (with ``per_execution``, also ``<subject>.>``)."""
+        default = (self.subject, f"{self.subject}.>") if self.per_execution else (self.subject,)
+        return list(self.stream_settings.subjects or default)
+
+    def publish_subject(self, execution_id: str) -> str:
+        """Where an event of ``execution_id`` is published: ``<subject>.<execution_id>`` with ``per_execution``."""
+        if self.per_execution and execution_id and _SUBJECT_TOKEN.match(execution_id) and execution_id not in "*>":
+            return f"{self.subject}.{execution_id}"
+        return self.subject
+
+    @property
+    def read_subject(self) -> str:
+        """What a consumer of every event reads: ``<subject>`` or, with ``per_execution``, ``<subject>.>``."""
+        return f"{self.subject}.>" if self.per_execution else self.subject
 
     def masked_url(self) -> str:
         """The servers, subject and stream, with every credential replaced by ``***``."""
@@ -336,6 +353,8 @@ def parse_url(url: str) -> NatsOptions:
         if path and not os.path.isfile(path):
             raise ConfigurationError(f"{key}={path!r}: no such file")
 
+    if options.get("per_execution") and "max_age" not in stream_settings:
+        stream_settings["max_age"] = DEFAULT_EXECUTION_MAX_AGE
     return NatsOptions(
         servers=servers,
         user=user,

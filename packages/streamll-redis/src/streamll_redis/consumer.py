@@ -57,6 +57,8 @@ class RedisStreamConsumer(BaseConsumer[str]):
     """Longest single blocking read in seconds, so :meth:`stop` is noticed promptly."""
     retry_backoff: float = 0.1
     retry_backoff_max: float = 5.0
+    ack_timeout: float = 5.0
+    """Longest :meth:`ack` waits for Redis (reconnecting included) before it raises; the entry stays pending."""
 
     def __init__(
         self,
@@ -69,8 +71,13 @@ class RedisStreamConsumer(BaseConsumer[str]):
         event_types: Iterable[str] | str | None = None,
         execution_id: str | None = None,
         count: int | None = None,
+        ack_timeout: float | None = None,
     ) -> None:
         super().__init__(event_types=event_types, execution_id=execution_id)
+        if ack_timeout is not None:
+            if not ack_timeout > 0:
+                raise ConfigurationError(f"ack_timeout must be a number of seconds > 0, got {ack_timeout!r}")
+            self.ack_timeout = float(ack_timeout)
         options = parse_redis_url(url)
         if stream is not None:
             options = options.replace(stream=stream)
@@ -298,19 +305,35 @@ class RedisStreamConsumer(BaseConsumer[str]):
     # ------------------------------------------------------------------ acknowledging
 
     async def _ack_message(self, handle: str) -> None:
-        """``XACK`` in a group (waiting out a connection loss); nothing to do without one."""
+        """``XACK`` in a group, riding out a short connection loss; nothing to do without one.
+
+        Raises :class:`~streamll.errors.ConsumerError` after ``ack_timeout`` seconds without Redis:
+        the entry stays pending on this consumer and is delivered again when it restarts.
+        """
         if self.group is None:
             return
+        deadline = time.monotonic() + self.ack_timeout
         while True:
             if not self.is_started:
                 raise ConsumerError(f"cannot ack entry {handle}: the consumer is stopped (it stays pending)")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ConsumerError(
+                    f"cannot ack entry {handle}: {self.options.display_url} did not answer within "
+                    f"{self.ack_timeout:g}s ({self.stats.last_error}); it stays pending and is delivered again"
+                )
             client = self._client
             if client is None:
-                await self._reconnect(None)
+                try:  # a server that accepts the connection but never answers must not hold the ack either
+                    await asyncio.wait_for(self._reconnect(deadline), remaining)
+                except TimeoutError as exc:
+                    await self._connection_lost(exc)
                 continue
             try:
-                await client.xack(self.stream, self.group, handle)
+                await asyncio.wait_for(client.xack(self.stream, self.group, handle), remaining)
                 return
+            except TimeoutError as exc:
+                await self._connection_lost(exc)
             except CONNECTION_ERRORS as exc:
                 await self._connection_lost(exc)
 

@@ -6,6 +6,9 @@ Every entry has three fields:
   the only field a consumer needs;
 * ``event_type`` and ``execution_id``: copies of two body fields, so
   ``XRANGE`` / ``redis-cli`` users can inspect a stream without parsing JSON.
+
+Entries written by streamll 0.1 (one ``__data__`` field, see
+``streamll_redis.legacy``) are read too.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ Entry = tuple[str, Mapping[Any, Any]]
 """An entry id and its fields, as read from the stream."""
 
 _DATA_KEYS = (DATA_FIELD.encode(), DATA_FIELD)
+_LEGACY_KEYS = (b"__data__", "__data__")
 
 
 def entry_fields(event: Event) -> dict[FieldT, EncodableT]:
@@ -37,11 +41,17 @@ def entry_fields(event: Event) -> dict[FieldT, EncodableT]:
 
 
 def entry_body(fields: Mapping[Any, Any]) -> bytes | None:
-    """The JSON body of an entry, or None when it has no ``data`` field."""
+    """The JSON body of an entry, or None when it has no ``data`` (or 0.1 ``__data__``) field."""
     for key in _DATA_KEYS:
         value = fields.get(key)
         if value is not None:
             return value if isinstance(value, bytes) else str(value).encode("utf-8")
+    for key in _LEGACY_KEYS:
+        value = fields.get(key)
+        if value is not None:
+            from streamll_redis.legacy import legacy_body
+
+            return legacy_body(value)
     return None
 
 

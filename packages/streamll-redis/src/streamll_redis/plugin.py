@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streamll.hookspecs import ConsumerFactory, SinkFactory, hookimpl
+from streamll.hookspecs import ConsumerFactory, ExecutionLogFactory, SinkFactory, hookimpl
 
 from streamll_redis.consumer import RedisStreamConsumer
+from streamll_redis.executions import RedisExecutionLog
 from streamll_redis.sink import RedisSink
 from streamll_redis.url import SCHEMES
 
@@ -24,3 +25,10 @@ def streamll_register_consumers(register: Callable[[str, ConsumerFactory], Any])
     """:class:`RedisStreamConsumer` for every Redis scheme."""
     for scheme in SCHEMES:
         register(scheme, RedisStreamConsumer.from_url)
+
+
+@hookimpl
+def streamll_register_execution_logs(register: Callable[[str, ExecutionLogFactory], Any]) -> None:
+    """:class:`RedisExecutionLog` (the web relay's per-execution reader) for every Redis scheme."""
+    for scheme in SCHEMES:
+        register(scheme, RedisExecutionLog.from_url)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Unpack
+from typing import Any, Unpack
 
 import redis.asyncio as aioredis
 from streamll.core.events import Event
@@ -12,6 +12,7 @@ from streamll.url_options import SinkOptions, sink_arguments
 
 from streamll_redis.client import close_client, make_client
 from streamll_redis.entries import entry_fields
+from streamll_redis.executions import add_execution_writes
 from streamll_redis.url import DEFAULT_URL, RedisOptions, parse_redis_url
 
 logger = logging.getLogger("streamll.redis")
@@ -30,6 +31,8 @@ class RedisSink(BaseSink):
 
     Options come from the URL (``redis://host:6379/0?stream=KEY&maxlen=N``,
     see ``streamll_redis.url``); keyword arguments given here win over it.
+    With ``?per_execution=true`` each event is also appended to its
+    execution's own key, for the web relay (see ``streamll_redis.executions``).
     ``sink_options`` are ``BaseSink``'s (``buffer_size``, ``overflow``, ...).
     """
 
@@ -51,6 +54,7 @@ class RedisSink(BaseSink):
         super().__init__(**sink_arguments(options.sink_options, sink_options, default_name=default_name))
         self.options: RedisOptions = options
         self._client: aioredis.Redis | None = None
+        self._url = url if stream is None else None
 
     @classmethod
     def from_url(cls, url: str) -> RedisSink:
@@ -61,6 +65,11 @@ class RedisSink(BaseSink):
     def stream(self) -> str:
         """The stream key events are appended to."""
         return self.options.stream
+
+    @property
+    def execution_log_url(self) -> str | None:
+        """The URL a relay (and cancellation) reads this sink's executions by, with ``per_execution=true``."""
+        return self._url if self.options.per_execution else None
 
     @property
     def maxlen(self) -> int:
@@ -91,6 +100,7 @@ class RedisSink(BaseSink):
         maxlen = self.options.maxlen or None
         approximate = self.options.approximate
         pipe = client.pipeline(transaction=False)
+        per_execution: list[tuple[str, Any]] | None = [] if self.options.per_execution else None
         unencodable = 0
         for event in events:
             try:
@@ -100,6 +110,10 @@ class RedisSink(BaseSink):
                 self._count_unencodable(event, exc)
                 continue
             pipe.xadd(stream, fields, maxlen=maxlen, approximate=approximate)
+            if per_execution is not None:
+                per_execution.append((event.execution_id, fields))
+        if per_execution:
+            add_execution_writes(pipe, self.options, per_execution)
         if len(pipe):
             await pipe.execute()
         return len(events) - unencodable

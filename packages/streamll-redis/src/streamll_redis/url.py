@@ -29,6 +29,8 @@ SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_URL = "redis://localhost:6379/0"
 DEFAULT_PORT = 6379
 DEFAULT_STREAM = "streamll"
+DEFAULT_EXECUTION_TTL = 86_400.0
+"""Seconds a finished execution's own stream key is kept (``?per_execution=true``)."""
 DEFAULT_MAXLEN = 100_000
 """Approximate cap on the stream's length, so an unattended stream cannot fill Redis' memory (``maxlen=0``: none)."""
 PASSWORD_ENV_VARS = ("STREAMLL_REDIS_PASSWORD", "REDIS_PASSWORD")
@@ -49,6 +51,8 @@ _CONNECTION_OPTIONS: dict[str, Converter[Any]] = {
     "consumer": _read.text,
     "from_beginning": _read.boolean,
     "count": _read.at_least(1),
+    "per_execution": _read.boolean,
+    "execution_ttl": _read.seconds,
 }
 """Options that become :class:`RedisOptions` fields."""
 
@@ -84,6 +88,10 @@ class RedisOptions:
     """``XADD ... MAXLEN ~ maxlen`` on every write; 0 turns trimming off."""
     approximate: bool = True
     """Trim with ``~`` (cheap, keeps a little more than ``maxlen``) instead of exactly."""
+    per_execution: bool = False
+    """Also append each event to the execution's own key ``<stream>:exec:<execution_id>`` (the web relay reads it)."""
+    execution_ttl: float = DEFAULT_EXECUTION_TTL
+    """Seconds an execution's own key lives after its last event (renewed on every write)."""
     ssl_ca_certs: str | None = None
     ssl_ca_path: str | None = None
     ssl_certfile: str | None = None
@@ -106,6 +114,8 @@ class RedisOptions:
             raise ConfigurationError("redis stream key must not be empty")
         if self.maxlen < 0:
             raise ConfigurationError(f"redis maxlen must be >= 0 (0 turns trimming off), got {self.maxlen}")
+        if self.execution_ttl < 1:
+            raise ConfigurationError(f"redis execution_ttl must be at least 1 second, got {self.execution_ttl:g}")
         if self.ssl_cert_reqs not in CERT_REQS:
             raise ConfigurationError(f"ssl_cert_reqs must be one of {', '.join(CERT_REQS)}, got {self.ssl_cert_reqs!r}")
 
@@ -237,6 +247,7 @@ def parse_redis_url(url: str, environ: Mapping[str, str] | None = None) -> Redis
 
 
 __all__ = [
+    "DEFAULT_EXECUTION_TTL",
     "DEFAULT_MAXLEN",
     "DEFAULT_STREAM",
     "DEFAULT_URL",

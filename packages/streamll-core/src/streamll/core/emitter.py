@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from streamll.core import policy
 from streamll.core.context import Execution, context_tags, current_execution, current_span
 from streamll.core.events import EVENT_CLASSES, Event
 
@@ -12,9 +13,15 @@ logger = logging.getLogger("streamll")
 
 
 def dispatch(event: Event, execution: Execution | None = None) -> None:
-    """Hand ``event`` to the execution's sinks (or the configured ones); never raises."""
+    """Hand ``event`` to the execution's sinks (or the configured ones); never raises.
+
+    The ``configure(event_filter=..., redact=...)`` rules apply here, once, before any sink sees the event.
+    """
     from streamll.config import active_sinks
 
+    if (checked := policy.outgoing(event)) is None:
+        return
+    event = checked
     try:
         sinks = execution.sinks if execution is not None and execution.sinks is not None else active_sinks()
     except Exception as exc:  # bad STREAMLL_SINKS must not break the user's program

@@ -79,6 +79,8 @@ def decode_event(payload: bytes | str | dict[str, Any]) -> Event:
             body = json.loads(payload)
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedEventError(f"not JSON: {exc}") from exc
+        except RecursionError:  # b"[" * 100000: nested deeper than the parser can follow
+            raise MalformedEventError("not JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise MalformedEventError(f"expected a JSON object, got {type(body).__name__}")
     event_type = body.get("event_type")
@@ -92,6 +94,10 @@ def decode_event(payload: bytes | str | dict[str, Any]) -> Event:
         return cls.model_validate(body)
     except ValidationError as exc:
         raise MalformedEventError(f"wrong shape for a {event_type!r} event: {exc.error_count()} error(s)") from exc
+    except (ArithmeticError, RecursionError, ValueError) as exc:
+        # a timestamp whose UTC form is out of datetime's range (0001-01-01T00:00:00+05:00), a value
+        # nested too deeply: not an event this reader can hold
+        raise MalformedEventError(f"unreadable {event_type!r} event: {type(exc).__name__}: {exc}") from exc
 
 
 __all__ = ["decode_event", "encode_event", "event_to_dict"]

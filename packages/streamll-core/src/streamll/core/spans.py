@@ -8,7 +8,7 @@ from contextvars import Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from streamll.core.context import Execution, current_execution, current_span
+from streamll.core.context import Execution, context_tags, current_execution, current_span
 from streamll.core.emitter import dispatch, make_event
 from streamll.core.events import Event
 
@@ -26,6 +26,8 @@ class Span:
 
     Opens a new execution when none is active (with ``sinks`` if given);
     inside, events get this span's start ``event_id`` as ``parent_id``.
+    ``metadata`` is added to the ``tags`` of every event inside the span and to
+    the ``data`` of its own start / end / error and :meth:`emit` events.
     Exceptions are never swallowed.
     """
 
@@ -37,12 +39,14 @@ class Span:
         method_name: str | None = None,
         sinks: tuple[BaseSink, ...] | None = None,
         data: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         self.operation = operation
         self.name = name
         self.method_name = method_name
         self._sinks = sinks
-        self._start_data = data
+        self.metadata = dict(metadata) if metadata else {}
+        self._start_data = {**self.metadata, **data} if self.metadata and data else (data or self.metadata or None)
         self.execution: Execution | None = None
         self.span_id: str | None = None
         self._started = 0.0
@@ -55,14 +59,22 @@ class Span:
             execution = Execution(sinks=self._sinks)
             self._tokens.append(current_execution.set(execution))
         self.execution = execution
-        start, _ = make_event(
-            "start",
-            self._start_data,
-            execution=execution,
-            module_name=self.name,
-            method_name=self.method_name,
-            operation=self.operation,
-        )
+        if self.metadata:
+            self._tokens.append(context_tags.set({**context_tags.get(), **self.metadata}))
+        try:
+            start, _ = make_event(
+                "start",
+                self._start_data,
+                execution=execution,
+                module_name=self.name,
+                method_name=self.method_name,
+                operation=self.operation,
+            )
+        except BaseException:  # e.g. data that is not a dict: leave the context as it was found
+            for token in reversed(self._tokens):
+                token.var.reset(token)
+            self._tokens.clear()
+            raise
         self.span_id = start.event_id
         self._tokens.append(current_span.set(start.event_id))
         self._started = time.perf_counter()
@@ -73,18 +85,23 @@ class Span:
         """Emit a custom event inside this span."""
         fields.setdefault("module_name", self.name)
         fields.setdefault("operation", self.operation)
+        if self.metadata:
+            data = {**self.metadata, **(data or {})}
         event, execution = make_event(event_type, data, execution=self.execution, parent_id=self.span_id, **fields)
         dispatch(event, execution)
         return event
 
     def close(self, error: BaseException | None = None, data: dict[str, Any] | None = None) -> None:
         """Emit the end (or error) event and restore the enclosing context."""
-        payload = {**(data or {}), "span_id": self.span_id, "duration_ms": (time.perf_counter() - self._started) * 1000}
+        elapsed_ms = (time.perf_counter() - self._started) * 1000
+        payload = {**self.metadata, **(data or {}), "span_id": self.span_id, "duration_ms": elapsed_ms}
         if error is not None:
             payload.update(error_data(error))
         for token in reversed(self._tokens):
             token.var.reset(token)
         self._tokens.clear()
+        # the enclosing context's ids plus this span's metadata (set_context inside the span does not leak out)
+        tags = {**context_tags.get(), **self.metadata} if self.metadata else None
         event, execution = make_event(
             "error" if error is not None else "end",
             payload,
@@ -92,6 +109,7 @@ class Span:
             module_name=self.name,
             method_name=self.method_name,
             operation=self.operation,
+            tags=tags,
         )
         dispatch(event, execution)
 
@@ -134,15 +152,28 @@ def _trace_sinks(sinks: list[Any]) -> tuple[BaseSink, ...]:
     return checked
 
 
-def trace(name: str, *, data: dict[str, Any] | None = None, sinks: list[Any] | None = None) -> Span:
-    """A span for your own code: ``with streamll.trace("retrieve") as ctx: ctx.emit("hit", data={...})``.
+def trace(name: str, *, data: dict[str, Any] | None = None, sinks: list[Any] | None = None, **metadata: Any) -> Span:
+    """A span for your own code: ``with streamll.trace("retrieve", user="u1") as ctx: ctx.emit("hit", data={...})``.
 
     Works with ``with`` and ``async with``; ``sinks`` (objects or URLs) apply
     when the trace starts a new execution. A sink built from a URL here is
     shared by every trace naming that URL and drained at interpreter exit.
+    Keyword ``metadata`` goes into the ``tags`` of every event emitted inside
+    the trace (modules, LM calls, tokens, nested traces) and into the ``data``
+    of the trace's own start / end / error and ``ctx.emit`` events.
     """
+    if data is not None and not isinstance(data, dict):
+        raise TypeError(f"trace data must be a dict, not {type(data).__name__}")
+    if "module_name" in metadata:
+        from streamll.deprecation import deprecated
+
+        deprecated(
+            "trace(name, module_name=...) (0.1: the events' module_name)",
+            f"streamll.trace({metadata['module_name']!r}): a trace's name is its events' module_name; "
+            "module_name= is kept as metadata",
+        )
     resolved = _trace_sinks(sinks) if sinks is not None else None
-    return Span("trace", name, sinks=resolved, data=data)
+    return Span("trace", name, sinks=resolved, data=data, metadata=metadata)
 
 
 __all__ = ["Span", "error_data", "trace"]

@@ -125,6 +125,11 @@ class BaseSink:
         self._deadline: float | None = None
         self._undelivered = 0
         self._opened = False
+        self._ever_opened = False
+        """True once :meth:`open` succeeded: a sink that never connected gives up at once when stopping."""
+        self._gave_up: str | None = None
+        """Why the drain ended early (a destination that never accepted a connection)."""
+        self._phase = "connect"
         self._reconnecting = False
         self._last_logged: tuple[str, float] = ("", 0.0)
 
@@ -173,6 +178,7 @@ class BaseSink:
             self._stopping = False
             self._deadline = None
             self._undelivered = 0
+            self._gave_up = None
             self._done = threading.Event()
             if self.overflow is Overflow.SPILL and self._spill is None:
                 from streamll.sinks.spill import SpillFile
@@ -359,9 +365,10 @@ class BaseSink:
         while not self._opened:
             if self._past_deadline():
                 return False
+            self._phase = "connect"
             try:
                 await self.open()
-                self._opened = True
+                self._opened = self._ever_opened = True
                 if failed_before or self._reconnecting:
                     self._reconnecting = False
                     with self._lock:
@@ -369,6 +376,12 @@ class BaseSink:
             except Exception as exc:
                 failed_before = True
                 self._record_write_error("open", exc)
+                if self._stopping and not self._ever_opened:
+                    # never answered in this process's life: waiting out the stop timeout will not change that
+                    from streamll.sinks.shutdown import describe_connect_failure
+
+                    self._gave_up = describe_connect_failure(self, exc)
+                    return False
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self.retry_backoff_max)
         return True
@@ -388,6 +401,7 @@ class BaseSink:
         generation = self._generation
         backoff = self.retry_backoff
         cancelled = abandoned = False
+        in_flight: list[Event] = []
         try:
             while True:
                 if not await self._ensure_open():
@@ -402,9 +416,11 @@ class BaseSink:
                     await asyncio.sleep(self.linger)
                     batch.extend(self._top_up(self.batch_size - len(batch)))
                 failed_before = self._stats.failed
+                self._phase, in_flight = "write", batch
                 try:
                     written = await self.write_batch(batch)
                 except Exception as exc:
+                    in_flight = []
                     self._requeue_failed(batch)
                     self._record_write_error("write", exc)
                     if self._past_deadline():
@@ -416,10 +432,17 @@ class BaseSink:
                         self._stats.retries += 1
                     continue
                 backoff = self.retry_backoff
+                in_flight = []
                 self._settle(batch, written, failed_before)
         except asyncio.CancelledError:  # only stop() cancels, when its timeout passed during a write or connect
             cancelled = True
-            self._log(logging.ERROR, "stop timeout passed while the destination held a write or connect; gave up")
+            if in_flight:  # not known to be delivered: with a spill file it is kept, else counted as dropped
+                self._requeue_failed(in_flight)
+            from streamll.sinks.shutdown import destination
+
+            where = destination(self) or "the destination"
+            doing = "a write to" if self._phase == "write" else "connecting to"
+            self._log(logging.ERROR, "stop timeout passed while %s %s was still pending; gave up", doing, where)
         except GeneratorExit:
             # the task was garbage-collected: the sink sat idle and nobody can hand it events any more,
             # or a forked child dropped its copy of the parent's worker. Nothing to deliver or report.
@@ -497,6 +520,17 @@ class BaseSink:
 
     def _account_leftovers(self) -> None:
         with self._lock:
+            spill = self._spill
+            if spill is not None and (self._retry_batch or self._queue):
+                # spill never loses what it accepted: what is still in memory goes to the front of the file
+                kept = [*self._retry_batch, *self._queue]
+                try:
+                    spill.put_back(kept)
+                    self._queue.clear()
+                    self._retry_batch = []
+                    self._stats.spilled += len(kept)
+                except OSError as exc:
+                    self._log(logging.ERROR, "could not keep %d event(s) in spill file: %s", len(kept), exc)
             left = len(self._queue) + len(self._retry_batch) + self._writing
             self._queue.clear()
             self._retry_batch = []
@@ -504,13 +538,18 @@ class BaseSink:
             if left:
                 self._stats.dropped += left
                 self._stats.last_error = f"stopped with {left} undelivered event(s)"
-            spill = self._spill
+                if self._gave_up:
+                    self._stats.last_error += f": {self._gave_up}"
             self._spill = None
             self._undelivered = left + (spill.pending if spill is not None else 0)
             self._running = False
             self._idle.notify_all()
             self._not_full.notify_all()
-        if left:
+        if left and self._gave_up:
+            self._log(
+                logging.ERROR, "stopped with %d undelivered event(s) (counted as dropped): %s", left, self._gave_up
+            )
+        elif left:
             self._log(logging.ERROR, "stopped with %d undelivered event(s) (counted as dropped)", left)
         if spill is not None:
             if spill.pending:
@@ -542,6 +581,8 @@ class BaseSink:
         self._task = None
         self._deadline = None
         self._opened = False
+        self._ever_opened = False
+        self._gave_up = None
         self._reconnecting = False
         self._undelivered = 0
         self._spill = None

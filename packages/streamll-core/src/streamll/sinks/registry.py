@@ -15,9 +15,12 @@ _running: weakref.WeakSet[BaseSink] = weakref.WeakSet()
 
 
 def track(sink: BaseSink) -> None:
-    """Remember a started sink."""
+    """Remember a started sink (and make sure SIGTERM drains it: see :mod:`streamll.sinks.shutdown`)."""
+    from streamll.sinks.shutdown import install_sigterm_drain
+
     with _lock:
         _running.add(sink)
+    install_sigterm_drain()
 
 
 def untrack(sink: BaseSink) -> None:

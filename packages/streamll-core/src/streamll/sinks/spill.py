@@ -87,6 +87,27 @@ class SpillFile:
                 self._writer.seek(0)
         return events
 
+    def put_back(self, events: list[Event]) -> None:
+        """Write ``events`` in front of what the file still holds (a stopping sink's in-memory buffer)."""
+        if not events:
+            return
+        lines = b"".join(encode_event(event) + b"\n" for event in events)
+        with self._lock:
+            self._writer.flush()
+            with open(self.path, "rb") as reader:
+                reader.seek(self._read_offset)
+                rest = reader.read()
+            staging = self.path.with_name(self.path.name + ".tmp")
+            with open(staging, "wb") as file:
+                file.write(lines + rest)
+                file.flush()
+                os.fsync(file.fileno())
+            self._writer.close()
+            os.replace(staging, self.path)
+            self._writer = open(self.path, "ab")  # noqa: SIM115 - kept open for the sink's lifetime
+            self._read_offset = 0
+            self.pending += len(events)
+
     def close(self, *, remove: bool = True) -> None:
         """Close the file; remove it when nothing is left in it."""
         with self._lock:

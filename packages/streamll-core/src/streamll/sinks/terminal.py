@@ -13,8 +13,24 @@ from streamll.errors import ConfigurationError
 from streamll.sinks.base import BaseSink
 
 
+def printable(text: str) -> str:
+    """``text`` with lone surrogates (valid in a JSON string, not encodable) written as ``\\udXXX`` escapes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def format_event(event: Event) -> str:
-    """``[TOKEN] answer: "Machine"`` for tokens, ``[START] module QA`` style lines for the rest."""
+    """``[TOKEN] answer: "Machine"`` for tokens, ``[START] module QA`` style lines for the rest.
+
+    The line can always be printed: a lone surrogate in a token is shown as ``\\ud800``.
+    """
+    return printable(_format(event))
+
+
+def _format(event: Event) -> str:
     if isinstance(event, TokenEvent):
         return f"[TOKEN] {event.field}: {json.dumps(event.token, ensure_ascii=False)}"
     label = event.event_type.upper()
@@ -38,16 +54,36 @@ def format_event(event: Event) -> str:
 class TerminalSink(BaseSink):
     """Prints every event as one line; used when no sink is configured.
 
-    ``TerminalSink(tokens_only=True)`` prints only ``[TOKEN]`` lines. URL form:
-    ``terminal://`` (stdout) or ``terminal://stderr``.
+    ``TerminalSink(tokens_only=True)`` prints only ``[TOKEN]`` lines;
+    ``show_tokens=False`` prints every line but those. URL form:
+    ``terminal://`` (stdout) or ``terminal://stderr``. ``output=`` is 0.1's
+    name for ``stream`` (deprecated).
     """
 
     linger = 0.005
 
-    def __init__(self, stream: TextIO | None = None, *, tokens_only: bool = False, **options: object) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        tokens_only: bool = False,
+        show_tokens: bool = True,
+        output: TextIO | None = None,
+        **options: object,
+    ) -> None:
+        if isinstance(stream, bool):  # 0.1's TerminalSink(show_tokens, output) positional form
+            stream, show_tokens = None, stream
+        if output is not None:
+            from streamll.deprecation import deprecated
+
+            deprecated("TerminalSink(output=...)", "TerminalSink(stream=...)")
+            if stream is not None:
+                raise ConfigurationError("TerminalSink: give stream= only (output= is its deprecated name)")
+            stream = output
         super().__init__(**options)  # type: ignore[arg-type]
         self._stream = stream
         self.tokens_only = tokens_only
+        self.show_tokens = show_tokens
 
     @classmethod
     def from_url(cls, url: str) -> TerminalSink:
@@ -60,17 +96,23 @@ class TerminalSink(BaseSink):
         return cls(sys.stderr if target == "stderr" else None, tokens_only=tokens_only)
 
     @property
+    def output(self) -> TextIO:
+        """0.1's name for :attr:`stream`."""
+        return self.stream
+
+    @property
     def stream(self) -> TextIO:
         """Where lines go (``sys.stdout`` at the time of writing unless given)."""
         return self._stream or sys.stdout
 
     def handle_event(self, event: Event) -> None:
         """Print one line for ``event``."""
-        if self.tokens_only and not isinstance(event, TokenEvent):
+        is_token = isinstance(event, TokenEvent)
+        if (self.tokens_only and not is_token) or (is_token and not self.show_tokens):
             return
         stream = self.stream
         stream.write(format_event(event) + "\n")
         stream.flush()
 
 
-__all__ = ["TerminalSink", "format_event"]
+__all__ = ["TerminalSink", "format_event", "printable"]

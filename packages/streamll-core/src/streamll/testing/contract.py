@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -25,6 +27,13 @@ from streamll.core.emitter import make_event
 from streamll.core.events import Event, TokenEvent
 from streamll.core.serialization import event_to_dict
 from streamll.sinks.base import BaseSink
+
+POISON: tuple[bytes, ...] = (
+    b"[" * 100_000,
+    b'{"event_type":"x","timestamp":"0001-01-01T00:00:00+05:00"}',
+    b'{"event_type":"x","timestamp":"9999-12-31T23:59:59-05:00"}',
+)
+"""Bodies that once escaped the decoder (a RecursionError, OverflowErrors) and poisoned a group."""
 
 
 class TransportFixture(abc.ABC):
@@ -43,6 +52,9 @@ class TransportFixture(abc.ABC):
     @abc.abstractmethod
     async def publish_raw(self, body: bytes) -> None:
         """Put ``body`` on the destination as a message, bypassing streamll."""
+
+    destination_url: str | None = None
+    """A URL naming this destination, for ``streamll tail`` (tests that need it skip without it)."""
 
 
 def make_execution_events(count: int, *, field: str = "answer") -> tuple[Execution, list[Event]]:
@@ -147,6 +159,61 @@ class TransportContract:
             received = await read(consumer, len(events))
         assert [e.event_id for e in received] == [e.event_id for e in events]
         assert consumer.stats.malformed == 3
+        await asyncio.to_thread(sink.stop)
+
+    async def test_poison_messages_are_acked_and_skipped_in_a_group(self, transport: TransportFixture) -> None:
+        """Bodies that break a JSON or date parser are skipped and acknowledged; the next event still arrives."""
+        sink = transport.make_sink()
+        _, events = make_execution_events(4)
+        half = len(events) // 2
+        await asyncio.to_thread(write, sink, events[:half])
+        for body in POISON:
+            await transport.publish_raw(body)
+        await asyncio.to_thread(write, sink, events[half:])
+        for body in POISON:
+            await transport.publish_raw(body)
+        group = "contract-poison"
+        seen: list[str] = []
+        async with transport.make_consumer(from_beginning=True, group=group) as consumer:
+
+            async def iterate() -> None:
+                async for event in consumer:
+                    seen.append(event.event_id)
+                    await consumer.ack(event)
+                    if len(seen) == len(events):
+                        break
+
+            await asyncio.wait_for(iterate(), timeout=30)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while consumer.stats.malformed < 2 * len(POISON) and loop.time() < deadline:
+                assert await consumer.consume_one(timeout=0.5) is None
+            assert consumer.stats.malformed == 2 * len(POISON)
+        assert seen == [e.event_id for e in events]
+        async with transport.make_consumer(from_beginning=True, group=group) as again:
+            assert await again.consume_one(timeout=2) is None
+            assert again.stats.malformed == 0, "a skipped message was not acknowledged and came back"
+        await asyncio.to_thread(sink.stop)
+
+    async def test_tail_survives_poison_and_a_lone_surrogate_token(self, transport: TransportFixture) -> None:
+        """``streamll tail`` skips what it cannot decode and prints a token no terminal encoding can hold."""
+        if transport.destination_url is None:
+            pytest.skip("this transport fixture names no URL for streamll tail")
+        sink = transport.make_sink()
+        _, events = make_execution_events(1)
+        for body in POISON:
+            await transport.publish_raw(body)
+        await transport.publish_raw(b'{"event_type":"token","data":{"token":"a\\ud800b","field":"answer"}}')
+        await asyncio.to_thread(write, sink, events)
+        command = [sys.executable, "-m", "streamll.cli", "tail", transport.destination_url, "--from-beginning"]
+        done = await asyncio.to_thread(
+            subprocess.run, [*command, "--count", str(1 + len(events))], capture_output=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        lines = done.stdout.decode("utf-8").splitlines()
+        assert lines[0] == '[TOKEN] answer: "a\\ud800b"', done.stdout
+        assert lines[1:] == ["[START] QA", '[TOKEN] answer: " tok0"', "[END] QA (1 ms)"]
+        assert done.stderr.decode().count("skipped a malformed message") == len(POISON)
         await asyncio.to_thread(sink.stop)
 
     async def test_async_iteration(self, transport: TransportFixture) -> None:

@@ -622,6 +622,8 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024
+    """Listen backlog: a burst of first calls (many DSPy threads starting at once) is queued, not reset."""
     owner: OfflineLMServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -1,0 +1,186 @@
+"""Token events of output fields, parsed from one LM reply as its text streams.
+
+:class:`LMCallStream` takes the reply's text (or raw chunks) in arrival order,
+runs it through the adapter's :mod:`~streamll.streaming.parsers` parser, and
+emits one token event per piece of every chosen field. A field's last token is
+emitted the moment its end is known: when the next field begins (chosen or
+not), or, for the reply's last field, when the reply ends (so it can carry the
+LM's own ``finish_reason``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from streamll.streaming.parsers import FieldParser, parser_for
+
+if TYPE_CHECKING:
+    from streamll.streaming.bridge import TokenRun
+
+FIELD_END = "field_end"
+"""``finish_reason`` of a field's last token when another field follows it in the same reply."""
+CACHED = "cached"
+"""``finish_reason`` of a field replayed whole from DSPy's cache (no stream)."""
+ERROR = "error"
+"""``finish_reason`` of the last token of a reply cut by an error (its text is partial)."""
+
+
+@dataclass
+class PredictorState:
+    """What the stream needs to know about one predictor call: its adapter and fields."""
+
+    name: str
+    adapter: str
+    output_fields: list[str]
+    stream_fields: frozenset[str]
+    delivered: set[str] = field(default_factory=set)
+
+
+def chunk_parts(chunk: Any) -> tuple[str | None, str | None, Any]:
+    """(content delta, finish_reason, usage) of an OpenAI-style stream chunk (object or dict)."""
+    is_dict = isinstance(chunk, dict)
+    choices = chunk.get("choices") if is_dict else getattr(chunk, "choices", None)
+    usage = chunk.get("usage") if is_dict else getattr(chunk, "usage", None)
+    if not choices:
+        return None, None, usage
+    choice = choices[0]
+    delta = choice.get("delta") if isinstance(choice, dict) else getattr(choice, "delta", None)
+    finish = choice.get("finish_reason") if isinstance(choice, dict) else getattr(choice, "finish_reason", None)
+    content = delta.get("content") if isinstance(delta, dict) else getattr(delta, "content", None)
+    return content, finish, usage
+
+
+def usage_dict(usage: Any) -> dict[str, int] | None:
+    """Integer token counts from a usage object, dataclass or dict."""
+    if usage is None:
+        return None
+    if not isinstance(usage, dict):
+        if dataclasses.is_dataclass(usage) and not isinstance(usage, type):
+            usage = dataclasses.asdict(usage)
+        elif hasattr(usage, "model_dump"):
+            usage = usage.model_dump()
+        else:
+            usage = getattr(usage, "__dict__", {})
+    counts = {key: value for key, value in usage.items() if isinstance(value, int) and not isinstance(value, bool)}
+    return counts or None
+
+
+class FieldStream:
+    """Token events of one field in one LM reply: indexes 0..n-1, the last with a finish_reason.
+
+    The newest piece is held back until the next one arrives, so the field's
+    last token can carry its finish_reason.
+    """
+
+    __slots__ = ("call", "field", "held", "index", "pieces")
+
+    def __init__(self, call: LMCallStream, field_name: str) -> None:
+        self.call = call
+        self.field = field_name
+        self.index = 0
+        self.held: str | None = None
+        self.pieces = 0
+
+    def push(self, piece: str) -> None:
+        if self.held is not None:
+            self._emit(self.held, None)
+        self.held = piece
+        self.pieces += 1
+
+    def finish(self, reason: str, source: str = "stream") -> None:
+        whole = self.index == 0 and self.pieces <= 1
+        if whole and source == "stream" and self.call.chunks_with_text <= 1:
+            source = "single_chunk"
+        self._emit(self.held or "", reason, source)
+        self.held = None
+
+    def _emit(self, token: str, finish_reason: str | None, source: str = "stream") -> None:
+        self.call.run.emit_token(self.call, self.field, token, self.index, finish_reason, source)
+        self.index += 1
+
+
+class LMCallStream:
+    """The reply of one LM request for one predictor call, parsed as it streams."""
+
+    def __init__(self, run: TokenRun, state: PredictorState, parent_id: str | None, tags: dict[str, Any]) -> None:
+        self.run = run
+        self.state = state
+        self.parent_id = parent_id
+        self.tags = tags
+        self.parser: FieldParser = parser_for(state.adapter, state.output_fields)
+        self.open: dict[str, FieldStream] = {}
+        self.parked: FieldStream | None = None
+        self.unseen = set(state.output_fields)
+        self.finish_reason: str | None = None
+        self.usage: dict[str, int] | None = None
+        self.chunks_with_text = 0
+        self.done = False
+
+    def feed_text(self, content: str) -> None:
+        """The next piece of the reply's text."""
+        if content and not self.done:
+            self.chunks_with_text += 1
+            self._apply(self.parser.feed(content))
+
+    def feed_chunk(self, chunk: Any) -> None:
+        """An OpenAI-style chunk (litellm ``ModelResponseStream`` or DSPy's listener chunk)."""
+        content, finish, usage = chunk_parts(chunk)
+        if usage is not None:
+            self.usage = usage_dict(usage) or self.usage
+        if content:
+            self.feed_text(content)
+        if finish is not None:
+            self.finish_reason = finish
+            self.end(finish)
+
+    def end(self, reason: str) -> None:
+        """The reply is over: close what is open and give the last field ``reason``."""
+        if self.done:
+            return
+        self.done = True
+        self.unseen = set()  # nothing follows: what closes now ends the reply
+        self._apply(self.parser.finish())
+        for stream in list(self.open.values()):
+            self._park(stream)
+        if self.parked is not None:
+            self.parked.finish(reason)
+            self.parked = None
+
+    def _apply(self, ops: list[tuple[str, ...]]) -> None:
+        selected = self.state.stream_fields
+        for op in ops:
+            kind, name = op[0], op[1]
+            if kind == "open":
+                self.unseen.discard(name)
+                if self.parked is not None:  # the parked field was not the reply's last after all
+                    self.parked.finish(FIELD_END)
+                    self.parked = None
+            if name not in selected:
+                continue
+            if kind == "text":
+                stream = self.open.get(name)
+                if stream is not None:
+                    stream.push(op[2])
+            elif kind == "open":
+                self.open[name] = FieldStream(self, name)
+                self.state.delivered.add(name)
+            elif kind == "close":
+                stream = self.open.pop(name, None)
+                if stream is not None:
+                    self._park(stream)
+
+    def _park(self, stream: FieldStream) -> None:
+        """A field's text is complete: emit its last token now, unless it may be the reply's last field."""
+        self.open.pop(stream.field, None)
+        if self.parked is not None:
+            self.parked.finish(FIELD_END)
+            self.parked = None
+        if self.unseen:
+            stream.finish(FIELD_END)
+        else:
+            self.parked = stream
+
+
+__all__ = ["CACHED", "ERROR", "FIELD_END", "FieldStream", "LMCallStream", "PredictorState", "chunk_parts", "usage_dict"]

@@ -1,0 +1,174 @@
+"""Incremental parser for XMLAdapter replies (see :mod:`streamll.streaming.parsers`).
+
+Follows the installed DSPy's XMLAdapter: from dspy 3.3 values are XML text
+(entities decoded, line ends normalized); before, a regular expression keeps
+them raw.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streamll.streaming.parsers import Op
+
+
+def _sections(fields: Iterable[str]) -> Any:
+    from streamll.streaming.parsers import _Sections
+
+    return _Sections(fields, strip=True)
+
+
+XML_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+TAG_RE = re.compile(r"<\s*(/?)\s*([A-Za-z_][\w.\-]*)[^>]*?(/?)\s*>")
+
+
+class XMLParser:
+    """XMLAdapter replies: ``<field>value</field>`` elements at the top level.
+
+    ``legacy`` follows the XMLAdapter of dspy < 3.3 (a regular expression:
+    values are raw text, no entity decoding, line ends kept); by default the
+    installed DSPy's rules are used.
+    """
+
+    def __init__(self, fields: Iterable[str], *, legacy: bool | None = None) -> None:
+        self._legacy = xml_rules_are_legacy() if legacy is None else legacy
+        self._sections = _sections(fields)
+        self._buffer = ""
+        self._skip: str | None = None  # a non-field element whose content is ignored
+        self._skip_depth = 0
+        self._carry_cr = False
+
+    def feed(self, text: str) -> list[Op]:
+        if self._legacy:
+            self._buffer += text
+        else:
+            if self._carry_cr:
+                text = "\r" + text
+                self._carry_cr = False
+            if text.endswith("\r"):
+                text, self._carry_cr = text[:-1], True
+            self._buffer += text.replace("\r\n", "\n").replace("\r", "\n")
+        ops: list[Op] = []
+        self._scan(ops, final=False)
+        return ops
+
+    def finish(self) -> list[Op]:
+        ops: list[Op] = []
+        if self._carry_cr:
+            self._buffer += "\n"
+            self._carry_cr = False
+        self._scan(ops, final=True)
+        self._sections.close(ops)
+        return ops
+
+    def _scan(self, ops: list[Op], *, final: bool) -> None:
+        buffer = self._buffer
+        position = 0
+        while position < len(buffer):
+            current = self._sections.current
+            if current is not None:
+                cut = buffer.find("<", position) if self._legacy else _next_special(buffer, position)
+                if cut == -1:
+                    cut = len(buffer)
+                if cut > position:
+                    self._sections.text(buffer[position:cut], ops)
+                    position = cut
+                    continue
+                if buffer.startswith("&", position):
+                    end = buffer.find(";", position)
+                    if end == -1:
+                        if final or len(buffer) - position > 12:
+                            self._sections.text("&", ops)
+                            position += 1
+                            continue
+                        break
+                    self._sections.text(_decode_entity(buffer[position : end + 1]), ops)
+                    position = end + 1
+                    continue
+                closing = f"</{current}>"
+                if buffer.startswith(closing, position):
+                    self._sections.close(ops)
+                    position += len(closing)
+                    continue
+                if closing.startswith(buffer[position:]) and not final:
+                    break
+                end = buffer.find(">", position)
+                if end == -1 and not final:
+                    break
+                markup = buffer[position : (end + 1 if end != -1 else len(buffer))]
+                self._sections.text(markup, ops)
+                position += len(markup)
+                continue
+            start = buffer.find("<", position)
+            if start == -1:
+                position = len(buffer)
+                break
+            end = buffer.find(">", start)
+            if end == -1:
+                position = start
+                break
+            position = end + 1
+            tag = TAG_RE.fullmatch(buffer[start : end + 1])
+            if tag is None:
+                continue
+            closing_tag, name, self_closing = tag.group(1), tag.group(2), tag.group(3)
+            if self._skip is not None:
+                if name == self._skip:
+                    self._skip_depth += -1 if closing_tag else (0 if self_closing else 1)
+                    if self._skip_depth == 0:
+                        self._skip = None
+                continue
+            if closing_tag:
+                continue
+            self._sections.open(name, ops)
+            if self._sections.current is None:
+                if not self_closing:
+                    self._skip, self._skip_depth = name, 1
+            elif self_closing:
+                self._sections.close(ops)
+        self._buffer = buffer[position:]
+
+
+_legacy_xml: bool | None = None
+
+
+def xml_rules_are_legacy() -> bool:
+    """True when the installed XMLAdapter keeps values raw (dspy < 3.3: no entity decoding)."""
+    global _legacy_xml
+    if _legacy_xml is None:
+        try:
+            from dspy.adapters.xml_adapter import XMLAdapter
+            from dspy.signatures.signature import Signature
+
+            parsed = XMLAdapter().parse(Signature("question -> answer"), "<answer>&amp;</answer>")
+            _legacy_xml = parsed.get("answer") == "&amp;"
+        except Exception:
+            _legacy_xml = False
+    return _legacy_xml
+
+
+def _next_special(buffer: str, start: int) -> int:
+    """Index of the next ``<`` or ``&`` at or after ``start`` (or the end)."""
+    candidates = [index for index in (buffer.find("<", start), buffer.find("&", start)) if index != -1]
+    return min(candidates) if candidates else len(buffer)
+
+
+def _decode_entity(entity: str) -> str:
+    body = entity[1:-1]
+    if body.startswith("#x") or body.startswith("#X"):
+        try:
+            return chr(int(body[2:], 16))
+        except ValueError:
+            return entity
+    if body.startswith("#"):
+        try:
+            return chr(int(body[1:]))
+        except ValueError:
+            return entity
+    return XML_ENTITIES.get(body, entity)
+
+
+__all__ = ["XMLParser", "xml_rules_are_legacy"]

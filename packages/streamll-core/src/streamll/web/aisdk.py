@@ -1,0 +1,143 @@
+"""streamll events as the AI SDK's UI message stream (``ai`` npm package, protocol header ``v1``).
+
+One execution becomes one assistant message: ``start``; per LM call a step
+(``start-step`` / ``finish-step``); the reasoning field's tokens as
+``reasoning-start`` / ``-delta`` / ``-end`` parts and every other chosen
+field's as ``text-*`` parts (one part per field and LM call); custom events
+as ``data-<event_type>`` parts; tool calls as ``tool-input-available`` /
+``tool-output-available``; at the end ``finish`` with the finish reason and,
+in ``messageMetadata``, the execution id and the summed token usage. The
+stream ends with ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamll.executions import StoredEvent
+
+HEADER = ("x-vercel-ai-ui-message-stream", "v1")
+DONE = "[DONE]"
+REASONING_FIELDS = frozenset({"reasoning"})
+FINISH_REASONS = {
+    "stop": "stop",
+    "length": "length",
+    "content_filter": "content-filter",
+    "tool_calls": "tool-calls",
+    "error": "error",
+    "cancelled": "other",
+}
+"""streamll / OpenAI finish reasons to the AI SDK's names; anything else is ``other``."""
+
+
+class UIMessageStream:
+    """Turns one execution's events, in order, into UI message chunks (one instance per connection)."""
+
+    def __init__(self, execution_id: str, reasoning_fields: frozenset[str] = REASONING_FIELDS) -> None:
+        self.execution_id = execution_id
+        self.reasoning_fields = reasoning_fields
+        self._started = False
+        self._step_open = False
+        self._open: dict[str, str] = {}
+        """Open part id -> its kind (``text`` / ``reasoning``)."""
+        self._usage: dict[str, int] = {}
+        self._finish_reason: str | None = None
+
+    def chunks(self, event: StoredEvent) -> list[dict[str, Any]]:
+        """The chunks ``event`` adds (possibly none)."""
+        out: list[dict[str, Any]] = []
+        if not self._started:
+            self._started = True
+            out.append({"type": "start", "messageId": self.execution_id})
+        fields = event.fields
+        raw = fields.get("data")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        operation = fields.get("operation")
+        kind = event.event_type
+        if kind == "token":
+            out += self._token(fields, data)
+        elif operation == "lm" and kind == "start":
+            out += self._close_step()
+            out.append({"type": "start-step"})
+            self._step_open = True
+        elif operation == "lm" and kind in ("end", "error"):
+            self._add_usage(data.get("usage"))
+            if data.get("finish_reason"):
+                self._finish_reason = str(data["finish_reason"])
+            out += self._close_step()
+        elif operation == "tool" and kind == "start":
+            out.append(self._tool_input(fields, data))
+        elif operation == "tool" and kind in ("end", "error"):
+            out += self._tool_output(fields, data, kind)
+        elif kind not in ("start", "end", "error"):
+            out.append({"type": f"data-{kind}", "id": fields.get("event_id"), "data": data})
+        if event.closes_execution:
+            out += self._finish(kind, data)
+        return out
+
+    def _token(self, fields: dict[str, Any], data: dict[str, Any]) -> list[dict[str, Any]]:
+        field = str(data.get("field") or "")
+        part_kind = "reasoning" if field in self.reasoning_fields else "text"
+        part_id = f"{field}:{fields.get('parent_id') or ''}"
+        out: list[dict[str, Any]] = []
+        if not self._step_open:
+            out.append({"type": "start-step"})
+            self._step_open = True
+        if part_id not in self._open:
+            self._open[part_id] = part_kind
+            out.append({"type": f"{part_kind}-start", "id": part_id})
+        token = data.get("token")
+        if isinstance(token, str) and token:
+            out.append({"type": f"{part_kind}-delta", "id": part_id, "delta": token})
+        if data.get("finish_reason") is not None:
+            out.append({"type": f"{part_kind}-end", "id": part_id})
+            del self._open[part_id]
+        return out
+
+    def _tool_input(self, fields: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "tool-input-available",
+            "toolCallId": str(fields.get("event_id")),
+            "toolName": str(fields.get("module_name") or "tool"),
+            "input": data.get("inputs", data),
+            "dynamic": True,
+        }
+
+    def _tool_output(self, fields: dict[str, Any], data: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+        call_id = str(data.get("span_id") or fields.get("parent_id") or "")
+        if kind == "error":
+            return [{"type": "tool-output-error", "toolCallId": call_id, "errorText": str(data.get("error_message"))}]
+        return [{"type": "tool-output-available", "toolCallId": call_id, "output": data.get("outputs")}]
+
+    def _close_parts(self) -> list[dict[str, Any]]:
+        out = [{"type": f"{kind}-end", "id": part_id} for part_id, kind in self._open.items()]
+        self._open.clear()
+        return out
+
+    def _close_step(self) -> list[dict[str, Any]]:
+        out = self._close_parts()
+        if self._step_open:
+            out.append({"type": "finish-step"})
+            self._step_open = False
+        return out
+
+    def _add_usage(self, usage: Any) -> None:
+        if isinstance(usage, dict):
+            for key, value in usage.items():
+                if isinstance(value, int) and not isinstance(value, bool):
+                    self._usage[key] = self._usage.get(key, 0) + value
+
+    def _finish(self, kind: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+        out = self._close_step()
+        reason = self._finish_reason or "stop"
+        if kind == "error":
+            reason = "error"
+            out.append({"type": "error", "errorText": f"{data.get('error_type')}: {data.get('error_message')}"})
+        metadata: dict[str, Any] = {"executionId": self.execution_id, "finishReason": reason}
+        if self._usage:
+            metadata["usage"] = self._usage
+        out.append({"type": "finish", "finishReason": FINISH_REASONS.get(reason, "other"), "messageMetadata": metadata})
+        return out
+
+
+__all__ = ["DONE", "FINISH_REASONS", "HEADER", "REASONING_FIELDS", "UIMessageStream"]
