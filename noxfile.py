@@ -1,4 +1,4 @@
-"""Sessions: tests (everything), core, one per plugin (isolation), lint, bench, demo, real-lm."""
+"""Sessions: tests (everything), core, one per plugin (isolation), dspy_matrix, lint, bench, demo, real-lm."""
 
 from __future__ import annotations
 
@@ -70,6 +70,25 @@ def plugin(session: nox.Session, plugin: str) -> None:
     session.run("pytest", f"tests/{plugin}", *session.posargs)
 
 
+DSPY_LINES = ("3.0.4", "3.1.3", "3.2.1", "3.3.1", "3.4.1")
+"""The newest patch of each supported DSPy minor line (oldest first)."""
+DSPY_SUITES = ["tests/instrument", "tests/fidelity"]
+"""What depends on DSPy's internals: the instrument tests and the differential harness."""
+
+
+@nox.session
+@nox.parametrize("dspy", DSPY_LINES)
+def dspy_matrix(session: nox.Session, dspy: str) -> None:
+    """The instrument tests and the differential harness against one DSPy release.
+
+    ``nox -s "dspy_matrix(dspy='3.0.4')"`` runs one line; ``nox -s dspy_matrix`` runs them all.
+    """
+    session.install(*_packages(), *TEST_DEPS, f"dspy=={dspy}")
+    session.env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # DSPy before 3.4 imports LiteLLM, which would go online
+    session.run("python", "-c", f"import dspy, sys; sys.exit(dspy.__version__ != {dspy!r})")
+    session.run("pytest", *DSPY_SUITES, "-p", "no:cacheprovider", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff and mypy over every package."""
@@ -84,6 +103,13 @@ def bench(session: nox.Session) -> None:
     session.install(*_packages(*PLUGINS))
     for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
         session.run("python", str(script.relative_to(ROOT)), *session.posargs)
+
+
+@nox.session
+def slow(session: nox.Session) -> None:
+    """Long delivery runs: 200,000-event bursts and 10 s outages at 2,000 events/s on every transport."""
+    session.install(*_packages(*PLUGINS), *TEST_DEPS)
+    session.run("pytest", "-m", "slow", *session.posargs)
 
 
 @nox.session

@@ -51,6 +51,9 @@ class ReasoningQA(dspy.Module):
     def forward(self, question: str) -> dspy.Prediction:
         return self.cot(question=question)
 
+    async def aforward(self, question: str) -> dspy.Prediction:
+        return await self.cot.acall(question=question)
+
 
 program = ReasoningQA()
 app = FastAPI(title="streamll example")

@@ -341,6 +341,26 @@ def test_disconnect_non_streaming_raises(server: OfflineLMServer, engine: str) -
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_disconnect_times_cuts_only_the_next_requests(server: OfflineLMServer, engine: str) -> None:
+    server.configure(answers=ANSWERS, disconnect_after=0, disconnect_times=1)
+    with dspy.context(lm=server.lm(engine=engine)):
+        with pytest.raises(dspy.LMError):
+            dspy.Predict("question -> answer")(question="q")
+        assert dspy.Predict("question -> answer")(question="q").answer == ANSWERS["answer"]
+    assert server.disconnect_after is None
+    assert server.disconnect_times is None
+    assert len(server.requests) == 2
+
+
+def test_disconnect_times_lets_a_retry_succeed(server: OfflineLMServer) -> None:
+    server.configure(answers=ANSWERS, disconnect_after=3, disconnect_times=1)
+    with dspy.context(lm=server.lm(num_retries=1)):
+        assert dspy.Predict("question -> answer")(question="q").answer == ANSWERS["answer"]
+    assert len(server.requests) == 2
+    assert server.requests[0] == server.requests[1]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 async def test_usage_reaches_dspy(server: OfflineLMServer, engine: str) -> None:
     server.configure(answers=ANSWERS)
     with dspy.context(lm=server.lm(engine=engine), track_usage=True):

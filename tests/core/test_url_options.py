@@ -109,6 +109,7 @@ def test_query_says_where_credentials_go() -> None:
 def test_sink_options_are_taken_out_of_the_query_and_converted() -> None:
     query = {
         "buffer_size": "50",
+        "buffer_bytes": "8MiB",
         "batch_size": "7",
         "linger": "10ms",
         "overflow": "spill",
@@ -119,6 +120,7 @@ def test_sink_options_are_taken_out_of_the_query_and_converted() -> None:
     options = read.sink_options(query)
     assert options == {
         "buffer_size": 50,
+        "buffer_bytes": 8 * 1024 * 1024,
         "batch_size": 7,
         "linger": 0.01,
         "overflow": "spill",
@@ -134,6 +136,8 @@ def test_sink_options_are_taken_out_of_the_query_and_converted() -> None:
     ({"batch_size": "many"}, "expected an integer"),
     ({"linger": "soon"}, "is not a duration"),
     ({"overflow": ""}, "overflow is empty"),
+    ({"buffer_bytes": "lots"}, "buffer_bytes='lots' is not a size in bytes"),
+    ({"buffer_bytes": "1KB"}, "must be >= 1024 bytes"),
 ])  # fmt: skip
 def test_bad_sink_options(query: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):

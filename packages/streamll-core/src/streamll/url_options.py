@@ -32,13 +32,15 @@ Converter = Callable[[str, str], T]
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
-SINK_OPTIONS = ("buffer_size", "batch_size", "linger", "overflow", "block_timeout", "spill_path")
+SINK_OPTIONS = ("buffer_size", "buffer_bytes", "batch_size", "linger", "overflow", "block_timeout", "spill_path")
 """``BaseSink`` options every sink URL may carry (``?buffer_size=50000&overflow=spill``)."""
 
 CREDENTIAL_OPTIONS = ("password", "username", "user")
 """Query options people try for credentials; :meth:`OptionReader.query` can say where they go instead."""
 
 _DURATION = re.compile(r"^\s*(-?)(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([kmg]i?b|b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 _UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -47,6 +49,7 @@ class SinkOptions(TypedDict, total=False):
 
     name: str | None
     buffer_size: int | None
+    buffer_bytes: int | None
     batch_size: int | None
     linger: float | None
     overflow: Overflow | str | None
@@ -107,6 +110,16 @@ class OptionReader:
             raise self.error(name, raw, ": must be >= 0")
         return value
 
+    def size(self, name: str, raw: str) -> int:
+        """A byte count: ``65536``, ``64KiB``, ``64MiB``, ``1GiB`` (``KB``/``MB``/``GB`` are powers of 1000)."""
+        match = _SIZE.match(raw)
+        if not match:
+            raise self.error(name, raw, " is not a size in bytes (examples: 65536, 64KiB, 64MiB)")
+        value = int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower()])
+        if value < 1024:
+            raise self.error(name, raw, ": must be >= 1024 bytes")
+        return value
+
     def text(self, name: str, raw: str) -> str:
         """Any text but the empty one."""
         if not raw:
@@ -154,6 +167,7 @@ class OptionReader:
         """
         converters: dict[str, Converter[Any]] = {
             "buffer_size": self.at_least(1),
+            "buffer_bytes": self.size,
             "batch_size": self.at_least(1),
             "linger": self.seconds,
             "overflow": self.text,

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Unpack
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from streamll.core.events import Event
+from streamll.core.serialization import encode_event
 from streamll.sinks.base import BaseSink
 from streamll.url_options import SinkOptions, sink_arguments
 
 from streamll_kafka.client import producer_kwargs, stop_quietly
-from streamll_kafka.records import record_headers, record_key, record_value
+from streamll_kafka.records import Headers, record_headers, record_key
 from streamll_kafka.url import DEFAULT_URL, KafkaOptions, parse_kafka_url
 
 _PERMANENT = (MessageSizeTooLargeError, RecordTooLargeError)
@@ -46,6 +47,7 @@ class KafkaSink(BaseSink):
     """
 
     batch_size = 500
+    pipeline_depth = 4
 
     def __init__(
         self,
@@ -98,34 +100,43 @@ class KafkaSink(BaseSink):
         if producer is not None:
             await producer.stop()
 
-    async def write_batch(self, events: list[Event]) -> int | None:
-        """Send every event of the batch, then await all acknowledgements; raise if any is missing."""
+    def encode(self, event: Event) -> tuple[bytes | None, bytes, Headers, str]:
+        """Key, value, headers and id of one record (raises for text UTF-8 cannot hold)."""
+        return record_key(event), encode_event(event), record_headers(event), event.event_id
+
+    def record_body(self, record: Any) -> bytes:
+        """The record's value: the v1 JSON body."""
+        return record[1]  # type: ignore[no-any-return]
+
+    async def send_batch(self, records: list[Any]) -> Awaitable[int | None]:
+        """Hand every record to the producer in order; the awaitable resolves once all are acknowledged.
+
+        Several batches are in flight at once (``pipeline_depth``); the
+        producer keeps one partition's records in order. The completion
+        raises when a record was not acknowledged, so the batch is retried.
+        """
         producer = self._producer
         if producer is None:
-            raise RuntimeError("KafkaSink.write_batch called before open()")
+            raise RuntimeError("KafkaSink.send_batch called before open()")
         topic = self.options.topic
         partition_of = self._partition_cache(producer, topic)
         futures: list[asyncio.Future[Any]] = []
         rejected = 0
         try:
-            for event in events:
-                key = record_key(event)
+            for key, value, headers, event_id in records:
                 try:
                     futures.append(
-                        await producer.send(
-                            topic,
-                            record_value(event),
-                            key=key,
-                            partition=partition_of(key),
-                            headers=record_headers(event),
-                        )
+                        await producer.send(topic, value, key=key, partition=partition_of(key), headers=headers)
                     )
                 except _PERMANENT as exc:
                     rejected += 1
-                    self._reject(event, exc)
+                    self._reject(event_id, exc)
         except BaseException:
             await asyncio.gather(*futures, return_exceptions=True)
             raise
+        return self._complete(futures, len(records), rejected)
+
+    async def _complete(self, futures: list[asyncio.Future[Any]], total: int, rejected: int) -> int:
         results = await asyncio.gather(*futures, return_exceptions=True)
         errors: list[BaseException] = []
         for result in results:
@@ -137,10 +148,14 @@ class KafkaSink(BaseSink):
         if errors:
             first = errors[0]
             raise KafkaDeliveryError(
-                f"{len(errors)} of {len(events)} records not acknowledged by {self.options.display_url}: "
+                f"{len(errors)} of {total} records not acknowledged by {self.options.display_url}: "
                 f"{type(first).__name__}: {first}"
             ) from first
-        return len(events) - rejected
+        return total - rejected
+
+    async def write_batch(self, events: list[Any]) -> int | None:
+        """Produce encoded records and wait for every acknowledgement (``send_batch`` and its completion)."""
+        return await (await self.send_batch(events))
 
     # ------------------------------------------------------------------ helpers
 
@@ -169,12 +184,12 @@ class KafkaSink(BaseSink):
 
         return partition_of
 
-    def _reject(self, event: Event | None, exc: BaseException) -> None:
+    def _reject(self, event_id: str | None, exc: BaseException) -> None:
         """Count an event the broker can never accept (too large) as failed; it is not retried."""
         with self._lock:
             self._stats.failed += 1
             self._stats.last_error = f"{type(exc).__name__}: {exc}"
-        what = f"event {event.event_id}" if event is not None else "a record"
+        what = f"event {event_id}" if event_id is not None else "a record"
         self._log(logging.ERROR, "%s rejected and not retried: %s: %s", what, type(exc).__name__, exc)
 
     def __repr__(self) -> str:

@@ -163,7 +163,7 @@ class KafkaOptions:
     """Where the SASL password came from (``"url"`` or an environment variable's name): says where, never what."""
 
     acks: Acks = "all"
-    linger_ms: int = 5
+    linger_ms: int = 0
     """How long the producer waits to fill a request; streamll already hands it whole batches."""
     compression: str | None = None
     enable_idempotence: bool | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any, Unpack
 
 from nats.aio.client import Client
@@ -67,6 +68,7 @@ class NatsSink(BaseSink):
     """
 
     batch_size = 500
+    pipeline_depth = 4
 
     def __init__(
         self,
@@ -138,37 +140,53 @@ class NatsSink(BaseSink):
         if nc is not None:
             await close_quietly(nc)
 
-    async def write_batch(self, events: list[Event]) -> int | None:
-        """Publish the batch with every message in flight; return once JetStream acknowledged them all.
+    def encode(self, event: Event) -> tuple[bytes, dict[str, str], int, str, str]:
+        """Body, headers, size on the wire, id and subject of one message (raises for text UTF-8 cannot hold)."""
+        body = encode_event(event)
+        headers = message_headers(event, self.options.stream)
+        subject = self.options.publish_subject(event.execution_id)
+        return body, headers, len(body) + headers_size(headers), event.event_id, subject
 
-        Raises (so the batch is retried, and de-duplicated by ``Nats-Msg-Id``)
-        when a publish fails, the connection drops or ``ack_timeout`` passes.
+    def record_body(self, record: Any) -> bytes:
+        """The message body: the v1 JSON event."""
+        return record[0]  # type: ignore[no-any-return]
+
+    async def send_batch(self, records: list[Any]) -> Awaitable[int | None]:
+        """Publish the batch in order; the returned awaitable resolves once JetStream acknowledged it all.
+
+        Several batches are in flight at once (``pipeline_depth``); within one,
+        at most the URL's ``max_in_flight`` messages await their ack. The
+        completion raises (so the batch is retried, and de-duplicated by
+        ``Nats-Msg-Id``) when a publish fails, the connection drops or
+        ``ack_timeout`` passes.
         """
         nc, publisher = self._nc, self._publisher
         if nc is None or publisher is None or not nc.is_connected:
             raise ConnectionError("not connected to NATS")
-        stream = self.options.stream
         limit, window = nc.max_payload, self.options.max_in_flight
         results: list[Any] = []
         futures: list[asyncio.Future[PubAck]] = []
         too_large: list[str] = []
         try:
-            for event in events:
-                body = encode_event(event)
-                headers = message_headers(event, stream)
-                size = len(body) + headers_size(headers)
+            for body, headers, size, event_id, subject in records:
                 if size > limit:
-                    too_large.append(f"event {event.event_id} is {size} bytes, over the server's max_payload {limit}")
+                    too_large.append(f"event {event_id} is {size} bytes, over the server's max_payload {limit}")
                     continue
-                futures.append(await publisher.publish(self.options.publish_subject(event.execution_id), body, headers))
-                if len(futures) >= window:
+                futures.append(await publisher.publish(subject, body, headers))
+                if publisher.pending >= window:
                     results += await self._await_acks(futures)
                     futures = []
-            results += await self._await_acks(futures)
         except BaseException:
             publisher.forget()
             raise
-        return self._tally_acks(results, too_large)
+        return self._complete(futures, results, too_large)
+
+    async def _complete(self, futures: list[asyncio.Future[PubAck]], results: list[Any], too_large: list[str]) -> int:
+        return self._tally_acks(results + await self._await_acks(futures), too_large)
+
+    async def write_batch(self, events: list[Any]) -> int | None:
+        """Publish encoded records and wait for every ack (``send_batch`` and its completion in one call)."""
+        return await (await self.send_batch(events))
 
     # ------------------------------------------------------------------ helpers
 
@@ -187,7 +205,7 @@ class NatsSink(BaseSink):
         """How many were stored; raises when a failure is worth retrying.
 
         Failures that a retry would repeat (too large) are counted once, when
-        the batch is settled, so a retried batch does not count them twice.
+        the batch completes, so a retried batch does not count them twice.
         """
         transient: list[BaseException] = []
         refused = list(too_large)

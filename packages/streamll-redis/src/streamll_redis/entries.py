@@ -32,11 +32,11 @@ _LEGACY_KEYS = (b"__data__", "__data__")
 
 
 def entry_fields(event: Event) -> dict[FieldT, EncodableT]:
-    """The fields ``XADD`` writes for ``event``."""
+    """The fields ``XADD`` writes for ``event``, as bytes (raises for text UTF-8 cannot hold, so it fails alone)."""
     return {
         DATA_FIELD: encode_event(event),
-        EVENT_TYPE_FIELD: event.event_type,
-        EXECUTION_ID_FIELD: event.execution_id,
+        EVENT_TYPE_FIELD: event.event_type.encode("utf-8"),
+        EXECUTION_ID_FIELD: event.execution_id.encode("utf-8"),
     }
 
 

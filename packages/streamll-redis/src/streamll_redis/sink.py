@@ -11,7 +11,7 @@ from streamll.sinks.base import BaseSink
 from streamll.url_options import SinkOptions, sink_arguments
 
 from streamll_redis.client import close_client, make_client
-from streamll_redis.entries import entry_fields
+from streamll_redis.entries import DATA_FIELD, EXECUTION_ID_FIELD, entry_fields
 from streamll_redis.executions import add_execution_writes
 from streamll_redis.url import DEFAULT_URL, RedisOptions, parse_redis_url
 
@@ -23,7 +23,8 @@ class RedisSink(BaseSink):
 
     ``emit`` only buffers; the shared background worker writes each batch as
     one non-transactional pipeline of ``XADD key MAXLEN ~ N * data ...``
-    commands, so the program never waits on Redis. When Redis is unreachable
+    commands, so the program never waits on Redis. An idle sink writes an
+    event at once; events arriving during a write form the next pipeline. When Redis is unreachable
     the batch is kept and retried with backoff after a reconnect; the buffer's
     overflow policy bounds memory meanwhile. Delivery is at least once: a
     pipeline cut off mid-way is written again whole, so a consumer may see an
@@ -91,8 +92,16 @@ class RedisSink(BaseSink):
         client, self._client = self._client, None
         await close_client(client)
 
-    async def write_batch(self, events: list[Event]) -> int | None:
-        """Write ``events`` in order as one pipeline; raises on any error so the batch is retried."""
+    def encode(self, event: Event) -> dict[Any, Any]:
+        """The entry fields ``data``, ``event_type``, ``execution_id`` (raises for text UTF-8 cannot hold)."""
+        return entry_fields(event)
+
+    def record_body(self, record: Any) -> bytes:
+        """The entry's ``data`` field: the v1 JSON event."""
+        return record[DATA_FIELD]  # type: ignore[no-any-return]
+
+    async def write_batch(self, records: list[Any]) -> int | None:
+        """Write the encoded entries in order as one pipeline; raises on any error so the batch is retried."""
         client = self._client
         if client is None:
             raise ConnectionError("redis sink is not connected")
@@ -100,29 +109,16 @@ class RedisSink(BaseSink):
         maxlen = self.options.maxlen or None
         approximate = self.options.approximate
         pipe = client.pipeline(transaction=False)
-        per_execution: list[tuple[str, Any]] | None = [] if self.options.per_execution else None
-        unencodable = 0
-        for event in events:
-            try:
-                fields = entry_fields(event)
-            except Exception as exc:  # encode_event has a repr fallback; this guards against a broken event object
-                unencodable += 1
-                self._count_unencodable(event, exc)
-                continue
+        per_execution: list[tuple[Any, Any]] | None = [] if self.options.per_execution else None
+        for fields in records:
             pipe.xadd(stream, fields, maxlen=maxlen, approximate=approximate)
             if per_execution is not None:
-                per_execution.append((event.execution_id, fields))
+                per_execution.append((fields[EXECUTION_ID_FIELD], fields))
         if per_execution:
             add_execution_writes(pipe, self.options, per_execution)
         if len(pipe):
             await pipe.execute()
-        return len(events) - unencodable
-
-    def _count_unencodable(self, event: Event, exc: Exception) -> None:
-        with self._lock:
-            self._stats.failed += 1
-            self._stats.last_error = f"cannot encode event {getattr(event, 'event_id', '?')}: {exc}"
-        self._log(logging.ERROR, "cannot encode an event, skipped it: %s: %s", type(exc).__name__, exc)
+        return None
 
     def __repr__(self) -> str:
         return f"<RedisSink {self.options.display_url!r} running={self.is_running}>"

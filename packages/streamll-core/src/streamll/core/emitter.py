@@ -7,7 +7,7 @@ from typing import Any
 
 from streamll.core import policy
 from streamll.core.context import Execution, context_tags, current_execution, current_span
-from streamll.core.events import EVENT_CLASSES, Event
+from streamll.core.events import EVENT_CLASSES, Event, build_event
 
 logger = logging.getLogger("streamll")
 
@@ -44,7 +44,11 @@ def make_event(
     tags: dict[str, Any] | None = None,
     **fields: Any,
 ) -> tuple[Event, Execution]:
-    """An event stamped with the current execution, span, sequence and tags."""
+    """An event stamped with the current execution, span, sequence and tags.
+
+    Values of their declared types (the per-token case) skip pydantic
+    validation; anything else is validated as ``Event(...)`` would.
+    """
     if data is not None and not isinstance(data, dict):
         raise TypeError(f"event data must be a dict, not {type(data).__name__}")
     if not isinstance(event_type, str) or not event_type:
@@ -55,14 +59,15 @@ def make_event(
     event_cls = cls or EVENT_CLASSES.get(event_type, Event)
     if tags is None:
         tags = context_tags.get()
-    event = event_cls(
-        event_type=event_type,
-        execution_id=execution.execution_id,
-        parent_id=parent_id,
-        sequence=execution.next_sequence(),
-        data=dict(data) if data else {},
-        tags=dict(tags) if tags else {},
-        **fields,
+    event = build_event(
+        event_cls,
+        event_type,
+        execution.execution_id,
+        parent_id,
+        execution.next_sequence(),
+        dict(data) if data else {},
+        dict(tags) if tags else {},
+        fields,
     )
     return event, execution
 

@@ -8,9 +8,16 @@ Two ways to write a sink:
   :meth:`BaseSink.aclose` for a network transport (runs on the shared worker loop;
   raise to have the batch retried with backoff after a reconnect).
 
-``emit`` only appends to a bounded in-memory buffer; the worker batches by
-size and linger time. What happens when the buffer is full is the overflow
-policy; every drop, retry and failure is counted in :attr:`BaseSink.stats`.
+``emit`` only appends to an in-memory buffer bounded in bytes (and events).
+The worker batches adaptively: an idle sink writes an event at once; what
+arrives while a write is in flight forms the next batch (up to
+``batch_size``), so latency at low rates is one write and batches are full
+at high rates. A transport that acknowledges asynchronously can override
+:meth:`BaseSink.send_batch` to keep ``pipeline_depth`` batches outstanding.
+Events are turned into what the transport writes by :meth:`BaseSink.encode`
+once, on the worker; an event that cannot be encoded fails alone.
+What happens when the buffer is full is the overflow policy; every drop,
+retry and failure is counted in :attr:`BaseSink.stats`.
 """
 
 from __future__ import annotations
@@ -19,13 +26,17 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import random
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable
 from concurrent.futures import Future
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from streamll.core.events import TokenEvent
+from streamll.core.serialization import encode_event
 from streamll.errors import ConfigurationError
 from streamll.sinks.stats import SinkStats
 from streamll.sinks.worker import worker
@@ -35,6 +46,17 @@ if TYPE_CHECKING:
     from streamll.sinks.spill import SpillFile
 
 logger = logging.getLogger("streamll")
+_monotonic = time.monotonic
+_yield_gil = time.sleep
+
+EVENT_OVERHEAD = 360
+"""Bytes an event's envelope takes once encoded (ids, timestamp, keys); the byte budget's per-event estimate."""
+
+STARVED_AFTER = 0.005
+"""Seconds buffered events may wait without the worker taking a batch before ``enqueue`` yields the GIL to it."""
+
+ENCODE_SLICE = 64
+"""Events the worker encodes before it offers the GIL back to the program thread."""
 
 STOP_GRACE = 1.0
 """Seconds ``stop()`` allows after its timeout for a write or close it had to cancel to wind down."""
@@ -54,7 +76,12 @@ class Overflow(str, Enum):  # noqa: UP042 - str() of a member stays "Overflow.SP
     """What a sink does with a new event when its buffer is full."""
 
     DROP_OLDEST = "drop_oldest"
-    """Discard the oldest buffered event (counted in ``stats.dropped``). The default: never slows the program."""
+    """Discard the oldest buffered event (counted in ``stats.dropped``). The default.
+
+    While the destination accepts writes (the last one succeeded), a full buffer first waits up to
+    ``block_timeout`` for room: a healthy broker never causes a drop, a burst only waits for it. When
+    the destination is down, nothing waits: the oldest event is dropped at once.
+    """
     DROP_NEWEST = "drop_newest"
     """Discard the new event (counted in ``stats.dropped``)."""
     BLOCK = "block"
@@ -66,21 +93,29 @@ class Overflow(str, Enum):  # noqa: UP042 - str() of a member stays "Overflow.SP
 class BaseSink:
     """A destination for events. Subclass it; see the module docstring."""
 
-    buffer_size: int = 10_000
-    """Events held in memory before the overflow policy applies."""
+    buffer_bytes: int = 64 * 1024 * 1024
+    """Bytes of events held in memory before the overflow policy applies (estimated per event)."""
+    buffer_size: int = 1_000_000
+    """Events held in memory before the overflow policy applies (the byte budget usually binds first)."""
     batch_size: int = 200
     """Most events handed to one :meth:`write_batch` call."""
-    linger: float = 0.005
-    """Seconds to wait for a batch to fill once the first event is there."""
-    retry_backoff: float = 0.1
-    """First delay after a failed write; doubles up to :attr:`retry_backoff_max`."""
-    retry_backoff_max: float = 5.0
+    linger: float = 0.0
+    """Seconds to wait for a batch to fill before writing; 0 (the default) writes at once when idle."""
+    min_write_interval: float = 0.0005
+    """Seconds between the starts of two writes: an idle sink writes at once, while events arriving faster
+    than this share the next write (each write costs the client far more CPU than one more event in it)."""
+    pipeline_depth: int = 1
+    """Batches sent and not yet acknowledged at once (see :meth:`send_batch`)."""
+    retry_backoff: float = 0.05
+    """First delay after a failed write or connect; doubles (with jitter) up to :attr:`retry_backoff_max`."""
+    retry_backoff_max: float = 1.0
 
     def __init__(
         self,
         *,
         name: str | None = None,
         buffer_size: int | None = None,
+        buffer_bytes: int | None = None,
         batch_size: int | None = None,
         linger: float | None = None,
         overflow: Overflow | str = Overflow.DROP_OLDEST,
@@ -90,11 +125,14 @@ class BaseSink:
         self.name = name or type(self).__name__
         if buffer_size is not None:
             self.buffer_size = buffer_size
+        if buffer_bytes is not None:
+            self.buffer_bytes = buffer_bytes
         if batch_size is not None:
             self.batch_size = batch_size
         if linger is not None:
             self.linger = linger
         _check_count("buffer_size", self.buffer_size)
+        _check_count("buffer_bytes", self.buffer_bytes)
         _check_count("batch_size", self.batch_size)
         _check_seconds("linger", self.linger)
         _check_seconds("block_timeout", block_timeout)
@@ -110,7 +148,11 @@ class BaseSink:
         self._not_full = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._queue: deque[Event] = deque()
-        self._retry_batch: list[Event] = []
+        self._sizes: deque[int] = deque()
+        """Estimated bytes of each event in ``_queue`` (what the byte budget counts)."""
+        self._bytes = 0
+        self._retry: deque[Any] = deque()
+        """Encoded records of failed writes, written again (first) after a reconnect."""
         self._writing = 0
         """Events handed to the current ``write_batch`` call (taken from the buffer, not yet written)."""
         self._stats = SinkStats()
@@ -132,6 +174,12 @@ class BaseSink:
         self._phase = "connect"
         self._reconnecting = False
         self._last_logged: tuple[str, float] = ("", 0.0)
+        self._backoff = self.retry_backoff
+        self._progress = 0.0
+        """When the worker last took a batch (``time.monotonic``); ``enqueue`` yields the GIL when it is old."""
+        self._last_send = 0.0
+        self._healthy = False
+        """True while the last write succeeded: a full buffer then waits for room (``drop_oldest``), not drops."""
 
     # ------------------------------------------------------------------ subclass API
 
@@ -145,7 +193,37 @@ class BaseSink:
     async def aclose(self) -> None:
         """Release connections; called on the worker loop when the sink stops or must reconnect."""
 
-    async def write_batch(self, events: list[Event]) -> int | None:
+    def encode(self, event: Event) -> Any:
+        """What :meth:`write_batch` receives for ``event``; called once per event, on the worker.
+
+        Transports return the encoded body (and whatever else they write),
+        so a batch retried after an error is not encoded again. Raise when
+        the event cannot be written at all: it is counted in ``stats.failed``
+        and the rest of the batch goes on. The default returns the event.
+        """
+        return event
+
+    def record_body(self, record: Any) -> bytes:
+        """The v1 JSON body of a record from :meth:`encode` (what a spill file keeps when the sink stops).
+
+        Transports whose :meth:`encode` returns more than the event override it.
+        """
+        return encode_event(record)
+
+    async def send_batch(self, records: list[Any]) -> Awaitable[int | None]:
+        """Send a batch in order and return an awaitable for its delivery count (pipelining).
+
+        The worker sends the next batch as soon as this returns, keeping up
+        to :attr:`pipeline_depth` batches unacknowledged; order between
+        batches is the order of ``send_batch`` calls. The default awaits
+        :meth:`write_batch` and returns its result already resolved.
+        """
+        written = await self.write_batch(records)
+        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        done.set_result(written)
+        return done
+
+    async def write_batch(self, events: list[Any]) -> int | None:
         """Write a batch; return how many were delivered (``None`` means all).
 
         Raise to have the batch retried (after :meth:`aclose` and :meth:`open`)
@@ -237,8 +315,8 @@ class BaseSink:
     def stats(self) -> SinkStats:
         """A snapshot of this sink's counters."""
         with self._lock:
-            queued = len(self._queue) + len(self._retry_batch) + self._writing
-            return dataclasses.replace(self._stats, queued=queued)
+            queued = len(self._queue) + len(self._retry) + self._writing
+            return dataclasses.replace(self._stats, queued=queued, queued_bytes=self._bytes)
 
     # ------------------------------------------------------------------ hot path
 
@@ -252,34 +330,61 @@ class BaseSink:
             if spill is not None and spill.pending:
                 self._spill_one(spill, event)
                 return
-            if len(self._queue) >= self.buffer_size and not self._make_room(event):
+            size = _estimate(event)
+            if (self._bytes + size > self.buffer_bytes or len(self._queue) >= self.buffer_size) and not self._make_room(
+                event, size
+            ):
                 return
+            backlog = len(self._queue)
             self._queue.append(event)
+            self._sizes.append(size)
+            self._bytes += size
             if self._waiting:
                 self._waiting = False
                 self._schedule_wake()
+        if backlog and _monotonic() - self._progress > STARVED_AFTER and not worker.in_worker_thread():
+            # A CPU-bound program thread keeps the GIL for whole switch intervals, and the worker needs it
+            # after every socket operation: hand it over now, so delivery keeps up (see ARCHITECTURE.md).
+            self._progress = _monotonic()
+            _yield_gil(0)
 
-    def _make_room(self, event: Event) -> bool:
+    def _full(self, size: int) -> bool:
+        return bool(self._queue) and (self._bytes + size > self.buffer_bytes or len(self._queue) >= self.buffer_size)
+
+    def _make_room(self, event: Event, size: int) -> bool:
         """Apply the overflow policy with the lock held; True when ``event`` may be appended."""
         policy = self.overflow
+        if not self._queue:  # one event larger than the whole budget still goes: nothing else is held
+            return True
         if policy is Overflow.DROP_OLDEST:
-            self._queue.popleft()
-            self._count_drop(1, "buffer full: dropped the oldest event")
+            if self._healthy and self._wait_for_room(size):
+                return True  # the destination takes writes: a burst waits for it rather than losing events
+            dropped = 0
+            while self._full(size):
+                self._queue.popleft()
+                self._bytes -= self._sizes.popleft()
+                dropped += 1
+            self._count_drop(dropped, "buffer full: dropped the oldest event")
             return True
         if policy is Overflow.SPILL and self._spill is not None:
             self._spill_one(self._spill, event)
             return False
-        if policy is Overflow.BLOCK and not worker.in_worker_thread():
-            deadline = time.monotonic() + self.block_timeout
-            while len(self._queue) >= self.buffer_size and self._running:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._not_full.wait(remaining)
-            if len(self._queue) < self.buffer_size:
-                return True
+        if policy is Overflow.BLOCK and self._wait_for_room(size):
+            return True
         self._count_drop(1, "buffer full: dropped the new event")
         return False
+
+    def _wait_for_room(self, size: int) -> bool:
+        """Wait (lock held) up to ``block_timeout`` for the buffer to take ``size`` more bytes."""
+        if worker.in_worker_thread():
+            return False
+        deadline = time.monotonic() + self.block_timeout
+        while self._full(size) and self._running:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._not_full.wait(remaining)
+        return not self._full(size)
 
     def _spill_one(self, spill: SpillFile, event: Event) -> None:
         try:
@@ -305,7 +410,7 @@ class BaseSink:
             self._schedule_wake()
 
     def _pending(self) -> bool:
-        return bool(self._queue or self._retry_batch or self._writing or (self._spill and self._spill.pending))
+        return bool(self._queue or self._retry or self._writing or (self._spill and self._spill.pending))
 
     # ------------------------------------------------------------------ worker side
 
@@ -321,31 +426,65 @@ class BaseSink:
                 self._log(logging.ERROR, "handle_event raised %s: %s", type(exc).__name__, exc)
         return delivered, failed
 
-    def _take_batch(self) -> list[Event]:
-        """Next batch in emission order: a batch awaiting retry, the buffer, then the spill file."""
+    def _take_batch(self) -> list[Any]:
+        """Next batch of encoded records in emission order: records awaiting retry, the buffer, then the spill file."""
+        self._progress = _monotonic()
         with self._lock:
-            if self._retry_batch:
-                batch, self._retry_batch = self._retry_batch, []
-            elif self._queue:
+            if self._retry:
+                count = min(self.batch_size, len(self._retry))
+                records = [self._retry.popleft() for _ in range(count)]
+                self._writing += count
+                return records
+            if self._queue:
                 count = min(self.batch_size, len(self._queue))
-                batch = [self._queue.popleft() for _ in range(count)]
+                events = [self._queue.popleft() for _ in range(count)]
+                taken = 0
+                for _ in range(count):
+                    taken += self._sizes.popleft()
+                self._bytes -= taken
                 self._not_full.notify_all()
             elif self._spill is not None and self._spill.pending:
-                batch = self._spill.read(self.batch_size)
-                self._stats.replayed += len(batch)
+                events = self._spill.read(self.batch_size)
+                self._stats.replayed += len(events)
             else:
-                batch = []
-            self._writing += len(batch)
-            return batch
+                return []
+            self._writing += len(events)
+        return self._encode_all(events)
 
-    async def _wait_for_events(self) -> None:
+    def _encode_all(self, events: list[Event]) -> list[Any]:
+        """Encode each event; one that cannot be encoded is counted as failed alone (and not retried)."""
+        encode = self.encode
+        records: list[Any] = []
+        for position, event in enumerate(events, 1):
+            if not position % ENCODE_SLICE:
+                _yield_gil(0)  # let a waiting program thread run: encoding a batch must not stall it for ms
+            try:
+                records.append(encode(event))
+            except Exception as exc:
+                with self._lock:
+                    self._writing -= 1
+                    self._stats.failed += 1
+                    self._stats.last_error = f"cannot encode event {getattr(event, 'event_id', '?')}: {exc}"
+                    self._idle.notify_all()
+                self._log(logging.ERROR, "cannot encode an event, skipped it: %s: %s", type(exc).__name__, exc)
+        return records
+
+    async def _wait_for_events(self, in_flight: asyncio.Future[Any] | None = None) -> None:
+        """Wait for new events (or for the batch ``in_flight`` to complete, when one is)."""
         assert self._wakeup is not None
         self._wakeup.clear()
         with self._lock:
-            if self._pending() or self._stopping:
+            if self._queue or self._retry or (self._spill and self._spill.pending) or self._stopping:
                 return
             self._waiting = True
-        await self._wakeup.wait()
+        if in_flight is None:
+            await self._wakeup.wait()
+            return
+        woken = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait((woken, in_flight), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
 
     def _past_deadline(self) -> bool:
         return self._stopping and self._deadline is not None and time.monotonic() >= self._deadline
@@ -383,10 +522,15 @@ class BaseSink:
                     self._gave_up = describe_connect_failure(self, exc)
                     return False
                 await self._sleep(backoff)
-                backoff = min(backoff * 2, self.retry_backoff_max)
+                backoff = self._next_backoff(backoff)
         return True
 
+    def _next_backoff(self, backoff: float) -> float:
+        """Double, capped at ``retry_backoff_max``, with +-25% jitter so many producers do not retry in step."""
+        return min(backoff * 2, self.retry_backoff_max) * random.uniform(0.75, 1.25)
+
     def _record_write_error(self, what: str, exc: BaseException) -> None:
+        self._healthy = False
         with self._lock:
             self._stats.write_errors += 1
             self._stats.last_error = f"{what}: {type(exc).__name__}: {exc}"
@@ -399,45 +543,53 @@ class BaseSink:
             # an idle sink nobody references any more is collected with this task (see GeneratorExit below)
             runner._log_destroy_pending = False  # type: ignore[attr-defined]
         generation = self._generation
-        backoff = self.retry_backoff
+        self._backoff = self.retry_backoff
+        in_flight: deque[_InFlight] = deque()
         cancelled = abandoned = False
-        in_flight: list[Event] = []
         try:
             while True:
                 if not await self._ensure_open():
                     break
+                if self._a_batch_failed(in_flight):
+                    if not await self._after_failure(in_flight):
+                        break
+                    continue
+                if len(in_flight) >= self.pipeline_depth:
+                    if not await self._complete_oldest(in_flight) and not await self._after_failure(in_flight):
+                        break
+                    continue  # a later batch may have failed meanwhile: check before sending more
                 batch = self._take_batch()
                 if not batch:
+                    oldest = in_flight[0][1] if in_flight else None
+                    if oldest is not None and not oldest.done() and not self._stopping:
+                        await self._wait_for_events(oldest)  # new events are sent without waiting for this ack
+                        continue
+                    if in_flight:
+                        if not await self._complete_oldest(in_flight) and not await self._after_failure(in_flight):
+                            break
+                        continue
                     if self._stopping:
                         break
                     await self._wait_for_events()
                     continue
-                if self.linger and len(batch) < self.batch_size and not self._stopping and not self._retry_batch:
-                    await asyncio.sleep(self.linger)
+                wait = self.linger or (self.min_write_interval - (_monotonic() - self._last_send))
+                if wait > 0 and len(batch) < self.batch_size and not self._stopping:
+                    await asyncio.sleep(wait)
                     batch.extend(self._top_up(self.batch_size - len(batch)))
+                self._last_send = _monotonic()
                 failed_before = self._stats.failed
-                self._phase, in_flight = "write", batch
+                self._phase = "write"
                 try:
-                    written = await self.write_batch(batch)
+                    completion = await self.send_batch(batch)
                 except Exception as exc:
-                    in_flight = []
-                    self._requeue_failed(batch)
-                    self._record_write_error("write", exc)
-                    if self._past_deadline():
+                    in_flight.append((batch, None, failed_before))
+                    self._failed_write(exc)
+                    if not await self._after_failure(in_flight):
                         break
-                    await self._reopen()
-                    await self._sleep(backoff)
-                    backoff = min(backoff * 2, self.retry_backoff_max)
-                    with self._lock:
-                        self._stats.retries += 1
                     continue
-                backoff = self.retry_backoff
-                in_flight = []
-                self._settle(batch, written, failed_before)
+                in_flight.append((batch, asyncio.ensure_future(completion), failed_before))
         except asyncio.CancelledError:  # only stop() cancels, when its timeout passed during a write or connect
-            cancelled = True
-            if in_flight:  # not known to be delivered: with a spill file it is kept, else counted as dropped
-                self._requeue_failed(in_flight)
+            cancelled = True  # batches in flight are not known to be delivered: requeued below, then kept or counted
             from streamll.sinks.shutdown import destination
 
             where = destination(self) or "the destination"
@@ -452,6 +604,10 @@ class BaseSink:
             self._log(logging.ERROR, "sink worker crashed: %s: %s", type(exc).__name__, exc)
             raise
         finally:
+            for _batch, pending, _failed in in_flight:
+                if pending is not None and not pending.done():
+                    pending.cancel()
+            self._requeue(in_flight)
             if not abandoned:
                 await self._finish(cancelled)
             elif generation == self._generation and self._spill is not None:
@@ -463,6 +619,7 @@ class BaseSink:
             delivered = max(0, min(written, len(batch)))
         else:
             delivered = len(batch)
+        self._healthy = True
         with self._lock:
             self._writing -= len(batch)
             self._stats.delivered += delivered
@@ -480,19 +637,82 @@ class BaseSink:
                 len(batch),
             )
 
-    def _top_up(self, room: int) -> list[Event]:
+    async def _complete_oldest(self, in_flight: deque[_InFlight]) -> bool:
+        """Wait for the oldest batch in flight and count it; False when it failed (it stays in ``in_flight``)."""
+        batch, pending, failed_before = in_flight[0]
+        assert pending is not None
+        try:
+            written = await pending
+        except Exception as exc:
+            self._failed_write(exc)
+            return False
+        in_flight.popleft()
+        self._backoff = self.retry_backoff
+        self._settle(batch, written, failed_before)
+        return True
+
+    def _a_batch_failed(self, in_flight: deque[_InFlight]) -> bool:
+        """Settle the acknowledged batches at the front; True when a later one failed (it is then retried first).
+
+        Nothing newer is sent while a failed batch waits for its retry, so an execution's events keep their order.
+        """
+        if len(in_flight) < 2:
+            return False
+        while in_flight:
+            batch, pending, failed_before = in_flight[0]
+            if pending is None or not pending.done() or _failed(pending) is not None:
+                break
+            in_flight.popleft()
+            self._settle(batch, pending.result(), failed_before)
+        for _batch, pending, _count in in_flight:
+            error = _failed(pending)
+            if error is not None:
+                self._failed_write(error)
+                return True
+        return False
+
+    def _failed_write(self, exc: BaseException) -> None:
+        self._record_write_error("write", exc)
+
+    async def _after_failure(self, in_flight: deque[_InFlight]) -> bool:
+        """Put every batch in flight back (in order) for a retry, reconnect, back off; False past the stop deadline."""
+        for _batch, pending, _failed in in_flight:
+            if pending is not None and not pending.done():
+                pending.cancel()
+        for _batch, pending, _failed in in_flight:
+            if pending is not None:
+                with contextlib.suppress(BaseException):
+                    await pending
+        self._requeue(in_flight)
+        if self._past_deadline():
+            return False
+        await self._reopen()
+        await self._sleep(self._backoff)
+        self._backoff = self._next_backoff(self._backoff)
+        with self._lock:
+            self._stats.retries += 1
+        return True
+
+    def _requeue(self, in_flight: deque[_InFlight]) -> None:
+        """Records of unfinished batches go back to the front of the retry queue, oldest first."""
+        if not in_flight:
+            return
+        with self._lock:
+            records = [record for batch, _pending, _failed in in_flight for record in batch]
+            self._retry.extendleft(reversed(records))
+            self._writing -= len(records)
+            in_flight.clear()
+
+    def _top_up(self, room: int) -> list[Any]:
         with self._lock:
             count = min(room, len(self._queue))
             extra = [self._queue.popleft() for _ in range(count)]
+            for _ in range(count):
+                self._bytes -= self._sizes.popleft()
             if extra:
                 self._writing += len(extra)
                 self._not_full.notify_all()
-            return extra
-
-    def _requeue_failed(self, batch: list[Event]) -> None:
-        with self._lock:
-            self._retry_batch = batch
-            self._writing -= len(batch)
+        return self._encode_all(extra)
 
     async def _reopen(self) -> None:
         """Close after a failed write; the next :meth:`_ensure_open` re-opens (counted as a reconnect)."""
@@ -521,19 +741,21 @@ class BaseSink:
     def _account_leftovers(self) -> None:
         with self._lock:
             spill = self._spill
-            if spill is not None and (self._retry_batch or self._queue):
+            if spill is not None and (self._retry or self._queue):
                 # spill never loses what it accepted: what is still in memory goes to the front of the file
-                kept = [*self._retry_batch, *self._queue]
+                bodies = [*map(self.record_body, self._retry), *map(encode_event, self._queue)]
                 try:
-                    spill.put_back(kept)
+                    spill.put_back_bodies(bodies)
                     self._queue.clear()
-                    self._retry_batch = []
-                    self._stats.spilled += len(kept)
+                    self._retry.clear()
+                    self._stats.spilled += len(bodies)
                 except OSError as exc:
-                    self._log(logging.ERROR, "could not keep %d event(s) in spill file: %s", len(kept), exc)
-            left = len(self._queue) + len(self._retry_batch) + self._writing
+                    self._log(logging.ERROR, "could not keep %d event(s) in spill file: %s", len(bodies), exc)
+            left = len(self._queue) + len(self._retry) + self._writing
             self._queue.clear()
-            self._retry_batch = []
+            self._sizes.clear()
+            self._bytes = 0
+            self._retry.clear()
             self._writing = 0
             if left:
                 self._stats.dropped += left
@@ -570,7 +792,9 @@ class BaseSink:
         self._not_full = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._queue = deque()
-        self._retry_batch = []
+        self._sizes = deque()
+        self._bytes = 0
+        self._retry = deque()
         self._writing = 0
         self._stats = SinkStats()
         self._running = False
@@ -584,6 +808,7 @@ class BaseSink:
         self._ever_opened = False
         self._gave_up = None
         self._reconnecting = False
+        self._healthy = False
         self._undelivered = 0
         self._spill = None
         self._spill_path = None
@@ -599,6 +824,29 @@ class BaseSink:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} running={self._running}>"
+
+
+_InFlight = tuple[list[Any], "asyncio.Future[int | None] | None", int]
+"""A batch sent and not yet settled: its records, its completion (None when sending failed), failed count before."""
+
+
+def _failed(pending: asyncio.Future[Any] | None) -> BaseException | None:
+    """The error of a completed batch (None while pending or when it succeeded)."""
+    if pending is None or not pending.done():
+        return None
+    if pending.cancelled():
+        return asyncio.CancelledError("batch cancelled")
+    return pending.exception()
+
+
+def _estimate(event: Event) -> int:
+    """Bytes ``event`` will take encoded, without encoding it (the byte budget's measure)."""
+    if type(event) is TokenEvent:
+        return EVENT_OVERHEAD + len(event.data) * 16 + len(event.token)
+    size = EVENT_OVERHEAD
+    for value in event.data.values():
+        size += 16 + (len(value) if isinstance(value, (str, bytes)) else 64)
+    return size
 
 
 __all__ = ["BaseSink", "Overflow"]

@@ -89,9 +89,13 @@ class SpillFile:
 
     def put_back(self, events: list[Event]) -> None:
         """Write ``events`` in front of what the file still holds (a stopping sink's in-memory buffer)."""
-        if not events:
+        self.put_back_bodies([encode_event(event) for event in events])
+
+    def put_back_bodies(self, bodies: list[bytes]) -> None:
+        """Write encoded event bodies in front of what the file still holds, in order."""
+        if not bodies:
             return
-        lines = b"".join(encode_event(event) + b"\n" for event in events)
+        lines = b"".join(body + b"\n" for body in bodies)
         with self._lock:
             self._writer.flush()
             with open(self.path, "rb") as reader:
@@ -106,7 +110,7 @@ class SpillFile:
             os.replace(staging, self.path)
             self._writer = open(self.path, "ab")  # noqa: SIM115 - kept open for the sink's lifetime
             self._read_offset = 0
-            self.pending += len(events)
+            self.pending += len(bodies)
 
     def close(self, *, remove: bool = True) -> None:
         """Close the file; remove it when nothing is left in it."""

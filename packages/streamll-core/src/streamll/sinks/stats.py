@@ -20,7 +20,7 @@ class SinkStats:
     dropped: int = 0
     """Events discarded because the buffer was full (overflow policy) or the sink was stopped undrained."""
     failed: int = 0
-    """Events a sink's ``handle_event`` raised on (not retried: the error is the sink's)."""
+    """Events that cannot be written (``handle_event`` raised, not encodable, refused for good); not retried."""
     spilled: int = 0
     """Events written to the spill file because the buffer was full."""
     replayed: int = 0
@@ -35,6 +35,8 @@ class SinkStats:
     """Successful batch writes."""
     queued: int = 0
     """Events in memory right now: buffered, being written, or awaiting a retry."""
+    queued_bytes: int = 0
+    """Estimated bytes of the buffered events (what ``buffer_bytes`` bounds)."""
     last_error: str | None = None
     """Text of the most recent error, for ``streamll stats`` and logs."""
 

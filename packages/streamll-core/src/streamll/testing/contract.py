@@ -245,5 +245,23 @@ class TransportContract:
         assert [e.event_id for e in first + rest] == [e.event_id for e in events]
         await asyncio.to_thread(sink.stop)
 
+    @pytest.mark.invalid_events_expected
+    async def test_an_event_that_cannot_be_encoded_fails_alone(self, transport: TransportFixture) -> None:
+        """A lone surrogate in the envelope cannot be written as UTF-8: that event is counted, the rest delivered."""
+        sink = transport.make_sink()
+        _, events = make_execution_events(4)
+        bad_module = make_event("custom", {"n": 1}, module_name="QA\ud800")[0]
+        bad_type = make_event("custom\udcff", {"n": 2})[0]
+        mixed = [events[0], bad_module, events[1], bad_type, *events[2:]]
+        await asyncio.to_thread(write, sink, mixed)
+        later = make_execution_events(2)[1]
+        await asyncio.to_thread(write, sink, later)
+        async with transport.make_consumer(from_beginning=True) as consumer:
+            received = await read(consumer, len(events) + len(later))
+        assert [e.event_id for e in received] == [e.event_id for e in events + later]
+        stats = sink.stats
+        assert (stats.delivered, stats.failed, stats.dropped, stats.retries) == (len(events) + len(later), 2, 0, 0)
+        await asyncio.to_thread(sink.stop)
+
 
 __all__ = ["TransportContract", "TransportFixture", "make_execution_events", "read", "write"]

@@ -76,6 +76,7 @@ KNOB_DEFAULTS: dict[str, Any] = {
     "fail_times": None,
     "fail_message": None,
     "disconnect_after": None,
+    "disconnect_times": None,
     "token_delay": 0.0,
     "raw_reply": None,
 }
@@ -887,7 +888,7 @@ class OfflineLMServer:
 
     Reply knobs (``answers``, ``responder``, ``one_chunk``, ``finish_reason``,
     ``max_tokens``, ``fail_status``, ``fail_times``, ``fail_message``,
-    ``disconnect_after``, ``token_delay``, ``raw_reply``) are plain attributes
+    ``disconnect_after``, ``disconnect_times``, ``token_delay``, ``raw_reply``) are plain attributes
     that may be set at any time, directly or through ``configure``; each request
     reads them once when it arrives.
     """
@@ -901,6 +902,7 @@ class OfflineLMServer:
     fail_times: int | None
     fail_message: str | None
     disconnect_after: int | None
+    disconnect_times: int | None
     token_delay: float
     raw_reply: str | None
 
@@ -1035,17 +1037,25 @@ class OfflineLMServer:
             return snapshot
 
     def _take_knobs(self) -> dict[str, Any]:
-        """Snapshot the knobs for one request, consuming one use of ``fail_times``."""
+        """Snapshot the knobs for one request, consuming one use of ``fail_times`` / ``disconnect_times``.
+
+        ``fail_times=N`` limits ``fail_status`` to the next N requests and
+        ``disconnect_times=N`` limits ``disconnect_after`` likewise (a cut that a
+        retry recovers from); ``None`` means every request.
+        """
         with self._lock:
             knobs = self.knobs()
-            if knobs["fail_status"] is not None and self.fail_times is not None:
-                if self.fail_times <= 0:
-                    knobs["fail_status"] = None
-                else:
-                    self.fail_times -= 1
-                    if self.fail_times == 0:
-                        self.fail_status = None
-                        self.fail_times = None
+            for knob, times in (("fail_status", "fail_times"), ("disconnect_after", "disconnect_times")):
+                remaining = getattr(self, times)
+                if knobs[knob] is None or remaining is None:
+                    continue
+                if remaining <= 0:
+                    knobs[knob] = None
+                    continue
+                setattr(self, times, remaining - 1)
+                if remaining == 1:
+                    setattr(self, knob, None)
+                    setattr(self, times, None)
         return knobs
 
     # -- requests -----------------------------------------------------------------
