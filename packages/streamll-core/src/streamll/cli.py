@@ -60,6 +60,9 @@ def main() -> None:
 @click.option("--question", default="What is machine learning?", show_default=True, help="What to ask.")
 @click.option("--model", default=None, help="A real provider model (e.g. openai/gpt-4o-mini); needs its API key.")
 @click.option(
+    "--offline", is_flag=True, help="Use the offline server's canned answer even when the local model is installed."
+)
+@click.option(
     "--adapter",
     type=click.Choice(["chat", "json", "xml"]),
     default="chat",
@@ -68,8 +71,14 @@ def main() -> None:
 )
 @click.option("--sink", "sinks", multiple=True, help="Sink URL (repeatable); default: the terminal.")
 @click.option("--token-delay", default=0.03, show_default=True, help="Offline server: seconds between tokens.")
-def demo(question: str, model: str | None, adapter: str, sinks: tuple[str, ...], token_delay: float) -> None:
-    """Stream a ChainOfThought answer token by token (offline LM server unless --model is given)."""
+def demo(
+    question: str, model: str | None, offline: bool, adapter: str, sinks: tuple[str, ...], token_delay: float
+) -> None:
+    """Stream a ChainOfThought answer token by token.
+
+    The model is, in order: --model (a real provider), the local SmolLM2 model when
+    streamll[local-model] is installed, else the offline server's canned answer.
+    """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import dspy
 
@@ -88,23 +97,46 @@ def demo(question: str, model: str | None, adapter: str, sinks: tuple[str, ...],
 
     if sinks:
         streamll.configure(sinks=list(sinks))
-    server = None
-    if model is None:
-        from streamll.testing import OfflineLMServer
-
-        server = OfflineLMServer(token_delay=token_delay).start()
-        lm = server.lm()
-        click.echo(f"offline LM server on {server.api_base} (use --model for a real provider)", err=True)
-    else:
-        lm = dspy.LM(model, cache=False)
-    try:
+    with contextlib.ExitStack() as stack:
+        lm, canned = _demo_lm(stack, model, offline, token_delay)
         with dspy.context(lm=lm, adapter=adapters[adapter]()):
             prediction = ReasoningQA()(question=question)
         streamll.flush(timeout=10)
-    finally:
-        if server is not None:
-            server.stop()
-    click.echo(f"\nanswer: {prediction.answer}", err=True)
+    label = "answer (canned)" if canned else "answer"
+    click.echo(f"\n{label}: {prediction.answer}", err=True)
+
+
+def _demo_lm(stack: contextlib.ExitStack, model: str | None, offline: bool, token_delay: float) -> tuple[Any, bool]:
+    """The demo's LM and whether its answer is canned; says on stderr which model answers."""
+    import dspy
+
+    from streamll.testing import local_model
+
+    if model is not None:
+        click.echo(f"model: {model}", err=True)
+        return dspy.LM(model, cache=False), False
+    reason = "--offline was given"
+    if not offline:
+        try:
+            server = stack.enter_context(local_model.LocalModelServer())
+        except local_model.LocalModelUnavailable as exc:
+            reason = str(exc)
+        else:
+            click.echo(
+                f"model: SmolLM2-135M-Instruct, local (llama.cpp server on {server.base_url}); "
+                "a 135M model gives short, simple answers",
+                err=True,
+            )
+            return server.lm(), False
+    from streamll.testing import OfflineLMServer
+
+    offline_server = stack.enter_context(OfflineLMServer(token_delay=token_delay))
+    click.echo(
+        f"model: none, the answer is canned (the same for any question), streamed by the offline server on "
+        f"{offline_server.api_base}; {reason}. For a real answer: --model PROVIDER/MODEL with its API key",
+        err=True,
+    )
+    return offline_server.lm(), True
 
 
 @main.command()
