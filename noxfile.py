@@ -100,7 +100,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Ratio benchmarks (each prints its baseline, streamll, and the ratio)."""
-    session.install(*_packages(*PLUGINS))
+    session.install(*_packages(*PLUGINS, core_extras="[web]"))
     for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
         session.run("python", str(script.relative_to(ROOT)), *session.posargs)
 
@@ -109,7 +109,8 @@ def bench(session: nox.Session) -> None:
 def slow(session: nox.Session) -> None:
     """Long delivery runs: 200,000-event bursts and 10 s outages at 2,000 events/s on every transport."""
     session.install(*_packages(*PLUGINS), *TEST_DEPS)
-    session.run("pytest", "-m", "slow", *session.posargs)
+    load_tests = [f"tests/{name}/test_load.py" for name in PLUGINS]
+    session.run("pytest", "-m", "slow", *load_tests, *session.posargs)
 
 
 @nox.session
