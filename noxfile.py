@@ -13,7 +13,14 @@ ROOT = Path(__file__).parent
 V01_DEPS = ["faststream[redis]>=0.5", "nanoid>=2.0"]
 """What the published streamll 0.1.1 needs to run as the old producer / consumer in the upgrade tests."""
 PLUGINS = ("redis", "nats", "kafka")
-TEST_DEPS = ["pytest>=8.2", "pytest-asyncio>=0.24", "pytest-timeout>=2.3", "jsonschema>=4.21", "uv>=0.4"]
+TEST_DEPS = [
+    "pytest>=8.2",
+    "pytest-asyncio>=0.24",
+    "pytest-timeout>=2.3",
+    "jsonschema>=4.21",
+    "uv>=0.4",
+    "hypothesis>=6.100",  # property tests of the consumers' decoder (bounded, in the default suite)
+]
 WEB_TEST_DEPS = ["httpx>=0.27", "playwright>=1.45", "fastapi>=0.110"]
 """The relay tests' HTTP client, browser driver and the example's framework (Chromium: apt-get install chromium)."""
 PLUGIN_TEST_EXTRAS = {"kafka": "[test]", "nats": "[nkeys]"}
@@ -36,7 +43,6 @@ def _node_deps(session: nox.Session) -> None:
         session.run("npm", "ci", "--prefix", "interop", "--no-audit", "--no-fund", external=True)
 
 
-TEST_DEPS += ["hypothesis>=6.100"]  # property tests of the consumers' decoder (bounded, in the default suite)
 
 
 @nox.session
