@@ -81,8 +81,11 @@ def _feed_event(target: LMCallStream | None, event: Any) -> None:
     kind = getattr(event, "type", None)
     if kind == "delta":
         delta = event.delta
-        if getattr(delta, "type", None) == "text" and delta.text:
+        part = getattr(delta, "type", None)
+        if part == "text" and delta.text:
             target.feed_text(delta.text)
+        elif part == "thinking" and delta.text:  # the LM's own reasoning (reasoning_content)
+            target.feed_reasoning(delta.text)
     elif kind == "end":
         reason = event.finish_reason
         reason = "tool_calls" if reason == "tool_call" else reason
@@ -388,9 +391,11 @@ def prepare() -> None:
     """Build every wrapper once (called by :func:`~streamll.streaming.patches.activate` under its lock)."""
     from dspy.clients import lm as lm_module
 
+    from streamll.streaming.attempts import prepare_attempts
     from streamll.streaming.hooks import prepare_hooks
 
     prepare_hooks()
+    prepare_attempts()
     _install_engines()
     _wrap_litellm(lm_module)
 
