@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import quoteattr
 
+from streamll.testing.reasoning_reply import add_to_message, reasoning_deltas, reasoning_text
+
 if TYPE_CHECKING:
     import dspy
 
@@ -80,6 +82,7 @@ KNOB_DEFAULTS: dict[str, Any] = {
     "disconnect_times": None,
     "token_delay": 0.0,
     "raw_reply": None,
+    "reasoning_content": None,
 }
 """Reply knobs and their default values (see ``OfflineLMServer.configure``)."""
 
@@ -795,17 +798,18 @@ class _Handler(BaseHTTPRequestHandler):
         if limit is not None and len(tokens) > limit:
             tokens = tokens[: max(int(limit), 0)]
             finish_reason = "length"
+        reasoning = reasoning_text(knobs["reasoning_content"], request)
         usage = {
             "prompt_tokens": sum(len(tokenize(_message_text(m))) for m in request.messages),
-            "completion_tokens": len(tokens),
+            "completion_tokens": len(tokens) + len(tokenize(reasoning or "")),
         }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         completion_id = owner._next_id()
         model = request.model or "offline"
         if request.stream:
-            self._stream(request, tokens, finish_reason, usage, completion_id, model, knobs)
+            self._stream(request, tokens, finish_reason, usage, completion_id, model, knobs, reasoning)
         else:
-            self._complete(request, tokens, finish_reason, usage, completion_id, model, knobs)
+            self._complete(request, tokens, finish_reason, usage, completion_id, model, knobs, reasoning)
 
     def _complete(
         self,
@@ -816,6 +820,7 @@ class _Handler(BaseHTTPRequestHandler):
         completion_id: str,
         model: str,
         knobs: dict[str, Any],
+        reasoning: str | None = None,
     ) -> None:
         """Send a non-streaming ``chat.completion`` object."""
         n = request.body.get("n") or 1
@@ -829,7 +834,9 @@ class _Handler(BaseHTTPRequestHandler):
             "choices": [
                 {
                     "index": index,
-                    "message": {"role": "assistant", "content": "".join(tokens), "refusal": None},
+                    "message": add_to_message(
+                        {"role": "assistant", "content": "".join(tokens), "refusal": None}, reasoning
+                    ),
                     "logprobs": None,
                     "finish_reason": finish_reason,
                 }
@@ -857,6 +864,7 @@ class _Handler(BaseHTTPRequestHandler):
         completion_id: str,
         model: str,
         knobs: dict[str, Any],
+        reasoning: str | None = None,
     ) -> None:
         """Send a ``chat.completion.chunk`` SSE stream."""
         created = int(time.time())
@@ -883,6 +891,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         try:
             self._write_event(chunk({"role": "assistant", "content": ""}))
+            for delta in reasoning_deltas(reasoning, tokenize):
+                self._write_event(chunk(delta))
             for count, piece in enumerate(pieces):
                 if disconnect_after is not None and count >= disconnect_after:
                     raise _Disconnect
@@ -913,7 +923,9 @@ class OfflineLMServer:
 
     Reply knobs (``answers``, ``responder``, ``one_chunk``, ``finish_reason``,
     ``max_tokens``, ``fail_status``, ``fail_times``, ``fail_message``,
-    ``disconnect_after``, ``disconnect_times``, ``token_delay``, ``raw_reply``) are plain attributes
+    ``disconnect_after``, ``disconnect_times``, ``token_delay``, ``raw_reply``,
+    ``reasoning_content``: the reasoning a reasoning model sends beside the reply,
+    a string or ``request -> str | None``) are plain attributes
     that may be set at any time, directly or through ``configure``; each request
     reads them once when it arrives.
     """
@@ -930,6 +942,7 @@ class OfflineLMServer:
     disconnect_times: int | None
     token_delay: float
     raw_reply: str | None
+    reasoning_content: str | Callable[[ChatRequest], str | None] | None
 
     def __init__(
         self,
