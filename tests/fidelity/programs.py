@@ -199,7 +199,7 @@ REASONING_CONTENT = "The user asks for a definition. One sentence is enough."
 def has_engines() -> str | None:
     """dspy >= 3.4 chooses an engine (before, every call goes through LiteLLM, as the default case covers)."""
     try:
-        import dspy.clients.engines  # noqa: F401
+        import dspy.clients.engines
     except ImportError:
         return f"dspy {dspy.__version__} has no engine= (every LM call uses LiteLLM)"
     return None

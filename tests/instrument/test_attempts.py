@@ -39,7 +39,9 @@ def build(kind: str, reward: Callable[[Any, Any], float], stream_fields: list[st
         def __init__(self) -> None:
             super().__init__()
             if kind == "refine":
-                self.improve = dspy.Refine(dspy.ChainOfThought("question -> answer"), N=3, reward_fn=reward, threshold=1.0)
+                self.improve = dspy.Refine(
+                    dspy.ChainOfThought("question -> answer"), N=3, reward_fn=reward, threshold=1.0
+                )
             else:
                 self.improve = dspy.BestOfN(dspy.Predict("question -> answer"), N=3, reward_fn=reward, threshold=1.0)
 

@@ -42,7 +42,9 @@ def run(stream_fields: list[str], server: OfflineLMServer, sink: MemorySink) -> 
     return prediction
 
 
-def test_a_qualified_name_streams_one_predictors_field(server: OfflineLMServer, lm: Any, memory_sink: MemorySink) -> None:
+def test_a_qualified_name_streams_one_predictors_field(
+    server: OfflineLMServer, lm: Any, memory_sink: MemorySink
+) -> None:
     prediction = run(["respond.answer"], server, memory_sink)
 
     tokens = memory_sink.tokens()

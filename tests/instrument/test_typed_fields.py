@@ -80,9 +80,7 @@ def test_typed_fields_carry_their_type_and_parsed_value(
     assert memory_sink.values() == {f"predict.{name}": VALUES[name] for name in TYPES}
 
 
-def test_a_value_that_does_not_parse_has_no_value(
-    server: OfflineLMServer, lm: Any, memory_sink: MemorySink
-) -> None:
+def test_a_value_that_does_not_parse_has_no_value(server: OfflineLMServer, lm: Any, memory_sink: MemorySink) -> None:
     """The ChatAdapter cannot parse ``many`` as an int; DSPy falls back to JSON, whose reply parses."""
     server.configure(responder=lambda request: {"count": "many"} if request.adapter == "chat" else {"count": 4})
 

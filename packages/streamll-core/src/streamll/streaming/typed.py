@@ -52,7 +52,9 @@ def _builtin_parse(adapter: Any) -> bool:
     import dspy
 
     parse = getattr(type(adapter), "parse", None)
-    builtins = [getattr(getattr(dspy, name, None), "parse", None) for name in ("ChatAdapter", "JSONAdapter", "XMLAdapter")]
+    builtins = [
+        getattr(getattr(dspy, name, None), "parse", None) for name in ("ChatAdapter", "JSONAdapter", "XMLAdapter")
+    ]
     return parse is not None and any(parse is known for known in builtins if known is not None)
 
 
