@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from typing import Any
 
@@ -29,6 +30,8 @@ def program(stream_fields: list[str], factory: Any) -> Any:
 
 
 def run(server: OfflineLMServer, stream_fields: list[str], factory: Any, engine: str = "native") -> dspy.Prediction:
+    if engine != "native" and importlib.util.find_spec("dspy.clients.engines") is None:
+        pytest.skip(f"dspy {dspy.__version__} calls every LM through LiteLLM (the default case)")
     with dspy.context(lm=server.lm(**ENGINES[engine]), adapter=dspy.ChatAdapter()):
         prediction = program(stream_fields, factory)(question="What is machine learning?")
     assert streamll.flush(10)
@@ -41,7 +44,7 @@ def test_reasoning_content_streams_as_the_reasoning_field(
 ) -> None:
     server.configure(reasoning_content=THINKING)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # "reasoning" matched the LM's reasoning: no unmatched-field warning
+        warnings.filterwarnings("error", message=".*match no output field")  # "reasoning" matched the LM's
         prediction = run(server, ["reasoning", "answer"], lambda: dspy.Predict("question -> answer"), engine)
 
     reasoning = memory_sink.tokens("reasoning")
