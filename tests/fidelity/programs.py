@@ -7,6 +7,7 @@ instrumented run get their own class (the decorator changes the class it is give
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import inspect
 import json
 import os
@@ -198,9 +199,7 @@ REASONING_CONTENT = "The user asks for a definition. One sentence is enough."
 
 def has_engines() -> str | None:
     """dspy >= 3.4 chooses an engine (before, every call goes through LiteLLM, as the default case covers)."""
-    try:
-        import dspy.clients.engines
-    except ImportError:
+    if importlib.util.find_spec("dspy.clients.engines") is None:
         return f"dspy {dspy.__version__} has no engine= (every LM call uses LiteLLM)"
     return None
 
