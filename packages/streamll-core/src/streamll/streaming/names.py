@@ -27,7 +27,7 @@ _origins: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 """A copied predictor -> the predictor it copies (the original of a chain of copies)."""
 _attempts: weakref.WeakKeyDictionary[Any, tuple[Any, int]] = weakref.WeakKeyDictionary()
 """A copied predictor -> (the attempts it belongs to, its attempt number)."""
-_paths: weakref.WeakKeyDictionary[Any, dict[int, str | None]] = weakref.WeakKeyDictionary()
+_paths: weakref.WeakKeyDictionary[Any, dict[int, str]] = weakref.WeakKeyDictionary()
 """Per instrumented module instance: id(original predictor) -> its path (``named_predictors`` walks the module)."""
 
 
@@ -118,9 +118,12 @@ def predictor_path(module: Any, predict: Any) -> str | None:
         known = _paths.setdefault(module, {})
     except TypeError:  # not weak-referenceable
         known = {}
-    if id(source) not in known:
-        known[id(source)] = _find_path(module, source)
-    return known[id(source)]
+    path = known.get(id(source))
+    if path is None:
+        path = _find_path(module, source)
+        if path is not None:  # a predictor made on the fly has no path: looked up again, never cached by its id
+            known[id(source)] = path
+    return path
 
 
 def _find_path(module: Any, predict: Any) -> str | None:
