@@ -241,12 +241,13 @@ def _xml_templates(user: str, output_fields: list[str]) -> dict[str, str]:
 
 def _parse_inputs(user: str, adapter: str, names: list[str]) -> dict[str, str]:
     """Extract input field values from the last user message."""
-    if adapter == "xml":
-        inputs: dict[str, str] = {}
+    inputs: dict[str, str] = {}
+    if adapter == "xml":  # DSPy 3.1+ wraps XMLAdapter inputs in tags; 3.0 writes ChatAdapter markers
         for name in names:
             match = re.search(rf"<{name}>\n?(.*?)\n?</{name}>", user, re.DOTALL)
             if match:
                 inputs[name] = match.group(1).replace("&lt;", "<").replace("&amp;", "&").strip()
+    if inputs:
         return inputs
     inputs = _marked_sections(user)
     return {name: value for name, value in inputs.items() if not names or name in names}
