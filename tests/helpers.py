@@ -1,19 +1,57 @@
-"""Shared test plumbing: broker discovery and throwaway broker processes."""
+"""Shared test plumbing: waiting on conditions, broker discovery, throwaway broker processes, CI rules."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 import pytest
 
 REQUIRE_ENV = "STREAMLL_REQUIRE_BROKERS"
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 10.0, *, what: str = "the condition", interval: float = 0.01
+) -> Literal[True]:
+    """Poll ``predicate`` until it is truthy; fail the test with ``what`` after ``timeout`` seconds.
+
+    Returns True, so ``assert wait_until(...)`` reads naturally; never returns False.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+    return True
+
+
+async def async_wait_until(
+    predicate: Callable[[], object | Awaitable[object]],
+    timeout: float = 10.0,
+    *,
+    what: str = "the condition",
+    interval: float = 0.01,
+) -> Literal[True]:
+    """:func:`wait_until` for async tests: yields to the loop between polls; ``predicate`` may be async."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return True
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 def brokers_required() -> bool:
