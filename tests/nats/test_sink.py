@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from nats.js import JetStreamContext, api
@@ -12,20 +11,10 @@ from streamll.core.serialization import encode_event
 from streamll.testing.contract import make_execution_events, write
 from streamll_nats import NatsSink
 
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_until
 from tests.nats.conftest import MakeSink
 
 pytestmark = pytest.mark.nats
-
-
-def wait_until(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    """Poll ``condition()`` until true; False after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 async def test_messages_carry_msg_id_and_cloudevents_headers(
