@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# DSPy's disk cache in a directory of this run's own (read when dspy is first imported; subprocesses inherit it),
+# never the user's ~/.dspy_cache: no answer cached by another run can stand in for a request, none is left behind.
+os.environ["DSPY_CACHEDIR"] = tempfile.mkdtemp(prefix="streamll-tests-dspy-cache-")
 
 import pytest
 import streamll
@@ -14,6 +20,7 @@ from streamll.sinks.memory import MemorySink
 from tests.helpers import ALLOWED_IN_CI, running_in_ci
 
 pytest_plugins = ["tests.schema_check"]
+atexit.register(shutil.rmtree, os.environ["DSPY_CACHEDIR"], ignore_errors=True)
 
 
 def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:

@@ -1,4 +1,4 @@
-"""Under CI=true nothing skips: a skip fails the run unless its reason says why CI allows it."""
+"""Rules for the suite itself: under CI=true nothing skips (unless allowed, with a reason); DSPy's cache is private."""
 
 from __future__ import annotations
 
@@ -77,3 +77,14 @@ def test_outside_ci_they_skip(tmp_path: Path, ci: str | None) -> None:
     assert "5 skipped, 1 xfailed in" in out, out
     out = run_probe(tmp_path, ci, "test_module_skip.py", MODULE_SKIP)
     assert "1 skipped in" in out, out
+
+
+def test_dspys_disk_cache_is_private_to_the_run() -> None:
+    import dspy
+    from dspy.utils.caching import DSPY_CACHEDIR
+
+    private = os.environ["DSPY_CACHEDIR"]
+    assert Path(private).name.startswith("streamll-tests-dspy-cache-") and Path(private).is_dir()
+    assert private == DSPY_CACHEDIR
+    directory = getattr(getattr(dspy.cache, "disk_cache", None), "directory", private)
+    assert str(directory).startswith(private)
