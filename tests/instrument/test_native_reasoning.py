@@ -12,6 +12,8 @@ import streamll
 from streamll import MemorySink
 from streamll.testing import OfflineLMServer
 
+from tests.helpers import allowed_skip
+
 THINKING = "The user asks for a definition. One plain sentence will do."
 ENGINES = {"native": {}, "litellm": {"engine": "litellm"}}
 
@@ -31,7 +33,7 @@ def program(stream_fields: list[str], factory: Any) -> Any:
 
 def run(server: OfflineLMServer, stream_fields: list[str], factory: Any, engine: str = "native") -> dspy.Prediction:
     if engine != "native" and importlib.util.find_spec("dspy.clients.engines") is None:
-        pytest.skip(f"dspy {dspy.__version__} calls every LM through LiteLLM (the default case)")
+        allowed_skip(f"dspy {dspy.__version__} calls every LM through LiteLLM (the default case)")
     with dspy.context(lm=server.lm(**ENGINES[engine]), adapter=dspy.ChatAdapter()):
         prediction = program(stream_fields, factory)(question="What is machine learning?")
     assert streamll.flush(10)
@@ -72,7 +74,7 @@ def test_a_reasoning_typed_field_streams_the_native_reasoning_it_holds(
     """``dspy.Reasoning`` takes the LM's reasoning_content: the stream is that, not the text section."""
     reasoning_type = getattr(dspy, "Reasoning", None)
     if reasoning_type is None:
-        pytest.skip(f"dspy {dspy.__version__} has no dspy.Reasoning")
+        allowed_skip(f"dspy {dspy.__version__} has no dspy.Reasoning")
 
     thought = dspy.Signature("question -> answer").prepend("reasoning", dspy.OutputField(), type_=reasoning_type)
     server.configure(reasoning_content=THINKING)

@@ -1,5 +1,6 @@
 """The Node.js consumer reads per-predictor fields, typed values and native reasoning from NATS JetStream."""
 
+# ruff: noqa: E402 - the plugin check runs before the imports that need the plugin
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -8,7 +9,9 @@ from typing import Any
 import dspy
 import pytest
 
-pytest.importorskip("streamll_nats")
+from tests.helpers import require_plugin
+
+require_plugin("nats")  # before importing it below
 
 import streamll
 from streamll.testing import OfflineLMServer
