@@ -122,6 +122,15 @@ CASES: list[Case] = [
         check=succeeds_after(1),
     ),
     Case(
+        "reasoning_native_feature",
+        p.wrapping(p.reasoning_typed),
+        stream_fields=("reasoning", "answer"),
+        knobs={"reasoning_content": p.REASONING_CONTENT},
+        lm={"model": "o3-mini", "temperature": 1.0, "max_tokens": 16000},
+        requires=p.has_reasoning_type,
+        check=succeeds_after(1),
+    ),
+    Case(
         "reasoning_typed_field",
         p.wrapping(p.reasoning_typed),
         stream_fields=("reasoning", "answer"),
