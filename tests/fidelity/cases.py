@@ -121,6 +121,14 @@ CASES: list[Case] = [
         requires=p.has_engines,
         check=succeeds_after(1),
     ),
+    Case("priced_model", p.wrapping(p.cot), stream_fields=("reasoning", "answer"), lm={"model": "gpt-4o-mini"}),
+    Case(
+        "priced_model_litellm",
+        p.wrapping(p.cot),
+        stream_fields=("reasoning", "answer"),
+        lm={"model": "gpt-4o-mini", "engine": "litellm"},
+        requires=p.has_engines,
+    ),
     Case(
         "reasoning_native_feature",
         p.wrapping(p.reasoning_typed),
