@@ -13,7 +13,8 @@ def assemble(chunks: list[Any]) -> Any:
     tokens, and reasoning tokens counted from ``reasoning_content`` with its own
     tokenizer) that a plain reply without details from the provider does not
     have; those derived details are dropped so DSPy records the same usage
-    either way.
+    either way. So is the ``cost`` LiteLLM adds to a stream's usage for a model
+    it has prices for (a plain reply has that cost in ``_hidden_params`` only).
     """
     import litellm
 
@@ -23,7 +24,18 @@ def assemble(chunks: list[Any]) -> Any:
     if details is not None and _derived_details(details, getattr(usage, "completion_tokens", None)):
         with contextlib.suppress(Exception):  # a frozen usage object keeps LiteLLM's
             usage.completion_tokens_details = None
+    if usage is not None and _computed_cost(raw, usage):
+        with contextlib.suppress(Exception):
+            del usage.cost
     return raw
+
+
+def _computed_cost(raw: Any, usage: Any) -> bool:
+    """True when the usage's ``cost`` is the one LiteLLM computed from its prices (not a provider's own)."""
+    cost = getattr(usage, "cost", None)
+    hidden = getattr(raw, "_hidden_params", None)
+    computed = hidden.get("response_cost") if isinstance(hidden, dict) else None
+    return cost is not None and computed is not None and cost == computed
 
 
 def _derived_details(details: Any, completion_tokens: Any) -> bool:
