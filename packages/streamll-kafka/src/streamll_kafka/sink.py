@@ -46,6 +46,8 @@ class KafkaSink(BaseSink):
     ``sink_options`` are ``BaseSink``'s (``buffer_size``, ``overflow``, ...).
     """
 
+    encodes_records = True
+
     batch_size = 500
     pipeline_depth = 4
 

@@ -68,6 +68,7 @@ class NatsSink(BaseSink):
     """
 
     batch_size = 500
+    encodes_records = True
     pipeline_depth = 4
 
     def __init__(

@@ -33,9 +33,10 @@ from collections import deque
 from collections.abc import Awaitable
 from concurrent.futures import Future
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from streamll.core.events import TokenEvent
+from streamll.core.records import TokenRecord
 from streamll.core.serialization import encode_event
 from streamll.errors import ConfigurationError
 from streamll.sinks.stats import SinkStats
@@ -51,6 +52,9 @@ _yield_gil = time.sleep
 
 EVENT_OVERHEAD = 360
 """Bytes an event's envelope takes once encoded (ids, timestamp, keys); the byte budget's per-event estimate."""
+
+RECORD_OVERHEAD = EVENT_OVERHEAD + 6 * 16
+"""The estimate for a token record: the envelope and the six ``data`` entries a token has on the wire."""
 
 STARVED_AFTER = 0.005
 """Seconds buffered events may wait without the worker taking a batch before ``enqueue`` yields the GIL to it."""
@@ -109,6 +113,19 @@ class BaseSink:
     retry_backoff: float = 0.05
     """First delay after a failed write or connect; doubles (with jitter) up to :attr:`retry_backoff_max`."""
     retry_backoff_max: float = 1.0
+    encodes_records: ClassVar[bool] = False
+    """True when :meth:`encode` takes a :class:`~streamll.core.records.TokenRecord` as it is (it reads only
+    the attributes transports write and encodes with ``encode_event``); otherwise each record is built into
+    its :class:`~streamll.core.events.TokenEvent` on the worker first. A subclass overriding ``encode``
+    without setting it gets events."""
+    takes_records: ClassVar[bool] = True
+    """False for a subclass overriding :meth:`enqueue`: ``dispatch`` hands it built events."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "encode" in cls.__dict__ and "encodes_records" not in cls.__dict__:
+            cls.encodes_records = False
+        cls.takes_records = cls.enqueue is BaseSink.enqueue
 
     def __init__(
         self,
@@ -156,6 +173,8 @@ class BaseSink:
         self._writing = 0
         """Events handed to the current ``write_batch`` call (taken from the buffer, not yet written)."""
         self._stats = SinkStats()
+        self._received = 0
+        """``stats.received``, kept apart from ``_stats`` so ``enqueue`` does one attribute write."""
         self._running = False
         self._stopping = False
         self._waiting = False
@@ -316,27 +335,29 @@ class BaseSink:
         """A snapshot of this sink's counters."""
         with self._lock:
             queued = len(self._queue) + len(self._retry) + self._writing
-            return dataclasses.replace(self._stats, queued=queued, queued_bytes=self._bytes)
+            return dataclasses.replace(
+                self._stats, received=self._received, queued=queued, queued_bytes=self._bytes
+            )
 
     # ------------------------------------------------------------------ hot path
 
-    def enqueue(self, event: Event) -> None:
-        """Hand an event to the sink without waiting on I/O (called by ``emit``)."""
+    def enqueue(self, event: Event | TokenRecord) -> None:
+        """Hand an event to the sink without waiting on I/O (called by ``emit``; a record is built on the worker)."""
         if not self._running:
             self.start()
+        size = _estimate(event)
         with self._lock:
-            self._stats.received += 1
-            spill = self._spill
-            if spill is not None and spill.pending:
-                self._spill_one(spill, event)
+            self._received += 1
+            if self._spill is not None and self._spill.pending:
+                self._spill_one(self._spill, event)
                 return
-            size = _estimate(event)
-            if (self._bytes + size > self.buffer_bytes or len(self._queue) >= self.buffer_size) and not self._make_room(
+            queue = self._queue
+            if (self._bytes + size > self.buffer_bytes or len(queue) >= self.buffer_size) and not self._make_room(
                 event, size
             ):
                 return
-            backlog = len(self._queue)
-            self._queue.append(event)
+            backlog = len(queue)
+            queue.append(event)
             self._sizes.append(size)
             self._bytes += size
             if self._waiting:
@@ -454,11 +475,14 @@ class BaseSink:
     def _encode_all(self, events: list[Event]) -> list[Any]:
         """Encode each event; one that cannot be encoded is counted as failed alone (and not retried)."""
         encode = self.encode
+        build = not self.encodes_records
         records: list[Any] = []
         for position, event in enumerate(events, 1):
             if not position % ENCODE_SLICE:
                 _yield_gil(0)  # let a waiting program thread run: encoding a batch must not stall it for ms
             try:
+                if build and type(event) is TokenRecord:
+                    event = event.event()
                 records.append(encode(event))
             except Exception as exc:
                 with self._lock:
@@ -797,6 +821,7 @@ class BaseSink:
         self._retry = deque()
         self._writing = 0
         self._stats = SinkStats()
+        self._received = 0
         self._running = False
         self._stopping = False
         self._waiting = False
@@ -839,10 +864,13 @@ def _failed(pending: asyncio.Future[Any] | None) -> BaseException | None:
     return pending.exception()
 
 
-def _estimate(event: Event) -> int:
+def _estimate(event: Event | TokenRecord) -> int:
     """Bytes ``event`` will take encoded, without encoding it (the byte budget's measure)."""
-    if type(event) is TokenEvent:
-        return EVENT_OVERHEAD + len(event.data) * 16 + len(event.token)
+    kind = type(event)
+    if kind is TokenRecord:  # its data gets the four token fields when encoded
+        return RECORD_OVERHEAD + len(event.token)  # type: ignore[union-attr]
+    if kind is TokenEvent:
+        return EVENT_OVERHEAD + len(event.data) * 16 + len(event.token)  # type: ignore[union-attr]
     size = EVENT_OVERHEAD
     for value in event.data.values():
         size += 16 + (len(value) if isinstance(value, (str, bytes)) else 64)
