@@ -20,7 +20,6 @@ import os
 import statistics
 import time
 import uuid
-
 from types import SimpleNamespace
 
 from streamll.core.context import Execution
@@ -183,7 +182,8 @@ def main() -> None:
     print("the per-token path, built + dispatched + enqueued (NullSink):")
     print(f"  model: make_event + dispatch (before):   {show(modelled)}")
     print(f"  TokenRun.emit_token (token record):      {show(recorded)}   target <= 2 us")
-    print(f"  ratio emit_token / model:                {statistics.median(recorded) / statistics.median(modelled):6.2f}")
+    ratio = statistics.median(recorded) / statistics.median(modelled)
+    print(f"  ratio emit_token / model:                {ratio:6.2f}")
     timings = hand_off(args.burst)
     print(f"hand-off during a {args.burst:,}-event burst to a live RedisSink (enqueue only, wall clock):")
     print(
