@@ -39,6 +39,7 @@ from streamll.core.events import TokenEvent
 from streamll.core.records import TokenRecord
 from streamll.core.serialization import encode_event
 from streamll.errors import ConfigurationError
+from streamll.sinks.results import BatchResult
 from streamll.sinks.stats import SinkStats
 from streamll.sinks.worker import worker
 
@@ -230,7 +231,7 @@ class BaseSink:
         """
         return encode_event(record)
 
-    async def send_batch(self, records: list[Any]) -> Awaitable[int | None]:
+    async def send_batch(self, records: list[Any]) -> Awaitable[BatchResult | int | None]:
         """Send a batch in order and return an awaitable for its delivery count (pipelining).
 
         The worker sends the next batch as soon as this returns, keeping up
@@ -239,24 +240,21 @@ class BaseSink:
         :meth:`write_batch` and returns its result already resolved.
         """
         written = await self.write_batch(records)
-        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[BatchResult | int | None] = asyncio.get_running_loop().create_future()
         done.set_result(written)
         return done
 
-    async def write_batch(self, events: list[Any]) -> int | None:
-        """Write a batch; return how many were delivered (``None`` means all).
+    async def write_batch(self, events: list[Any]) -> BatchResult | int | None:
+        """Write a batch; return a :class:`~streamll.sinks.results.BatchResult` (or ``None``: all delivered).
 
         Raise to have the batch retried (after :meth:`aclose` and :meth:`open`)
-        with backoff. Events reported as not delivered are not retried; they
-        are counted in ``stats.failed`` unless the sink counted them already.
-        The default runs :meth:`handle_event` for each event on a helper
-        thread; an exception from it is counted in ``stats.failed`` and that
-        event is not retried.
+        with backoff. Events the result reports rejected, or does not report
+        delivered, are counted in ``stats.failed`` and not retried. (A bare
+        ``int`` is read as the delivered count.) The default runs
+        :meth:`handle_event` for each event on a helper thread; an exception
+        from it rejects that event alone.
         """
-        delivered, failed = await asyncio.to_thread(self._handle_each, events)
-        with self._lock:
-            self._stats.failed += failed
-        return delivered
+        return await asyncio.to_thread(self._handle_each, events)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -434,17 +432,16 @@ class BaseSink:
 
     # ------------------------------------------------------------------ worker side
 
-    def _handle_each(self, events: list[Event]) -> tuple[int, int]:
-        delivered = failed = 0
+    def _handle_each(self, events: list[Event]) -> BatchResult:
+        delivered = 0
+        rejected: list[str] = []
         for event in events:
             try:
                 self.handle_event(event)
                 delivered += 1
             except Exception as exc:
-                failed += 1
-                self._stats.last_error = f"{type(exc).__name__}: {exc}"
-                self._log(logging.ERROR, "handle_event raised %s: %s", type(exc).__name__, exc)
-        return delivered, failed
+                rejected.append(f"handle_event raised {type(exc).__name__}: {exc}")
+        return BatchResult.of(delivered, rejected)
 
     def _take_batch(self) -> list[Any]:
         """Next batch of encoded records in emission order: records awaiting retry, the buffer, then the spill file."""
@@ -532,6 +529,8 @@ class BaseSink:
                         self._stats.reconnects += 1
             except Exception as exc:
                 failed_before = True
+                if isinstance(exc, ConfigurationError):  # not an outage: say so plainly, every time it is retried
+                    self._log(logging.ERROR, "%s", exc)
                 self._record_write_error("open", exc)
                 if self._stopping and not self._ever_opened:
                     # never answered in this process's life: waiting out the stop timeout will not change that
@@ -642,27 +641,39 @@ class BaseSink:
         return future
 
     def _settle(self, batch: list[Event], written: object, failed_before: int) -> None:
-        """Count a completed write; events ``write_batch`` did not deliver and did not count are counted as failed."""
-        if isinstance(written, int) and not isinstance(written, bool):
-            delivered = max(0, min(written, len(batch)))
+        """Count a completed write from what the transport reported (see :class:`BatchResult`).
+
+        A bare ``int`` (the older protocol) is the delivered count; the events
+        it leaves out are counted as failed unless the sink counted them itself
+        since ``failed_before``.
+        """
+        size = len(batch)
+        rejected: tuple[str, ...] = ()
+        counted_by_sink = 0
+        if isinstance(written, BatchResult):
+            delivered, rejected = max(0, min(written.delivered, size)), written.rejected[:size]
+        elif isinstance(written, int) and not isinstance(written, bool):
+            delivered = max(0, min(written, size))
+            counted_by_sink = self._stats.failed - failed_before
         else:
-            delivered = len(batch)
+            delivered = size
+        missing = max(0, size - delivered - len(rejected) - counted_by_sink)
         self._healthy = True
         with self._lock:
-            self._writing -= len(batch)
+            self._writing -= size
             self._stats.delivered += delivered
             self._stats.batches += 1
-            uncounted = len(batch) - delivered - (self._stats.failed - failed_before)
-            if uncounted > 0:
-                self._stats.failed += uncounted
-                self._stats.last_error = f"write_batch delivered {delivered} of {len(batch)} event(s)"
+            self._stats.failed += len(rejected) + missing
+            if rejected:
+                self._stats.last_error = rejected[-1]
+            if missing:
+                self._stats.last_error = f"write_batch delivered {delivered} of {size} event(s)"
             self._idle.notify_all()
-        if uncounted > 0:
+        for reason in rejected:
+            self._log(logging.ERROR, "%s (counted as failed, not retried)", reason)
+        if missing:
             self._log(
-                logging.ERROR,
-                "write_batch delivered %d of %d event(s); the rest counted as failed",
-                delivered,
-                len(batch),
+                logging.ERROR, "write_batch delivered %d of %d event(s); the rest counted as failed", delivered, size
             )
 
     async def _complete_oldest(self, in_flight: deque[_InFlight]) -> bool:
@@ -855,7 +866,7 @@ class BaseSink:
         return f"<{type(self).__name__} {self.name!r} running={self._running}>"
 
 
-_InFlight = tuple[list[Any], "asyncio.Future[int | None] | None", int]
+_InFlight = tuple[list[Any], "asyncio.Future[BatchResult | int | None] | None", int]
 """A batch sent and not yet settled: its records, its completion (None when sending failed), failed count before."""
 
 
