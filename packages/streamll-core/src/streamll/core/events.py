@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from streamll.core import codec
+
 SCHEMA_VERSION = "1"
 """Version of the wire format written by this release (see docs/wire-format.md)."""
 
@@ -115,16 +117,12 @@ class Event(BaseModel):
 
     def to_json(self) -> bytes:
         """Encode as wire-format JSON; values JSON cannot hold are written as their ``repr``."""
-        from streamll.core.serialization import encode_event
-
-        return encode_event(self)
+        return codec.encode(self)
 
     @classmethod
     def from_json(cls, payload: bytes | str) -> Event:
         """Decode wire-format JSON into the matching event class."""
-        from streamll.core.serialization import decode_event
-
-        return decode_event(payload)
+        return codec.decode(payload, EVENT_CLASSES, Event)
 
 
 _new = object.__new__
