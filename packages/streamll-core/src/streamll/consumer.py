@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 from streamll.core.events import Event
 from streamll.core.serialization import decode_event
 from streamll.errors import ConsumerError, MalformedEventError
+from streamll.plugins import create_consumer
 
 logger = logging.getLogger("streamll")
 
@@ -255,8 +256,6 @@ def __getattr__(name: str) -> Any:
 
 def from_url(url: str, **options: Any) -> BaseConsumer[Any]:
     """A consumer for ``url`` from whichever plugin registered its scheme."""
-    from streamll.plugins import create_consumer
-
     consumer: BaseConsumer[Any] = create_consumer(url, **options)
     return consumer
 

@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from streamll.consumer import BaseConsumer
-    from streamll.executions import ExecutionLog
     from streamll.sinks.base import BaseSink
 
 PROJECT_NAME = "streamll"
@@ -29,10 +27,13 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 SinkFactory = Callable[[str], "BaseSink"]
 """Builds a sink from a URL; a class whose constructor takes the URL works."""
-ConsumerFactory = Callable[..., "BaseConsumer"]
-"""Builds a consumer from a URL (extra keyword options allowed)."""
-ExecutionLogFactory = Callable[[str], "ExecutionLog"]
-"""Builds a per-execution reader (the web relay's source) from a URL."""
+ConsumerFactory = Callable[..., Any]
+"""Builds a ``streamll.consumer.BaseConsumer`` from a URL (extra keyword options allowed).
+
+Typed loosely on purpose: the consumer and execution-log modules sit above the plugin
+registry (they build through it), so the hook contract does not import them."""
+ExecutionLogFactory = Callable[[str], Any]
+"""Builds a ``streamll.executions.ExecutionLog`` (the web relay's source) from a URL."""
 
 
 @hookspec

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pluggy
 
-from streamll import hookspecs
+from streamll import builtin_plugin, hookspecs
 from streamll.errors import ConfigurationError, PluginError, UnknownSchemeError
 
 ENTRY_POINT_GROUP = "streamll"
@@ -76,8 +76,6 @@ def _autoload() -> bool:
 
 
 def _load() -> _Registry:
-    from streamll import builtin_plugin
-
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     plugins: dict[str, PluginInfo] = {}
