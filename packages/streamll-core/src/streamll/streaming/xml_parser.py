@@ -9,17 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from streamll.streaming.parsers import Op
-
-
-def _sections(fields: Iterable[str]) -> Any:
-    from streamll.streaming.parsers import _Sections
-
-    return _Sections(fields, strip=True)
-
+from streamll.streaming.sections import Op, Sections
 
 XML_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 TAG_RE = re.compile(r"<\s*(/?)\s*([A-Za-z_][\w.\-]*)[^>]*?(/?)\s*>")
@@ -35,7 +26,7 @@ class XMLParser:
 
     def __init__(self, fields: Iterable[str], *, legacy: bool | None = None) -> None:
         self._legacy = xml_rules_are_legacy() if legacy is None else legacy
-        self._sections = _sections(fields)
+        self._sections = Sections(fields, strip=True)
         self._buffer = ""
         self._skip: str | None = None  # a non-field element whose content is ignored
         self._skip_depth = 0
