@@ -18,7 +18,9 @@ SECRET = "s3cr3t-Pa55"
 
 @pytest.fixture(autouse=True)
 def no_nats_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
+    from streamll_nats.url import ENV_VARS
+
+    for name in [variable for names in ENV_VARS.values() for variable in names] + [
         "NATS_USER",
         "NATS_PASSWORD",
         "NATS_TOKEN",
@@ -27,7 +29,7 @@ def no_nats_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "NATS_CA",
         "NATS_CERT",
         "NATS_KEY",
-    ):
+    ]:
         monkeypatch.delenv(name, raising=False)
 
 
@@ -88,6 +90,17 @@ def test_credentials_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("NATS_USER")
     monkeypatch.setenv("NATS_TOKEN", SECRET)
     assert parse_url("nats://h").token == SECRET
+
+
+def test_streamll_variables_come_before_the_nats_cli_ones() -> None:
+    environ = {"STREAMLL_NATS_USER": "ours", "NATS_USER": "cli", "NATS_PASSWORD": SECRET}
+    options = parse_url("nats://h", environ=environ)
+    assert (options.user, options.password) == ("ours", SECRET)
+    assert parse_url("nats://h", environ={"STREAMLL_NATS_TOKEN": SECRET}).token == SECRET
+    assert (
+        SECRET not in repr(options)
+        and options.display_url == "nats://ours:***@h:4222?subject=streamll.events&stream=STREAMLL"
+    )
 
 
 def test_tls_scheme_and_options(tmp_path: Path) -> None:

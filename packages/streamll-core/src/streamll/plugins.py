@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import re
 import threading
 import warnings
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import pluggy
 
 from streamll import builtin_plugin, hookspecs
 from streamll.errors import ConfigurationError, PluginError, UnknownSchemeError
+from streamll.url_parts import mask_credentials
 
 ENTRY_POINT_GROUP = "streamll"
 DISABLE_AUTOLOAD_ENV = "STREAMLL_DISABLE_PLUGIN_AUTOLOAD"
@@ -179,15 +179,6 @@ def sink_schemes() -> list[str]:
 def consumer_schemes() -> list[str]:
     """URL schemes that :func:`create_consumer` accepts."""
     return sorted(registry().consumers)
-
-
-_PASSWORD_IN_NETLOC = re.compile(r"(?<=:)[^:@/\s]+(?=@)")
-_SECRET_IN_QUERY = re.compile(r"(?i)((?:password|passwd|pass|secret|token|api_key|apikey)=)[^&#\s]*")
-
-
-def mask_credentials(text: str) -> str:
-    """``text`` (a URL, or a message quoting one) with passwords and tokens replaced by ``***``."""
-    return _SECRET_IN_QUERY.sub(r"\1***", _PASSWORD_IN_NETLOC.sub("***", text))
 
 
 def _scheme(url: str) -> str:
