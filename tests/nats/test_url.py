@@ -225,3 +225,13 @@ def test_durations() -> None:
         7200.0,
         604800.0,
     ]
+
+
+def test_the_plugin_card_matches_the_first_party_catalogue() -> None:
+    import streamll.consumer
+    from streamll.catalog import FIRST_PARTY
+    from streamll.plugins import list_plugins
+
+    (info,) = [info for info in list_plugins() if info.name == "nats"]
+    assert info.card == FIRST_PARTY["nats"]
+    assert streamll.consumer.NatsStreamConsumer is NatsStreamConsumer

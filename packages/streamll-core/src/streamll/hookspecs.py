@@ -13,6 +13,7 @@ never on the per-event path.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -36,6 +37,30 @@ ExecutionLogFactory = Callable[[str], Any]
 """Builds a ``streamll.executions.ExecutionLog`` (the web relay's source) from a URL."""
 
 
+@dataclass(frozen=True)
+class PluginCard:
+    """What a transport plugin is, for install hints and the names ``streamll.consumer`` offers lazily.
+
+    ``extra``: ``pip install 'streamll[EXTRA]'`` installs the plugin (``None``: not a streamll extra);
+    ``schemes``: the URL schemes it serves; ``consumer``: its consumer class as ``"module:Class"``,
+    importable as ``streamll.consumer.Class``.
+    """
+
+    extra: str | None
+    schemes: tuple[str, ...]
+    consumer: str | None = None
+
+    @property
+    def consumer_name(self) -> str | None:
+        """The consumer class's name (``RedisStreamConsumer``), if the plugin has one."""
+        return self.consumer.rpartition(":")[2] if self.consumer else None
+
+
+@hookspec(firstresult=True)
+def streamll_plugin_card() -> PluginCard | None:
+    """Describe the plugin (optional): its extra, URL schemes and consumer class."""
+
+
 @hookspec
 def streamll_register_sinks(register: Callable[[str, SinkFactory], Any]) -> None:
     """Register sink factories by URL scheme: ``register("redis", RedisSink.from_url)``."""
@@ -51,4 +76,12 @@ def streamll_register_execution_logs(register: Callable[[str, ExecutionLogFactor
     """Register per-execution readers by URL scheme: ``register("redis", RedisExecutionLog.from_url)``."""
 
 
-__all__ = ["PROJECT_NAME", "ConsumerFactory", "ExecutionLogFactory", "SinkFactory", "hookimpl", "hookspec"]
+__all__ = [
+    "PROJECT_NAME",
+    "ConsumerFactory",
+    "ExecutionLogFactory",
+    "PluginCard",
+    "SinkFactory",
+    "hookimpl",
+    "hookspec",
+]
