@@ -9,7 +9,7 @@ import pytest
 from streamll.errors import ConfigurationError
 from streamll.plugins import create_consumer, create_sink
 from streamll_nats import NatsSink, NatsStreamConsumer, parse_url
-from streamll_nats.url import parse_duration, subject_matches
+from streamll_nats.url import subject_matches
 
 pytestmark = pytest.mark.nats
 
@@ -216,15 +216,9 @@ def test_subject_matching(pattern: str, subject: str, expected: bool) -> None:
 
 
 def test_durations() -> None:
-    assert [parse_duration(v, "x") for v in ("30", "0.5", "500ms", "30s", "5m", "2h", "7d")] == [
-        30.0,
-        0.5,
-        0.5,
-        30.0,
-        300.0,
-        7200.0,
-        604800.0,
-    ]
+    durations = [parse_url(f"nats://h?ack_timeout={v}").ack_timeout for v in ("30", "0.5", "500ms", "30s", "5m", "2h")]
+    assert durations == [30.0, 0.5, 0.5, 30.0, 300.0, 7200.0]
+    assert parse_url("nats://h?max_age=7d").stream_settings.max_age == 604800.0
 
 
 def test_the_plugin_card_matches_the_first_party_catalogue() -> None:

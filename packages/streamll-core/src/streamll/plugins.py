@@ -168,11 +168,6 @@ def register_plugin(plugin: object, name: str | None = None) -> None:
     _collect(reg, only=plugin_name)
 
 
-def plugin_manager() -> pluggy.PluginManager:
-    """The pluggy manager holding every loaded plugin."""
-    return registry().manager
-
-
 def list_plugins() -> list[PluginInfo]:
     """Every plugin found, with its schemes or its load error."""
     return list(registry().plugins.values())
@@ -271,7 +266,6 @@ __all__ = [
     "mask_credentials",
     "plugin_consumer",
     "plugin_for_scheme",
-    "plugin_manager",
     "register_plugin",
     "reload_plugins",
     "sink_schemes",

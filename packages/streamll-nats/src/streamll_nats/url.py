@@ -357,11 +357,6 @@ def parse_url(url: str, environ: Mapping[str, str] | None = None) -> NatsOptions
     )
 
 
-def parse_duration(value: str, option: str) -> float:
-    """Seconds from ``"30"``, ``"0.5"``, ``"500ms"``, ``"30s"``, ``"5m"``, ``"2h"`` or ``"7d"``."""
-    return _read.seconds(option, value)
-
-
 __all__ = [
     "DEFAULT_STREAM",
     "DEFAULT_SUBJECT",
@@ -371,7 +366,6 @@ __all__ = [
     "ConsumerSettings",
     "NatsOptions",
     "StreamSettings",
-    "parse_duration",
     "parse_url",
     "subject_matches",
     "validate_stream_name",

@@ -21,6 +21,7 @@ class ChatParser:
     """ChatAdapter replies: ``[[ ## field ## ]]`` header lines start sections."""
 
     def __init__(self, fields: Iterable[str]) -> None:
+        """Parse replies for the output ``fields``."""
         self._sections = Sections(fields, strip=True)
         self._line = ""
         self._mode = "start"  # start: deciding whether the line is a header; content; header
@@ -28,6 +29,7 @@ class ChatParser:
         self._carry_cr = False
 
     def feed(self, text: str) -> list[Op]:
+        """Operations for the next chunk of reply text."""
         ops: list[Op] = []
         if self._carry_cr:
             text = "\r" + text
@@ -45,6 +47,7 @@ class ChatParser:
         return ops
 
     def finish(self) -> list[Op]:
+        """Operations at the end of the reply (closes an open field)."""
         ops: list[Op] = []
         if self._carry_cr:
             self._carry_cr = False

@@ -15,6 +15,7 @@ class JSONParser:
     """JSONAdapter replies: one JSON object; string values are decoded as they stream."""
 
     def __init__(self, fields: Iterable[str]) -> None:
+        """Parse replies for the output ``fields``."""
         self._sections = Sections(fields, strip=False)
         self._state = "before"
         self._key = ""
@@ -26,6 +27,7 @@ class JSONParser:
         self._high_surrogate: str | None = None
 
     def feed(self, text: str) -> list[Op]:
+        """Operations for the next chunk of reply text."""
         ops: list[Op] = []
         pending: list[str] = []
         for char in text:
@@ -51,6 +53,7 @@ class JSONParser:
         return ops
 
     def finish(self) -> list[Op]:
+        """Operations at the end of the reply (closes an open field)."""
         ops: list[Op] = []
         if self._state == "raw_value":
             self._end_raw(ops)

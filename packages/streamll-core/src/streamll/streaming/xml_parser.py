@@ -25,6 +25,7 @@ class XMLParser:
     """
 
     def __init__(self, fields: Iterable[str], *, legacy: bool | None = None) -> None:
+        """Parse replies for the output ``fields``."""
         self._legacy = xml_rules_are_legacy() if legacy is None else legacy
         self._sections = Sections(fields, strip=True)
         self._buffer = ""
@@ -33,6 +34,7 @@ class XMLParser:
         self._carry_cr = False
 
     def feed(self, text: str) -> list[Op]:
+        """Operations for the next chunk of reply text."""
         if self._legacy:
             self._buffer += text
         else:
@@ -47,6 +49,7 @@ class XMLParser:
         return ops
 
     def finish(self) -> list[Op]:
+        """Operations at the end of the reply (closes an open field)."""
         ops: list[Op] = []
         if self._carry_cr:
             self._buffer += "\n"
