@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 from streamll.core.events import Event
 from streamll.core.serialization import decode_event
 from streamll.errors import ConsumerError, MalformedEventError
+from streamll.plugins import create_consumer, plugin_consumer
 
 logger = logging.getLogger("streamll")
 
@@ -234,29 +235,26 @@ class BaseConsumer(Generic[M]):
                 yield event
 
 
-_PLUGIN_CONSUMERS: dict[str, tuple[str, str]] = {
-    "RedisStreamConsumer": ("streamll_redis", "redis"),
-    "NatsStreamConsumer": ("streamll_nats", "nats"),
-    "KafkaStreamConsumer": ("streamll_kafka", "kafka"),
-}
-"""Consumer names importable from here, with the plugin module and extra that provide them."""
-
-
 def __getattr__(name: str) -> Any:
-    if name in _PLUGIN_CONSUMERS:
-        module_name, extra = _PLUGIN_CONSUMERS[name]
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ImportError(f"{name} needs the {extra} plugin: pip install 'streamll[{extra}]'", name=name) from exc
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    """A plugin's consumer class by name (``RedisStreamConsumer``), imported on first use.
+
+    The names come from the plugins' cards (and, for a first-party plugin that is not
+    installed, from the catalogue, so the error says which extra to install).
+    """
+    card = plugin_consumer(name) if not name.startswith("_") else None
+    if card is None or card.consumer is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module_name, _, attribute = card.consumer.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = f"pip install 'streamll[{card.extra}]'" if card.extra else f"install the package providing {module_name}"
+        raise ImportError(f"{name} needs the {card.extra or module_name} plugin: {hint}", name=name) from exc
+    return getattr(module, attribute)
 
 
 def from_url(url: str, **options: Any) -> BaseConsumer[Any]:
     """A consumer for ``url`` from whichever plugin registered its scheme."""
-    from streamll.plugins import create_consumer
-
     consumer: BaseConsumer[Any] = create_consumer(url, **options)
     return consumer
 
