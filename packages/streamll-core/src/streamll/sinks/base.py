@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import random
 import threading
 import time
 from collections import deque
@@ -35,6 +34,7 @@ from concurrent.futures import Future
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from streamll.backoff import Backoff
 from streamll.core.events import TokenEvent
 from streamll.core.records import TokenRecord
 from streamll.core.serialization import encode_event
@@ -195,7 +195,8 @@ class BaseSink:
         self._phase = "connect"
         self._reconnecting = False
         self._last_logged: tuple[str, float] = ("", 0.0)
-        self._backoff = self.retry_backoff
+        self._failed_writes = 0
+        """Writes failed in a row (the retry number for :class:`~streamll.backoff.Backoff`)."""
         self._progress = 0.0
         """When the worker last took a batch (``time.monotonic``); ``enqueue`` yields the GIL when it is old."""
         self._last_send = 0.0
@@ -514,7 +515,7 @@ class BaseSink:
             await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
 
     async def _ensure_open(self) -> bool:
-        backoff = self.retry_backoff
+        attempts = 0
         failed_before = False
         while not self._opened:
             if self._past_deadline():
@@ -538,13 +539,13 @@ class BaseSink:
 
                     self._gave_up = describe_connect_failure(self, exc)
                     return False
-                await self._sleep(backoff)
-                backoff = self._next_backoff(backoff)
+                attempts += 1
+                await self._sleep(self._retry_policy().delay(attempts))
         return True
 
-    def _next_backoff(self, backoff: float) -> float:
-        """Double, capped at ``retry_backoff_max``, with +-25% jitter so many producers do not retry in step."""
-        return min(backoff * 2, self.retry_backoff_max) * random.uniform(0.75, 1.25)
+    def _retry_policy(self) -> Backoff:
+        """The shared backoff policy with this sink's ``retry_backoff`` and ``retry_backoff_max``."""
+        return Backoff(self.retry_backoff, self.retry_backoff_max)
 
     def _record_write_error(self, what: str, exc: BaseException) -> None:
         self._healthy = False
@@ -560,7 +561,7 @@ class BaseSink:
             # an idle sink nobody references any more is collected with this task (see GeneratorExit below)
             runner._log_destroy_pending = False  # type: ignore[attr-defined]
         generation = self._generation
-        self._backoff = self.retry_backoff
+        self._failed_writes = 0
         in_flight: deque[_InFlight] = deque()
         cancelled = abandoned = False
         try:
@@ -686,7 +687,7 @@ class BaseSink:
             self._failed_write(exc)
             return False
         in_flight.popleft()
-        self._backoff = self.retry_backoff
+        self._failed_writes = 0
         self._settle(batch, written, failed_before)
         return True
 
@@ -726,8 +727,8 @@ class BaseSink:
         if self._past_deadline():
             return False
         await self._reopen()
-        await self._sleep(self._backoff)
-        self._backoff = self._next_backoff(self._backoff)
+        self._failed_writes += 1
+        await self._sleep(self._retry_policy().delay(self._failed_writes))
         with self._lock:
             self._stats.retries += 1
         return True
