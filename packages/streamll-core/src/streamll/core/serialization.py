@@ -54,15 +54,17 @@ def _writable(mapping: dict[str, Any]) -> dict[str, Any]:
 
 def encode_event(event: Event | TokenRecord) -> bytes:
     """Wire-format JSON bytes for ``event`` (a token record is encoded without building its model when it can be)."""
-    if type(event) is TokenRecord:
+    if isinstance(event, TokenRecord):
         body = event.fast_body()
         if body is not None:
             return body
-        event = event.event()
+        model = event.event()
+    else:
+        model = event
     try:
-        return event.model_dump_json(fallback=_fallback).encode("utf-8")
+        return model.model_dump_json(fallback=_fallback).encode("utf-8")
     except _UNWRITABLE:
-        safe = event.model_copy(update={"data": _writable(event.data), "tags": _writable(event.tags)})
+        safe = model.model_copy(update={"data": _writable(model.data), "tags": _writable(model.tags)})
         return safe.model_dump_json(fallback=_fallback).encode("utf-8")
 
 
