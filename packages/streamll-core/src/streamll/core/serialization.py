@@ -17,7 +17,7 @@ def encode_event(event: Event | TokenRecord) -> bytes:
 
     A token record is encoded without building its model when it can be.
     """
-    if type(event) is TokenRecord:
+    if isinstance(event, TokenRecord):
         body = event.fast_body()
         if body is not None:
             return body
@@ -27,7 +27,7 @@ def encode_event(event: Event | TokenRecord) -> bytes:
 
 def event_to_dict(event: Event | TokenRecord) -> dict[str, Any]:
     """The event as the JSON-compatible dict that :func:`encode_event` writes."""
-    return json.loads(codec.encode(event))
+    return json.loads(encode_event(event))
 
 
 def decode_event(payload: bytes | str | dict[str, Any]) -> Event:
