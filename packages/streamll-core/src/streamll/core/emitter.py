@@ -3,33 +3,50 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from streamll.core import policy
 from streamll.core.context import Execution, context_tags, current_execution, current_span
 from streamll.core.events import EVENT_CLASSES, Event, build_event
+from streamll.core.records import TokenRecord
 
 logger = logging.getLogger("streamll")
 
+SinkSource = Callable[[], Iterable[Any]]
+"""Returns the sinks events go to when their execution names none (``streamll.config`` installs it)."""
 
-def dispatch(event: Event, execution: Execution | None = None) -> None:
+_default_sinks: SinkSource = tuple
+
+
+def use_default_sinks(source: SinkSource) -> None:
+    """Install where events without sinks of their own go; ``streamll.config`` calls this on import.
+
+    Core sits below configuration: it is told where events go rather than importing the layer
+    that decides it.
+    """
+    global _default_sinks
+    _default_sinks = source
+
+
+def dispatch(event: Event | TokenRecord, execution: Execution | None = None) -> None:
     """Hand ``event`` to the execution's sinks (or the configured ones); never raises.
 
     The ``configure(event_filter=..., redact=...)`` rules apply here, once, before any sink sees the event.
+    A :class:`~streamll.core.records.TokenRecord` goes to the sinks as it is; each builds its event on its worker.
     """
-    from streamll.config import active_sinks
-
     if (checked := policy.outgoing(event)) is None:
         return
     event = checked
     try:
-        sinks = execution.sinks if execution is not None and execution.sinks is not None else active_sinks()
+        sinks = execution.sinks if execution is not None and execution.sinks is not None else _default_sinks()
     except Exception as exc:  # bad STREAMLL_SINKS must not break the user's program
         logger.error("streamll: cannot resolve sinks, event %s not delivered: %s", event.event_type, exc)
         return
+    record = type(event) is TokenRecord
     for sink in sinks:
         try:
-            sink.enqueue(event)
+            sink.enqueue(event if not record or sink.takes_records else event.event())  # type: ignore[union-attr]
         except Exception as exc:
             logger.error("streamll: sink %r refused an event: %s", sink, exc)
 
@@ -89,4 +106,4 @@ def emit(
     return event
 
 
-__all__ = ["dispatch", "emit", "make_event"]
+__all__ = ["SinkSource", "dispatch", "emit", "make_event", "use_default_sinks"]

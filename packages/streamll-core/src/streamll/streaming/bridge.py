@@ -20,6 +20,7 @@ from typing import Any
 from streamll.core.context import Execution, context_tags, current_span
 from streamll.core.emitter import dispatch, make_event
 from streamll.core.events import TokenEvent
+from streamll.core.records import TokenRecord
 from streamll.core.runs import ExecutionCancelled
 from streamll.core.spans import error_data
 from streamll.streaming.fields import (
@@ -195,8 +196,11 @@ class TokenRun:
         source: str,
         extra: dict[str, Any] | None = None,
     ) -> None:
+        """Hand one token to the sinks as a :class:`TokenRecord` (its event is built and encoded on the worker)."""
+        execution = self.execution
         state = call.state
-        data: dict[str, Any] = {"predictor": state.name, "source": source}
+        name = state.name
+        data: dict[str, Any] = {"predictor": name, "source": source}
         if state.path is not None:
             data["predictor_path"] = state.path
         if state.attempt is not None:
@@ -206,21 +210,42 @@ class TokenRun:
             data["field_type"] = field_type
         if extra:
             data.update(extra)
-        event, _ = make_event(
-            "token",
-            data,
-            execution=self.execution,
-            parent_id=call.parent_id,
-            cls=TokenEvent,
-            tags=call.tags,
-            token=token,
-            token_index=index,
-            field=field_name,
-            finish_reason=finish,
-            module_name=state.name,
-            operation="token",
-        )
-        dispatch(event, self.execution)
+        if (
+            type(token) is str
+            and type(field_name) is str
+            and type(index) is int
+            and type(name) is str
+            and (finish is None or type(finish) is str)
+        ):
+            record: Any = TokenRecord(
+                execution.execution_id,
+                call.parent_id,
+                execution.next_sequence(),
+                data,
+                call.tags,  # shared by the call's tokens; never changed (an event gets a copy when built)
+                name,
+                "token",
+                token,
+                index,
+                field_name,
+                finish,
+            )
+        else:  # not the types a model would hold as they are: validated (or coerced) the usual way
+            record, _ = make_event(
+                "token",
+                data,
+                execution=execution,
+                parent_id=call.parent_id,
+                cls=TokenEvent,
+                tags=call.tags,
+                token=token,
+                token_index=index,
+                field=field_name,
+                finish_reason=finish,
+                module_name=name,
+                operation="token",
+            )
+        dispatch(record, execution)
 
     def native_reasoning_seen(self, state: PredictorState) -> None:
         """The LM's own reasoning streamed for ``state``'s predictor: its ``reasoning`` entry matched."""
