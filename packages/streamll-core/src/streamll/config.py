@@ -89,15 +89,18 @@ class Configuration:
     """
 
     def __init__(self, previous: _State, permanent: bool) -> None:
+        """Remember the configuration to restore (``permanent``: not on ``with`` exit)."""
         self._previous = previous
         self._permanent = permanent
 
     def __enter__(self) -> Configuration:
+        """The configuration is already applied; ``with`` only restores it at the end."""
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        """Put the previous configuration back (unless ``permanent``)."""
         if not self._permanent:
             _apply(self._previous)
 

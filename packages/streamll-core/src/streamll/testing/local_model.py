@@ -277,4 +277,5 @@ class LocalModelServer:
         return dspy.LM(f"openai/{self.alias}", **options)
 
     def __repr__(self) -> str:
+        """Where the server listens (or ``stopped``) and which model file it serves."""
         return f"LocalModelServer({self.base_url or 'stopped'}, model={self.model_path or 'default'})"
