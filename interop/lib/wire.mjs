@@ -70,8 +70,18 @@ export function isEndOfExecution(body) {
   return (body.event_type === "end" || body.event_type === "error") && body.parent_id === null;
 }
 
-/** Text per field of one execution: token events grouped per LM call, each group in token_index order. */
-function fieldTexts(tokens) {
+/** "respond.answer": the predictor path (data.predictor_path) and the field; the bare field when there is no path. */
+export function predictorField(event) {
+  const path = event.data.predictor_path;
+  return typeof path === "string" && path ? `${path}.${event.data.field}` : event.data.field;
+}
+
+/**
+ * Text per field of one execution: token events grouped per LM call, each group in token_index order.
+ * `fields` joins every predictor's stream of a field; `predictor_fields` keeps the stages apart
+ * ("draft.answer", "respond.answer"); `values` holds the parsed values of typed fields (data.value).
+ */
+export function fieldTexts(tokens) {
   const groups = new Map(); // "field\u0000parent_id" -> tokens of one field in one LM call
   for (const event of [...tokens].sort((a, b) => a.sequence - b.sequence)) {
     const key = `${event.data.field}\u0000${event.parent_id}`;
@@ -79,6 +89,8 @@ function fieldTexts(tokens) {
     groups.get(key).push(event);
   }
   const fields = {};
+  const predictorFields = {};
+  const values = {};
   const gaps = [];
   for (const group of groups.values()) {
     group.sort((a, b) => a.data.token_index - b.data.token_index);
@@ -86,9 +98,14 @@ function fieldTexts(tokens) {
     group.forEach((event, position) => {
       if (event.data.token_index !== position) gaps.push(`${field}: token_index ${event.data.token_index} at position ${position}`);
     });
-    fields[field] = (fields[field] || "") + group.map((event) => event.data.token).join("");
+    const text = group.map((event) => event.data.token).join("");
+    const qualified = predictorField(group[0]);
+    fields[field] = (fields[field] || "") + text;
+    predictorFields[qualified] = (predictorFields[qualified] || "") + text;
+    const last = group.at(-1);
+    if (last.data.finish_reason !== null && "value" in last.data) values[qualified] = last.data.value;
   }
-  return { fields, gaps };
+  return { fields, predictorFields, values, gaps };
 }
 
 /** Everything a consumer learns from a stream of messages; summary() is what it prints. */
@@ -172,7 +189,7 @@ export class StreamCollector {
   /** The JSON summary: {valid, invalid, fields, executions, ...}. */
   summary(extra = {}) {
     const executions = [...this.byExecution.values()].map((execution) => {
-      const { fields, gaps } = fieldTexts(execution.tokens);
+      const { fields, predictorFields, values, gaps } = fieldTexts(execution.tokens);
       return {
         execution_id: execution.execution_id,
         module_name: execution.module_name,
@@ -182,6 +199,8 @@ export class StreamCollector {
         ended: execution.ended,
         token_gaps: gaps,
         fields,
+        predictor_fields: predictorFields,
+        values,
       };
     });
     // "fields" is the text of the execution that ended the stream, else of the last execution seen
@@ -193,6 +212,8 @@ export class StreamCollector {
       duplicates: this.duplicates,
       messages: this.messages,
       fields: focus ? focus.fields : {},
+      predictor_fields: focus ? focus.predictor_fields : {},
+      values: focus ? focus.values : {},
       executions,
       ...extra,
     };

@@ -12,7 +12,6 @@ installed: ``from streamll.consumer import RedisStreamConsumer``.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import time
@@ -209,10 +208,6 @@ class BaseConsumer(Generic[M]):
             self.stats.acked += 1
         except Exception as exc:
             logger.warning("streamll consumer %s: ack of a skipped message failed: %s", type(self).__name__, exc)
-
-    async def _backoff(self, attempt: int) -> None:
-        """Wait before reconnect attempt ``attempt`` (0.1 s doubling to 5 s)."""
-        await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
 
     # ------------------------------------------------------------------ protocols
 

@@ -9,6 +9,7 @@ from typing import Any
 from streamll.core import policy
 from streamll.core.context import Execution, context_tags, current_execution, current_span
 from streamll.core.events import EVENT_CLASSES, Event, build_event
+from streamll.core.records import TokenRecord
 
 logger = logging.getLogger("streamll")
 
@@ -28,10 +29,11 @@ def use_default_sinks(source: SinkSource) -> None:
     _default_sinks = source
 
 
-def dispatch(event: Event, execution: Execution | None = None) -> None:
+def dispatch(event: Event | TokenRecord, execution: Execution | None = None) -> None:
     """Hand ``event`` to the execution's sinks (or the configured ones); never raises.
 
     The ``configure(event_filter=..., redact=...)`` rules apply here, once, before any sink sees the event.
+    A :class:`~streamll.core.records.TokenRecord` goes to the sinks as it is; each builds its event on its worker.
     """
     if (checked := policy.outgoing(event)) is None:
         return
@@ -41,9 +43,10 @@ def dispatch(event: Event, execution: Execution | None = None) -> None:
     except Exception as exc:  # bad STREAMLL_SINKS must not break the user's program
         logger.error("streamll: cannot resolve sinks, event %s not delivered: %s", event.event_type, exc)
         return
+    record = type(event) is TokenRecord
     for sink in sinks:
         try:
-            sink.enqueue(event)
+            sink.enqueue(event if not record or sink.takes_records else event.event())  # type: ignore[union-attr]
         except Exception as exc:
             logger.error("streamll: sink %r refused an event: %s", sink, exc)
 

@@ -7,18 +7,27 @@ from typing import Any
 
 from streamll.core import codec
 from streamll.core.events import EVENT_CLASSES, Event
+from streamll.core.records import TokenRecord
 
 __all__ = ["decode_event", "encode_event", "event_to_dict"]
 
 
-def encode_event(event: Event) -> bytes:
-    """Wire-format JSON bytes for ``event``; values JSON cannot hold are written as text."""
+def encode_event(event: Event | TokenRecord) -> bytes:
+    """Wire-format JSON bytes for ``event``; values JSON cannot hold are written as text.
+
+    A token record is encoded without building its model when it can be.
+    """
+    if isinstance(event, TokenRecord):
+        body = event.fast_body()
+        if body is not None:
+            return body
+        event = event.event()
     return codec.encode(event)
 
 
-def event_to_dict(event: Event) -> dict[str, Any]:
+def event_to_dict(event: Event | TokenRecord) -> dict[str, Any]:
     """The event as the JSON-compatible dict that :func:`encode_event` writes."""
-    return json.loads(codec.encode(event))
+    return json.loads(encode_event(event))
 
 
 def decode_event(payload: bytes | str | dict[str, Any]) -> Event:
