@@ -35,6 +35,7 @@ from streamll.streaming.fields import (
 )
 from streamll.streaming.frames import Frame
 from streamll.streaming.parsers import adapter_kind
+from streamll.streaming.tools import ChosenCalls, ReactState, record_chosen
 
 logger = logging.getLogger("streamll")
 
@@ -42,13 +43,16 @@ logger = logging.getLogger("streamll")
 class PredictCall:
     """One call of a ``dspy.Predict`` inside an instrumented run (one per thread or task)."""
 
-    __slots__ = ("frame", "lm", "predict", "state")
+    __slots__ = ("extra", "frame", "lm", "predict", "react", "state")
 
     def __init__(self, predict: Any, frame: Frame) -> None:
         self.predict = predict
         self.frame = frame
         self.state: PredictorState | None = None
         self.lm: LMSpan | None = None
+        self.extra: dict[str, Any] = {}
+        """Keys every token event of this call carries in ``data`` (``step`` for a ReAct iteration)."""
+        self.react: ReactState | None = None
 
 
 current_predict: ContextVar[PredictCall | None] = ContextVar("streamll_predict_call", default=None)
@@ -99,7 +103,7 @@ class LMSpan:
         if state is None or not state.stream_fields:
             self.stream = None
             return None
-        self.stream = LMCallStream(self.run, state, self.start_id, self.tags)
+        self.stream = LMCallStream(self.run, state, self.start_id, self.tags, self.predict_call.extra)
         return self.stream
 
     def fail_attempt(self, exc: BaseException) -> None:
@@ -126,6 +130,12 @@ class LMSpan:
             return
         if self.stream is not None and not self.stream.done:
             self.stream.end(self.stream.finish_reason or "stop")
+        try:
+            record_chosen(self.run, self.start_id, outputs)
+        except Exception:
+            logger.exception("streamll: could not read the LM's tool calls")
+        if self.predict_call is not None and self.predict_call.react is not None:
+            self.predict_call.react.lm_call_id = self.start_id
         self._close(None, lm, outputs)
 
     def _close(
@@ -165,15 +175,28 @@ class TokenRun:
         self.execution = execution
         self.chosen: set[str] = set()
         self.outputs_seen: set[str] = set()
+        self.chosen_tools = ChosenCalls()
+        """Tool calls LM replies asked for, to link each executed call to its LM call."""
 
     def unmatched_fields(self) -> set[str]:
         """Chosen field names that no predictor in this run had as an output."""
         return self.chosen - self.outputs_seen if self.outputs_seen else set()
 
     def emit_token(
-        self, call: LMCallStream, field_name: str, token: str, index: int, finish: str | None, source: str
+        self,
+        call: LMCallStream,
+        field_name: str,
+        token: str,
+        index: int,
+        finish: str | None,
+        source: str,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         data: dict[str, Any] = {"predictor": call.state.name, "source": source}
+        if call.extra:
+            data.update(call.extra)
+        if extra:
+            data.update(extra)
         event, _ = make_event(
             "token",
             data,
@@ -215,7 +238,7 @@ class TokenRun:
         missing = [name for name in state.output_fields if name in state.stream_fields - state.delivered]
         if not missing:
             return
-        stream = LMCallStream(self, state, current_span.get(), dict(context_tags.get()))
+        stream = LMCallStream(self, state, current_span.get(), dict(context_tags.get()), call.extra)
         for index, name in enumerate(missing):
             try:
                 value = outputs[name]

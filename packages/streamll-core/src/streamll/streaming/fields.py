@@ -106,11 +106,20 @@ class FieldStream:
 class LMCallStream:
     """The reply of one LM request for one predictor call, parsed as it streams."""
 
-    def __init__(self, run: TokenRun, state: PredictorState, parent_id: str | None, tags: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        run: TokenRun,
+        state: PredictorState,
+        parent_id: str | None,
+        tags: dict[str, Any],
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         self.run = run
         self.state = state
         self.parent_id = parent_id
         self.tags = tags
+        self.extra = extra or {}
+        """Keys every token event of this reply carries in ``data`` (``step`` for a ReAct iteration)."""
         self.parser: FieldParser = parser_for(state.adapter, state.output_fields)
         self.open: dict[str, FieldStream] = {}
         self.parked: FieldStream | None = None

@@ -24,6 +24,7 @@ from typing import Any
 from streamll.streaming.bridge import LMSpan, PredictCall, current_predict
 from streamll.streaming.frames import adopt, current_frame
 from streamll.streaming.patches import register
+from streamll.streaming.tools import prepare_tools, react_step
 
 logger = logging.getLogger("streamll")
 
@@ -40,6 +41,14 @@ def _enter_predict(predict: Any) -> tuple[PredictCall, list[Token[Any]]] | None:
     if frame is None:
         return None
     call = PredictCall(predict, frame)
+    try:
+        react = react_step(predict)
+    except Exception:
+        logger.exception("streamll: could not follow the ReAct iteration")
+        react = None
+    if react is not None:
+        call.react = react
+        call.extra = {"step": react.step}
     tokens = adopt(frame)
     tokens.append(current_predict.set(call))
     return call, tokens
@@ -194,7 +203,7 @@ def _set(cls: type, name: str, wrapper: Any) -> None:
 
 
 def prepare_hooks() -> None:
-    """Build the wrappers of Predict, the base Adapter and BaseLM (once, under the patches lock)."""
+    """Build the wrappers of Predict, the base Adapter, BaseLM and the tool entry points (once, under the patches lock)."""
     from dspy.adapters.base import Adapter
     from dspy.clients.base_lm import BaseLM
     from dspy.predict.predict import Predict
@@ -202,6 +211,7 @@ def prepare_hooks() -> None:
     _wrap_predict(Predict)
     _wrap_adapter(Adapter)
     _wrap_lm(BaseLM)
+    prepare_tools()
 
 
 __all__ = ["prepare_hooks"]
