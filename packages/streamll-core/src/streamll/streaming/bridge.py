@@ -146,7 +146,7 @@ class LMSpan:
         if stream is not None:
             if stream.finish_reason:
                 data["finish_reason"] = stream.finish_reason
-            data["streamed"] = stream.chunks_with_text > 0
+            data["streamed"] = stream.chunks_with_text > 0 or stream.tool_chunks > 0
         if finish_reason is not None:
             data["finish_reason"] = finish_reason
         usage = (_usage_from_history(lm, outputs) if lm is not None else None) or (
@@ -228,6 +228,7 @@ class TokenRun:
             output_fields=outputs,
             stream_fields=stream_fields,
             delivered=delivered,
+            tool_field=_tool_field(signature, stream_fields),
         )
 
     def predictor_finished(self, call: PredictCall, outputs: Any) -> None:
@@ -247,6 +248,18 @@ class TokenRun:
             field_stream = FieldStream(stream, name)
             field_stream.held = value if isinstance(value, str) else str(value)
             field_stream.finish(CACHED if index == len(missing) - 1 else FIELD_END, source="cache")
+
+
+def _tool_field(signature: Any, chosen: frozenset[str]) -> str | None:
+    """The chosen output field of type ``dspy.ToolCalls`` (native function calling), if any."""
+    if not chosen:
+        return None
+    from dspy.adapters.types.tool import ToolCalls
+
+    for name, field in signature.output_fields.items():
+        if name in chosen and field.annotation is ToolCalls:
+            return str(name)
+    return None
 
 
 def _usage_from_history(lm: Any, outputs: Any) -> dict[str, int] | None:

@@ -81,8 +81,11 @@ def _feed_event(target: LMCallStream | None, event: Any) -> None:
     kind = getattr(event, "type", None)
     if kind == "delta":
         delta = event.delta
-        if getattr(delta, "type", None) == "text" and delta.text:
+        kind = getattr(delta, "type", None)
+        if kind == "text" and delta.text:
             target.feed_text(delta.text)
+        elif kind == "tool_call" and target.tool_calls is not None:
+            target.tool_calls.feed(delta.part_index, delta.id, delta.name, delta.input)
     elif kind == "end":
         reason = event.finish_reason
         reason = "tool_calls" if reason == "tool_call" else reason

@@ -38,6 +38,8 @@ class PredictorState:
     output_fields: list[str]
     stream_fields: frozenset[str]
     delivered: set[str] = field(default_factory=set)
+    tool_field: str | None = None
+    """The chosen ``dspy.ToolCalls`` output field: native tool calls' arguments stream as its tokens."""
 
 
 def chunk_parts(chunk: Any) -> tuple[str | None, str | None, Any]:
@@ -69,6 +71,65 @@ def usage_dict(usage: Any) -> dict[str, int] | None:
     return counts or None
 
 
+def _get(item: Any, key: str) -> Any:
+    return item.get(key) if isinstance(item, dict) else getattr(item, key, None)
+
+
+def chunk_tool_calls(chunk: Any) -> list[tuple[int, str | None, str | None, str]]:
+    """(index, id, name, argument fragment) of each ``delta.tool_calls`` entry of an OpenAI-style chunk."""
+    choices = _get(chunk, "choices")
+    if not choices:
+        return []
+    calls = _get(_get(choices[0], "delta"), "tool_calls") if _get(choices[0], "delta") is not None else None
+    parts = []
+    for call in calls or ():
+        function = _get(call, "function")
+        index = _get(call, "index")
+        parts.append(
+            (
+                index if isinstance(index, int) else 0,
+                _get(call, "id") or None,
+                (_get(function, "name") or None) if function is not None else None,
+                (_get(function, "arguments") or "") if function is not None else "",
+            )
+        )
+    return parts
+
+
+class ToolCallStreams:
+    """Native tool calls' argument text of one LM reply, one token sequence per call.
+
+    Each call's tokens carry ``tool_call_id``, ``tool_index`` and ``tool_name``
+    in ``data``; ``token_index`` counts per call, and each call's last token has
+    the reply's ``finish_reason`` (``tool_calls``).
+    """
+
+    def __init__(self, call: LMCallStream) -> None:
+        self.call = call
+        self.streams: dict[int, FieldStream] = {}
+
+    def feed(self, index: int, call_id: str | None, name: str | None, arguments: str) -> None:
+        stream = self.streams.get(index)
+        if stream is None:
+            field_name = self.call.state.tool_field or ""
+            extra: dict[str, Any] = {"tool_index": index}
+            stream = self.streams[index] = FieldStream(self.call, field_name, extra)
+            self.call.state.delivered.add(field_name)
+        extra = stream.extra if stream.extra is not None else {}
+        if call_id and "tool_call_id" not in extra:
+            extra["tool_call_id"] = call_id
+        if name and "tool_name" not in extra:
+            extra["tool_name"] = name
+        if arguments:
+            self.call.tool_chunks += 1
+            stream.push(arguments)
+
+    def end(self, reason: str) -> None:
+        for stream in self.streams.values():
+            stream.finish(reason)
+        self.streams.clear()
+
+
 class FieldStream:
     """Token events of one field in one LM reply: indexes 0..n-1, the last with a finish_reason.
 
@@ -76,11 +137,13 @@ class FieldStream:
     last token can carry its finish_reason.
     """
 
-    __slots__ = ("call", "field", "held", "index", "pieces")
+    __slots__ = ("call", "extra", "field", "held", "index", "pieces")
 
-    def __init__(self, call: LMCallStream, field_name: str) -> None:
+    def __init__(self, call: LMCallStream, field_name: str, extra: dict[str, Any] | None = None) -> None:
         self.call = call
         self.field = field_name
+        self.extra = extra
+        """Keys the token events carry in ``data`` besides the call's (a tool call's id, index and name)."""
         self.index = 0
         self.held: str | None = None
         self.pieces = 0
@@ -99,7 +162,7 @@ class FieldStream:
         self.held = None
 
     def _emit(self, token: str, finish_reason: str | None, source: str = "stream") -> None:
-        self.call.run.emit_token(self.call, self.field, token, self.index, finish_reason, source)
+        self.call.run.emit_token(self.call, self.field, token, self.index, finish_reason, source, self.extra)
         self.index += 1
 
 
@@ -122,11 +185,14 @@ class LMCallStream:
         """Keys every token event of this reply carries in ``data`` (``step`` for a ReAct iteration)."""
         self.parser: FieldParser = parser_for(state.adapter, state.output_fields)
         self.open: dict[str, FieldStream] = {}
+        self.tool_calls: ToolCallStreams | None = ToolCallStreams(self) if state.tool_field else None
         self.parked: FieldStream | None = None
         self.unseen = set(state.output_fields)
         self.finish_reason: str | None = None
         self.usage: dict[str, int] | None = None
         self.chunks_with_text = 0
+        self.tool_chunks = 0
+        """Chunks that carried tool-call argument text (native function calling)."""
         self.done = False
 
     def feed_text(self, content: str) -> None:
@@ -142,6 +208,9 @@ class LMCallStream:
             self.usage = usage_dict(usage) or self.usage
         if content:
             self.feed_text(content)
+        if self.tool_calls is not None:
+            for index, call_id, name, arguments in chunk_tool_calls(chunk):
+                self.tool_calls.feed(index, call_id, name, arguments)
         if finish is not None:
             self.finish_reason = finish
             self.end(finish)
@@ -158,6 +227,8 @@ class LMCallStream:
         if self.parked is not None:
             self.parked.finish(reason)
             self.parked = None
+        if self.tool_calls is not None:
+            self.tool_calls.end(reason)
 
     def _apply(self, ops: list[tuple[str, ...]]) -> None:
         selected = self.state.stream_fields
@@ -196,6 +267,7 @@ class LMCallStream:
 
 __all__ = [
     "CACHED",
+    "chunk_tool_calls",
     "CANCELLED",
     "ERROR",
     "FIELD_END",

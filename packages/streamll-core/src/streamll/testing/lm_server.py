@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import quoteattr
 
+from streamll.testing import tool_calls
+
 if TYPE_CHECKING:
     import dspy
 
@@ -783,6 +785,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         request = ChatRequest.parse(body, {key: value for key, value in self.headers.items()})
         try:
+            if (calls := tool_calls.tool_calls_for(request, knobs)) is not None:  # native tool calls
+                tool_calls.send(self, request, calls, owner._next_id(), knobs)
+                return
             content = owner._reply_text(request, knobs)
         except Exception as exc:  # a failing responder becomes an HTTP 500
             self._send_error_json(500, f"Responder failed: {type(exc).__name__}: {exc}")
