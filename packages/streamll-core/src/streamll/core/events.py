@@ -333,7 +333,10 @@ class ToolEndEvent(Event):
 
 
 class ToolErrorEvent(Event):
-    """A tool raised: ``data`` holds ``tool_call_id``, ``tool_name``, ``error_type``, ``error_message``, ``duration_ms``."""
+    """A tool raised: ``data`` holds ``tool_call_id``, ``tool_name``, ``error_type``, ``error_message``.
+
+    The exception itself propagates exactly as in the plain program.
+    """
 
     default_event_type: ClassVar[str | None] = "tool_error"
     event_type: Literal["tool_error"] = "tool_error"

@@ -24,7 +24,10 @@ OPERATION = "tool"
 
 
 def result_summary(value: Any, limit: int = RESULT_LIMIT) -> dict[str, Any]:
-    """``result`` (text, at most ``limit`` characters), ``result_type``, and when cut ``result_truncated`` / ``result_length``."""
+    """``result`` as text cut to ``limit`` characters and ``result_type``; when cut, ``result_truncated`` too.
+
+    ``result_length`` (the whole text's length) is added when the text was cut.
+    """
     try:
         text = value if isinstance(value, str) else str(value)
     except Exception:

@@ -203,7 +203,7 @@ def _set(cls: type, name: str, wrapper: Any) -> None:
 
 
 def prepare_hooks() -> None:
-    """Build the wrappers of Predict, the base Adapter, BaseLM and the tool entry points (once, under the patches lock)."""
+    """Build the wrappers of Predict, the base Adapter, BaseLM and the tool entry points (once, under the lock)."""
     from dspy.adapters.base import Adapter
     from dspy.clients.base_lm import BaseLM
     from dspy.predict.predict import Predict

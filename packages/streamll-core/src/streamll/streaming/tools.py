@@ -15,6 +15,7 @@ the LM request).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -112,10 +113,8 @@ def _provider_call(call: Any) -> tuple[str | None, str, Any] | None:
     if not isinstance(name, str):
         return None
     if isinstance(arguments, str):
-        try:
+        with contextlib.suppress(ValueError):  # arguments that are not JSON stay text
             arguments = json.loads(arguments)
-        except ValueError:
-            pass
     call_id = get("id")
     return (call_id if isinstance(call_id, str) and call_id else None), name, arguments
 

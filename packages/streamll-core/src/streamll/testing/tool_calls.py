@@ -57,7 +57,7 @@ def tool_calls_for(request: Any, knobs: Any) -> list[ToolCallReply] | None:
     if not calls:
         return None
     replies = []
-    for index, call in enumerate(calls):
+    for call in calls:
         arguments = call.get("arguments", call.get("args", {}))
         text = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
         call_id = str(call.get("id") or f"call_{uuid.uuid4().hex[:24]}")
@@ -65,7 +65,9 @@ def tool_calls_for(request: Any, knobs: Any) -> list[ToolCallReply] | None:
     return replies
 
 
-def completion_body(calls: list[ToolCallReply], completion_id: str, model: str, usage: dict[str, int]) -> dict[str, Any]:
+def completion_body(
+    calls: list[ToolCallReply], completion_id: str, model: str, usage: dict[str, int]
+) -> dict[str, Any]:
     """A ``chat.completion`` whose message is the tool calls."""
     message = {"role": "assistant", "content": None, "tool_calls": [call.as_message_call() for call in calls]}
     return {

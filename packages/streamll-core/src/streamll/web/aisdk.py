@@ -4,14 +4,17 @@ One execution becomes one assistant message: ``start``; per LM call a step
 (``start-step`` / ``finish-step``); the reasoning field's tokens as
 ``reasoning-start`` / ``-delta`` / ``-end`` parts and every other chosen
 field's as ``text-*`` parts (one part per field and LM call); custom events
-as ``data-<event_type>`` parts; tool calls as ``tool-input-available`` /
-``tool-output-available``; at the end ``finish`` with the finish reason and,
+as ``data-<event_type>`` parts; tool calls as dynamic tool parts (argument
+tokens of a native tool call as ``tool-input-start`` / ``tool-input-delta``,
+then ``tool-input-available``; ``tool_end`` / ``tool_error`` as
+``tool-output-available`` / ``tool-output-error``); at the end ``finish`` with the finish reason and,
 in ``messageMetadata``, the execution id and the summed token usage. The
 stream ends with ``[DONE]``.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from streamll.executions import StoredEvent
@@ -42,6 +45,10 @@ class UIMessageStream:
         """Open part id -> its kind (``text`` / ``reasoning``)."""
         self._usage: dict[str, int] = {}
         self._finish_reason: str | None = None
+        self._tool_inputs: dict[str, list[str]] = {}
+        """Argument text so far of each native tool call whose input is streaming."""
+        self._tools_available: set[str] = set()
+        """Tool calls whose ``tool-input-available`` was sent."""
 
     def chunks(self, event: StoredEvent) -> list[dict[str, Any]]:
         """The chunks ``event`` adds (possibly none)."""
@@ -54,8 +61,14 @@ class UIMessageStream:
         data: dict[str, Any] = raw if isinstance(raw, dict) else {}
         operation = fields.get("operation")
         kind = event.event_type
-        if kind == "token":
+        if kind == "token" and isinstance(data.get("tool_call_id"), str):
+            out += self._tool_input_delta(data)
+        elif kind == "token":
             out += self._token(fields, data)
+        elif kind == "tool_start":
+            out += self._tool_started(data)
+        elif kind in ("tool_end", "tool_error"):
+            out.append(self._tool_finished(data, kind))
         elif operation == "lm" and kind == "start":
             out += self._close_step()
             out.append({"type": "start-step"})
@@ -93,6 +106,48 @@ class UIMessageStream:
             out.append({"type": f"{part_kind}-end", "id": part_id})
             del self._open[part_id]
         return out
+
+    def _tool_input_delta(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        """A chunk of a native tool call's arguments: the part starts, grows, and is available at its last chunk."""
+        call_id = str(data["tool_call_id"])
+        name = str(data.get("tool_name") or "tool")
+        out: list[dict[str, Any]] = []
+        if call_id in self._tools_available:
+            return out
+        if call_id not in self._tool_inputs:
+            self._tool_inputs[call_id] = []
+            out.append({"type": "tool-input-start", "toolCallId": call_id, "toolName": name, "dynamic": True})
+        token = data.get("token")
+        if isinstance(token, str) and token:
+            self._tool_inputs[call_id].append(token)
+            out.append({"type": "tool-input-delta", "toolCallId": call_id, "inputTextDelta": token})
+        if data.get("finish_reason") is not None:
+            text = "".join(self._tool_inputs.pop(call_id))
+            try:
+                arguments: Any = json.loads(text) if text else {}
+            except ValueError:
+                arguments = text
+            out.append(self._available(call_id, name, arguments))
+        return out
+
+    def _available(self, call_id: str, name: str, arguments: Any) -> dict[str, Any]:
+        self._tools_available.add(call_id)
+        return {"type": "tool-input-available", "toolCallId": call_id, "toolName": name, "input": arguments,
+                "dynamic": True}  # fmt: skip
+
+    def _tool_started(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        call_id = str(data.get("tool_call_id") or "")
+        if not call_id or call_id in self._tools_available:
+            return []
+        self._tool_inputs.pop(call_id, None)
+        return [self._available(call_id, str(data.get("tool_name") or "tool"), data.get("arguments", {}))]
+
+    def _tool_finished(self, data: dict[str, Any], kind: str) -> dict[str, Any]:
+        call_id = str(data.get("tool_call_id") or "")
+        if kind == "tool_error":
+            text = f"{data.get('error_type')}: {data.get('error_message')}"
+            return {"type": "tool-output-error", "toolCallId": call_id, "errorText": text, "dynamic": True}
+        return {"type": "tool-output-available", "toolCallId": call_id, "output": data.get("result"), "dynamic": True}
 
     def _tool_input(self, fields: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         return {
