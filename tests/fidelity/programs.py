@@ -10,6 +10,7 @@ import asyncio
 import inspect
 import os
 import tempfile
+import traceback
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -112,6 +113,80 @@ def _steps(request: Any) -> int:
 
 def react() -> Any:
     return dspy.ReAct("question -> answer", tools=[add, lookup], max_iters=4)
+
+
+def async_react(decorate: Decorate) -> Any:
+    """ReAct through ``acall``: its tools run through ``Tool.acall``."""
+
+    class Program(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.agent = react()
+
+        async def aforward(self, question: str) -> Any:
+            return await self.agent.acall(question=question)
+
+    return decorate(Program)()
+
+
+class PickTools(dspy.Signature):
+    """Choose the tools that answer the question."""
+
+    question: str = dspy.InputField()
+    tools: list[dspy.Tool] = dspy.InputField()
+    tool_calls: dspy.ToolCalls = dspy.OutputField()
+
+
+def native_tools_responder(request: Any) -> dict[str, Any]:
+    """Two native tool calls: ``add`` and ``lookup`` (which raises when executed)."""
+    calls = [{"name": "add", "arguments": {"a": 2, "b": 3}}, {"name": "lookup", "arguments": {"term": "x"}}]
+    return {"tool_calls": calls}
+
+
+def native_tools(lookup_in_caller: bool) -> Callable[[Decorate], Any]:
+    """Native function calling: the LM returns tool calls, ``ToolCall.execute`` runs them.
+
+    A failing tool's exception is caught and kept as text, as an agent loop does;
+    with ``lookup_in_caller`` the calls find their functions in the caller's frame
+    (``execute()`` without ``functions``).
+    """
+
+    def build(decorate: Decorate) -> Any:
+        class Program(dspy.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.pick = dspy.Predict(PickTools)
+
+            def forward(self, question: str) -> Any:
+                tools = [dspy.Tool(add), dspy.Tool(lookup)]
+                prediction = self.pick(question=question, tools=tools)
+                results: list[Any] = []
+                for call in prediction.tool_calls.tool_calls:
+                    try:
+                        results.append(call.execute() if lookup_in_caller else call.execute(functions=tools))
+                    except Exception as exc:
+                        results.append("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+                return [prediction, results]
+
+        return decorate(Program)()
+
+    return build
+
+
+def direct_tool_error(decorate: Decorate) -> Any:
+    """A ``dspy.Tool`` called by the program itself, raising through to the caller."""
+
+    class Program(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("question -> answer")
+            self.lookup = dspy.Tool(lookup)
+
+        def forward(self, question: str) -> Any:
+            answer = self.predict(question=question).answer
+            return self.lookup(term=answer)
+
+    return decorate(Program)()
 
 
 # ------------------------------------------------------------------ program of thought

@@ -279,7 +279,32 @@ def _assemble(chunks: list[Any]) -> Any:
         if all(value is None or (key in derived and value == derived[key]) for key, value in values.items()):
             with contextlib.suppress(Exception):  # a frozen usage object keeps LiteLLM's
                 usage.completion_tokens_details = None
+    _plain_cost(chunks, usage)
     return raw
+
+
+def _plain_cost(chunks: list[Any], usage: Any) -> None:
+    """Undo the ``usage.cost`` LiteLLM writes into a stream's usage from its price list.
+
+    A plain reply's usage carries ``cost`` only when the provider reported one;
+    reading a stream, LiteLLM stamps its own bill there (for a model it knows
+    the price of) and keeps the provider's figure as ``upstream_usage_cost``.
+    """
+    if usage is None:
+        return
+    for chunk in reversed(chunks):
+        hidden = getattr(chunk, "_hidden_params", None)
+        if getattr(chunk, "usage", None) is None or not isinstance(hidden, dict):
+            continue
+        if "upstream_usage_cost" not in hidden:
+            return
+        upstream = hidden["upstream_usage_cost"]
+        with contextlib.suppress(Exception):
+            if upstream is None:
+                delattr(usage, "cost")
+            else:
+                usage.cost = upstream
+        return
 
 
 def _wrap_litellm(module: Any) -> None:

@@ -11,9 +11,9 @@ JSON text in word-sized fragments; the last chunk has ``finish_reason``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,12 @@ def _knob(knobs: Any, name: str) -> Any:
     return knobs.get(name) if isinstance(knobs, dict) else getattr(knobs, name, None)
 
 
+def _call_id(index: int, name: str, arguments: str) -> str:
+    """A call id that is the same for the same reply (so two runs of a program see the same ids)."""
+    digest = hashlib.sha256(f"{index}\0{name}\0{arguments}".encode()).hexdigest()
+    return f"call_{digest[:24]}"
+
+
 def tool_calls_for(request: Any, knobs: Any) -> list[ToolCallReply] | None:
     """The tool calls to send for ``request``, or None for an ordinary text reply."""
     if not request.body.get("tools"):
@@ -57,10 +63,10 @@ def tool_calls_for(request: Any, knobs: Any) -> list[ToolCallReply] | None:
     if not calls:
         return None
     replies = []
-    for call in calls:
+    for index, call in enumerate(calls):
         arguments = call.get("arguments", call.get("args", {}))
         text = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
-        call_id = str(call.get("id") or f"call_{uuid.uuid4().hex[:24]}")
+        call_id = str(call.get("id") or _call_id(index, str(call["name"]), text))
         replies.append(ToolCallReply(call_id, str(call["name"]), text))
     return replies
 
