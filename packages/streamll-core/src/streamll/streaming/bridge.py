@@ -71,6 +71,8 @@ class LMSpan:
         self.attempts = 0
         self.failed = False
         self.stream: LMCallStream | None = None
+        self.status_provider: Any = None
+        """The run's status message provider (``lm_start`` / ``lm_end`` messages)."""
         self._open()
 
     def _open(self) -> None:

@@ -27,7 +27,8 @@ from typing import Any
 
 from streamll.core.context import context_tags, current_execution, current_span
 from streamll.core.tools import ToolSpan
-from streamll.streaming.frames import Frame, adopt, current_frame
+from streamll.streaming import status
+from streamll.streaming.frames import adopt, current_frame
 from streamll.streaming.patches import register
 
 logger = logging.getLogger("streamll")
@@ -122,26 +123,6 @@ def _provider_call(call: Any) -> tuple[str | None, str, Any] | None:
 # ---------------------------------------------------------------------------- entering and leaving a tool
 
 
-def _status_provider(frame: Frame) -> Any:
-    provider = getattr(type(frame.module), "_streamll_status_messages", True)
-    if provider is True:
-        from dspy.streaming.messages import StatusMessageProvider
-
-        return StatusMessageProvider()
-    return provider or None
-
-
-def _status(provider: Any, method: str, *args: Any) -> str | None:
-    if provider is None:
-        return None
-    try:
-        text = getattr(provider, method)(*args)
-    except Exception:
-        logger.exception("streamll: the status message provider failed")
-        return None
-    return text if isinstance(text, str) and text else None
-
-
 class _Entered:
     __slots__ = ("instance", "provider", "span", "tokens")
 
@@ -170,8 +151,8 @@ def _enter(instance: Any, name: str, arguments: dict[str, Any], call_id: str | N
         if match is not None:
             call_id = call_id or match.tool_call_id
             extra["lm_call_id"] = match.lm_call_id
-        provider = _status_provider(frame)
-        status = None if name == "finish" else _status(provider, "tool_start_status_message", instance, arguments)
+        provider = status.provider_for(frame.module)
+        text = None if name == "finish" else status.message(provider, "tool_start", instance, arguments)
         span = ToolSpan(
             name,
             arguments,
@@ -180,7 +161,7 @@ def _enter(instance: Any, name: str, arguments: dict[str, Any], call_id: str | N
             execution=current_execution.get(),
             parent_id=current_span.get(),
             tags=dict(context_tags.get()),
-        ).open(status)
+        ).open(text)
     except Exception:
         logger.exception("streamll: could not open a tool span")
         _reset(tokens)
@@ -190,10 +171,10 @@ def _enter(instance: Any, name: str, arguments: dict[str, Any], call_id: str | N
 
 def _exit(entered: _Entered, result: Any, error: BaseException | None) -> None:
     try:
-        status = None
+        text = None
         if error is None and result != "Completed.":  # ReAct's finish tool, as DSPy's status callback skips it
-            status = _status(entered.provider, "tool_end_status_message", result)
-        entered.span.close(result, error, status)
+            text = status.message(entered.provider, "tool_end", result)
+        entered.span.close(result, error, text)
     except Exception:
         logger.exception("streamll: could not close a tool span")
     finally:
