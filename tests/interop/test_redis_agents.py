@@ -62,16 +62,18 @@ def stream_to(destination: str, sinks: list[streamll.BaseSink]) -> streamll.Memo
 
 
 @pytest.fixture
-def configured(sinks: list[streamll.BaseSink]) -> Iterator[list[streamll.BaseSink]]:
+def configured(sinks: list[streamll.BaseSink], lm_server: OfflineLMServer) -> Iterator[list[streamll.BaseSink]]:
+    """The test's sinks (configured by :func:`stream_to`); configuration and the LM server's knobs reset after."""
+    lm_server.reset()
     yield sinks
     streamll.configure(sinks=None)
+    lm_server.reset()
 
 
 def test_node_reads_a_react_agents_tool_calls_from_redis(
     node_consumers: NodeConsumers, destination: str, lm_server: OfflineLMServer, configured: list[Any]
 ) -> None:
     memory = stream_to(destination, configured)
-    lm_server.reset()
     lm_server.configure(responder=react_responder)
     with dspy.context(lm=lm_server.lm(), adapter=dspy.ChatAdapter()):
         prediction = react_agent()(question="What is Paris like today?")
@@ -98,7 +100,6 @@ def test_node_rebuilds_native_tool_call_arguments_from_redis(
     node_consumers: NodeConsumers, destination: str, lm_server: OfflineLMServer, configured: list[Any]
 ) -> None:
     memory = stream_to(destination, configured)
-    lm_server.reset()
     lm_server.configure(responder=native_responder)
     with dspy.context(lm=native_lm(lm_server), adapter=native_adapter()):
         native_agent()(question="What is Paris like today?")
@@ -119,7 +120,6 @@ async def test_python_event_consumer_handles_tool_events(
     destination: str, lm_server: OfflineLMServer, configured: list[Any]
 ) -> None:
     memory = stream_to(destination, configured)
-    lm_server.reset()
     lm_server.configure(responder=react_responder)
 
     def run_agent() -> None:
