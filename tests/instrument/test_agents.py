@@ -7,6 +7,7 @@ the events a MemorySink received.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import threading
 import traceback
@@ -283,3 +284,22 @@ def test_tools_outside_an_instrumented_call_emit_nothing(memory_sink: MemorySink
         worker.join(10)
     assert streamll.flush(10)
     assert memory_sink.of_type("tool_start") == [] and len(memory_sink.of_type("start")) == 1
+
+
+def test_the_terminal_shows_tool_calls_as_lines(server: OfflineLMServer) -> None:
+    output = io.StringIO()
+    sink = streamll.TerminalSink(output, show_tokens=False)
+    streamll.configure(sinks=[sink])
+    try:
+        run_react(server, MemorySink(name="unused"))
+    finally:
+        streamll.configure(sinks=None)
+        sink.stop()
+    lines = [line for line in output.getvalue().splitlines() if line.startswith(("[TOOL", "[STATUS"))]
+    assert lines[:3] == [
+        '[TOOL_START] weather({"city": "Paris"}) (step 0)',
+        "[STATUS] Calling tool weather...",
+        lines[2],
+    ]
+    assert lines[2].startswith('[TOOL_END] weather -> "Sunny and 21 C in Paris." (')
+    assert any(line.startswith("[TOOL_ERROR] lookup (") and "KeyError" in line for line in lines)
