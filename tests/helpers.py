@@ -1,19 +1,59 @@
-"""Shared test plumbing: broker discovery and throwaway broker processes."""
+"""Shared test plumbing: waiting on conditions, broker discovery, throwaway broker processes, CI rules."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import importlib.util
+import inspect
 import os
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
 import pytest
 
 REQUIRE_ENV = "STREAMLL_REQUIRE_BROKERS"
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 10.0, *, what: str = "the condition", interval: float = 0.01
+) -> Literal[True]:
+    """Poll ``predicate`` until it is truthy; fail the test with ``what`` after ``timeout`` seconds.
+
+    Returns True, so ``assert wait_until(...)`` reads naturally; never returns False.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+    return True
+
+
+async def async_wait_until(
+    predicate: Callable[[], object | Awaitable[object]],
+    timeout: float = 10.0,
+    *,
+    what: str = "the condition",
+    interval: float = 0.01,
+) -> Literal[True]:
+    """:func:`wait_until` for async tests: yields to the loop between polls; ``predicate`` may be async."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return True
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 def brokers_required() -> bool:
@@ -22,12 +62,59 @@ def brokers_required() -> bool:
     return os.environ.get(REQUIRE_ENV, "").lower() in truthy or os.environ.get("CI", "").lower() in truthy
 
 
-def broker_unavailable(name: str, why: str) -> None:
-    """Fail (CI) or skip (a laptop without the broker)."""
-    message = f"{name} broker unavailable: {why}"
+ALLOWED_IN_CI = "allowed in CI: "
+"""Prefix of a skip reason the CI rule lets through (see :func:`allowed_skip`); any other skip fails under CI."""
+ABSENT_PLUGINS_ENV = "STREAMLL_TEST_ABSENT_PLUGINS"
+"""Plugins a nox session deliberately leaves out (comma-separated): their tests skip even under CI."""
+
+
+def running_in_ci() -> bool:
+    """``CI`` is set to a true value: no test may skip (conftest turns a skip into a failure)."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def skip_or_fail(message: str) -> NoReturn:
+    """Skip on a laptop that lacks something; fail under CI (or ``STREAMLL_REQUIRE_BROKERS=1``), which must have it."""
     if brokers_required():
-        pytest.fail(message + f" (brokers are required: CI or {REQUIRE_ENV} is set)", pytrace=False)
+        pytest.fail(message + f" (required: CI or {REQUIRE_ENV} is set)", pytrace=False)
     pytest.skip(message)
+
+
+def allowed_skip(reason: str) -> NoReturn:
+    """A skip that is right even in CI (a DSPy line without the feature, a deliberately absent plugin)."""
+    pytest.skip(ALLOWED_IN_CI + reason)
+
+
+def require_module(name: str, why: str = "") -> Any:
+    """``pytest.importorskip`` that fails under CI instead of skipping."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        problem = f"{name} is not importable ({exc}){': ' + why if why else ''}"
+    skip_or_fail(problem)
+
+
+def require_plugin(name: str) -> None:
+    """Skip when the session leaves the ``streamll-NAME`` plugin out on purpose; otherwise it must be installed."""
+    if importlib.util.find_spec(f"streamll_{name}") is not None:
+        return
+    if name in os.environ.get(ABSENT_PLUGINS_ENV, "").split(","):
+        allowed_skip(f"this session runs without the {name} plugin")
+    skip_or_fail(f"the {name} plugin (streamll-{name}) is not installed")
+
+
+def require_executable(name: str, why: str = "") -> str:
+    """Full path of ``name``; skip (laptop) or fail (CI) when it is not installed."""
+    path = shutil.which(name)
+    if path is None:
+        skip_or_fail(f"{name} is not installed{': ' + why if why else ''}")
+    assert path is not None
+    return path
+
+
+def broker_unavailable(name: str, why: str) -> NoReturn:
+    """Fail (CI) or skip (a laptop without the broker)."""
+    skip_or_fail(f"{name} broker unavailable: {why}")
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -13,6 +13,7 @@ import dspy
 import pytest
 from streamll.testing.lm_server import (
     DEFAULT_ANSWERS,
+    KNOB_DEFAULTS,
     ChatRequest,
     OfflineLMServer,
     format_reply,
@@ -531,3 +532,19 @@ def test_eighty_concurrent_first_calls_all_succeed() -> None:
             thread.join(timeout=60)
     assert failures == []
     assert statuses == [200] * 80
+
+
+def test_every_knob_is_an_attribute_that_reset_restores() -> None:
+    server = OfflineLMServer()
+    changed = {"answers": {"answer": "x"}, "responder": str, "one_chunk": True, "finish_reason": "length"}
+    changed |= {"max_tokens": 3, "fail_status": 500, "fail_times": 2, "fail_message": "m", "raw_reply": "r"}
+    changed |= {"disconnect_after": 1, "disconnect_times": 1, "token_delay": 0.5}
+    assert set(changed) == set(KNOB_DEFAULTS)
+    for name, value in changed.items():
+        setattr(server, name, value)
+    assert server.knobs() == changed
+    assert {name: getattr(server, name) for name in changed} == changed
+    server.reset()
+    assert server.knobs() == {**KNOB_DEFAULTS, "answers": {}}
+    with pytest.raises(TypeError, match="Unknown OfflineLMServer knob"):
+        server.configure(temperature=0.5)

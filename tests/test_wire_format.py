@@ -351,17 +351,33 @@ def test_validate_event_takes_events_dicts_and_json() -> None:
 
 @pytest.mark.parametrize("prefix", ["ce_", "ce-"])
 @pytest.mark.parametrize("event", example_events(), ids=lambda event: f"{event.operation}-{event.event_type}")
-def test_cloudevents_headers_match_the_body(event: Event, prefix: str) -> None:
+def test_cloudevents_headers_match_the_body(event: Event, prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STREAMLL_SOURCE", raising=False)
     headers = cloudevents.headers(event, prefix)
     assert headers[prefix + "id"] == event.event_id
     assert headers[prefix + "type"] == f"dev.streamll.{event.event_type}"
     assert headers[prefix + "specversion"] == "1.0"
     assert headers[prefix + "subject"] == event.execution_id
-    assert headers[prefix + "source"]
+    assert headers[prefix + "source"] == f"/streamll/{event.module_name or 'app'}"  # the documented default
     time = headers[prefix + "time"]
     assert RFC3339.match(time), time
     assert datetime.fromisoformat(time) == event.timestamp
     assert all(isinstance(value, str) for value in headers.values())
+
+
+def test_cloudevents_source_is_streamll_source_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    event = make_event("custom", {"n": 1}, module_name="QA")[0]
+    monkeypatch.setenv("STREAMLL_SOURCE", "urn:example:billing-service")
+    assert cloudevents.headers(event, "ce-")["ce-source"] == "urn:example:billing-service"
+    assert cloudevents.headers(event, "ce_")["ce_source"] == "urn:example:billing-service"
+    monkeypatch.setenv("STREAMLL_SOURCE", "")  # empty means unset
+    assert cloudevents.headers(event, "ce-")["ce-source"] == "/streamll/QA"
+
+
+def test_cloudevents_source_without_a_module_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STREAMLL_SOURCE", raising=False)
+    event = Event(event_type="custom", execution_id="e", data={})
+    assert cloudevents.attributes(event)["source"] == "/streamll/app"
 
 
 # ---------------------------------------------------------------------- the suite-wide check itself

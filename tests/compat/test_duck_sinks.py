@@ -14,6 +14,8 @@ from streamll.core.events import Event
 from streamll.sinks.adapter import SinkAdapter
 from streamll.testing import OfflineLMServer
 
+from tests.helpers import wait_until
+
 
 class SyncSink:
     """The shape of 0.1's TerminalSink and of 0.1 tests' capturing sinks."""
@@ -57,10 +59,7 @@ class AsyncSink:
 
 
 def wait(predicate: Any, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
+    wait_until(predicate, timeout, what=what)
 
 
 def test_a_sync_duck_sink_in_a_configure_block_is_started_fed_off_thread_and_stopped_at_the_end() -> None:

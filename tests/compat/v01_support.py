@@ -11,9 +11,7 @@ from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.helpers import brokers_required
+from tests.helpers import skip_or_fail
 
 V01_DIR = Path(__file__).parent / "v01"
 WHEEL = V01_DIR / "streamll-0.1.1-py3-none-any.whl"
@@ -41,9 +39,7 @@ def require_faststream() -> None:
         import faststream.redis  # noqa: F401
         import nanoid  # noqa: F401
     except ImportError as exc:
-        if brokers_required():
-            pytest.fail(f"streamll 0.1.1 needs faststream[redis] and nanoid in the test environment: {exc}")
-        pytest.skip(f"streamll 0.1.1 needs faststream[redis] and nanoid: {exc}")
+        skip_or_fail(f"streamll 0.1.1 needs faststream[redis] and nanoid in the test environment: {exc}")
 
 
 def run_v01(site: Path, script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,8 @@ from streamll.core.serialization import decode_event, encode_event, event_to_dic
 from streamll.sinks.base import BaseSink
 from streamll.sinks.worker import worker
 
-from tests.core.support import FlakySink, GatedSink, event, indices, wait_until
+from tests.core.support import FlakySink, GatedSink, event, indices
+from tests.helpers import wait_until
 
 
 @pytest.fixture

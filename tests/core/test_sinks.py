@@ -24,7 +24,8 @@ from streamll.errors import ConfigurationError
 from streamll.sinks.base import BaseSink, Overflow
 from streamll.sinks.terminal import TerminalSink
 
-from tests.core.support import FlakySink, GatedSink, event, indices, wait_until
+from tests.core.support import FlakySink, GatedSink, event, indices
+from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -131,21 +131,21 @@ async def test_concurrent_sync_calls_in_worker_threads(lm, server: OfflineLMServ
 def test_context_ids_are_per_thread(server: OfflineLMServer, memory_sink: MemorySink) -> None:
     module = SyncOnly()
     lm = server.lm()
+    users = [f"user-{i}" for i in range(3)]
 
     def call(user: str) -> None:
         streamll.set_context(user_id=user)
         with dspy.context(lm=lm):
             module(question=f"from {user}")
 
-    threads = [threading.Thread(target=call, args=(f"user-{i}",)) for i in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(max_workers=len(users)) as pool:
+        list(pool.map(call, users))  # a thread's exception is raised here, failing the test
     assert streamll.flush(10)
-    for start in memory_sink.of_type("start"):
-        if start.operation == "module":
-            user = start.tags["user_id"]
-            assert start.data["inputs"]["question"] == f"from {user}"
-            same = [e for e in memory_sink.events if e.execution_id == start.execution_id]
-            assert {e.tags.get("user_id") for e in same} == {user}
+    starts = [start for start in memory_sink.of_type("start") if start.operation == "module"]
+    assert sorted(start.tags.get("user_id") for start in starts) == users
+    for start in starts:
+        user = start.tags["user_id"]
+        assert start.data["inputs"]["question"] == f"from {user}"
+        same = [e for e in memory_sink.events if e.execution_id == start.execution_id]
+        assert len(same) > 1
+        assert {e.tags.get("user_id") for e in same} == {user}

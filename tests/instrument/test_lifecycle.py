@@ -19,6 +19,26 @@ class ReasoningQA(dspy.Module):
         return self.cot(question=question)
 
 
+class PlainReasoningQA(dspy.Module):
+    """ReasoningQA without streamll: what the user's program raises on its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cot = dspy.ChainOfThought("question -> answer")
+
+    def forward(self, question: str) -> dspy.Prediction:
+        return self.cot(question=question)
+
+
+def uninstrumented_error(question: str) -> Exception:
+    """The exception the uninstrumented program raises against the server as configured now."""
+    try:
+        PlainReasoningQA()(question=question)
+    except Exception as exc:
+        return exc
+    raise AssertionError("the program without streamll did not fail")
+
+
 class Boom(RuntimeError):
     pass
 
@@ -84,16 +104,22 @@ def test_lm_failure_emits_lm_and_module_errors_and_raises_dspys_error(
     lm, server: OfflineLMServer, memory_sink: MemorySink
 ) -> None:
     server.configure(fail_status=500)
-    with pytest.raises(getattr(dspy, "LMError", Exception)):  # dspy < 3.4 raises litellm's error
+    expected = uninstrumented_error("server down")  # dspy.LMError from 3.4, litellm's error before
+    memory_sink.clear()
+    with pytest.raises(type(expected)) as raised:
         ReasoningQA()(question="server down")
+    assert type(raised.value) is type(expected) and str(raised.value) == str(expected)
     events = lifecycle(memory_sink)
     assert ("error", "lm") in events and events[-1] == ("error", "module")
 
 
 def test_mid_stream_disconnect_closes_fields_and_reports(lm, server: OfflineLMServer, memory_sink: MemorySink) -> None:
     server.configure(disconnect_after=8)
-    with pytest.raises(Exception):  # noqa: B017 - DSPy's transport error type differs per engine
+    expected = uninstrumented_error("cut the wire")  # the transport error type differs per DSPy engine
+    memory_sink.clear()
+    with pytest.raises(type(expected)) as raised:
         ReasoningQA()(question="cut the wire")
+    assert type(raised.value) is type(expected)
     assert streamll.flush(10)
     first_lm = next(e for e in memory_sink.events if e.operation == "lm")
     reasoning = [t for t in memory_sink.tokens("reasoning") if t.parent_id == first_lm.event_id]

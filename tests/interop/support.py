@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import dspy
-import pytest
 import streamll
 from streamll.testing import OfflineLMServer
 
-from tests.helpers import REQUIRE_ENV, brokers_required
+from tests.helpers import skip_or_fail
 
 INTEROP_DIR = Path(__file__).resolve().parents[2] / "interop"
 REQUIRED_MODULES = ("ajv", "ajv-formats", "kafkajs", "nats", "redis")
@@ -22,10 +21,7 @@ REQUIRED_MODULES = ("ajv", "ajv-formats", "kafkajs", "nats", "redis")
 
 def node_unavailable(why: str) -> None:
     """Fail under CI (the set-up must install the consumers), skip elsewhere."""
-    message = f"Node.js consumers unavailable: {why}"
-    if brokers_required():
-        pytest.fail(message + f" (required: CI or {REQUIRE_ENV} is set)", pytrace=False)
-    pytest.skip(message)
+    skip_or_fail(f"Node.js consumers unavailable: {why}")
 
 
 @dataclass

@@ -1,4 +1,5 @@
 """A Node.js consumer reads what an instrumented DSPy program streamed to a Kafka-protocol broker."""
+# ruff: noqa: E402 - the plugin check runs before the imports that need the plugin
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
-pytest.importorskip("streamll_kafka")
+from tests.helpers import require_plugin
+
+require_plugin("kafka")  # before importing it below
 
 import streamll
 from aiokafka import AIOKafkaProducer

@@ -1,4 +1,5 @@
 """A Node.js consumer reads what an instrumented DSPy program streamed to NATS JetStream."""
+# ruff: noqa: E402 - the plugin check runs before the imports that need the plugin
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-pytest.importorskip("streamll_nats")
+from tests.helpers import require_plugin
+
+require_plugin("nats")  # before importing it below
 
 import nats
 import streamll

@@ -32,7 +32,9 @@ class KafkaTransport(TransportFixture):
     def make_consumer(
         self, *, from_beginning: bool = True, group: str | None = None, **options: Any
     ) -> KafkaStreamConsumer:
-        return KafkaStreamConsumer(self.url, group=group, from_beginning=from_beginning, **options)
+        # Kafka group ids are broker-wide: scope the contract's fixed names to this test's topic
+        scoped = None if group is None else f"{group}-{self.topic}"
+        return KafkaStreamConsumer(self.url, group=scoped, from_beginning=from_beginning, **options)
 
     async def publish_raw(self, body: bytes) -> None:
         await produce_raw(self.bootstrap, self.topic, body)

@@ -14,6 +14,8 @@ from streamll.errors import ConfigurationError
 from streamll_kafka import KafkaSink, KafkaStreamConsumer, mask_url, parse_kafka_url
 from streamll_kafka.client import consumer_kwargs, producer_kwargs
 
+from tests.helpers import skip_or_fail
+
 pytestmark = pytest.mark.kafka
 
 SECRET = "s3cr#t/p@ss"
@@ -25,7 +27,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A CA certificate, a client certificate and an encrypted client key made with openssl."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("openssl is not installed")
+        skip_or_fail("openssl is not installed")
     directory = tmp_path_factory.mktemp("tls")
     ca, cert, key = directory / "ca.pem", directory / "client.pem", directory / "client.key"
     subprocess.run(

@@ -7,7 +7,6 @@ import logging
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,7 +20,10 @@ from tests.helpers import (
     broker_unavailable,
     exit_with_sinks,
     free_port,
+    require_module,
     run_cli,
+    skip_or_fail,
+    wait_until,
 )
 from tests.nats.conftest import start_private_server
 
@@ -69,12 +71,8 @@ async def round_trip(url: str, count: int = 3) -> None:
 
 
 def wait_for_error(sink: NatsSink, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sink.stats.last_error:
-            return sink.stats.last_error
-        time.sleep(0.01)
-    raise AssertionError("the sink reported no error")
+    wait_until(lambda: sink.stats.last_error, timeout, what="the sink to report an error")
+    return str(sink.stats.last_error)
 
 
 async def test_user_and_password(tmp_path: Path, start_server: StartServer, caplog: pytest.LogCaptureFixture) -> None:
@@ -107,7 +105,7 @@ async def test_token(tmp_path: Path, start_server: StartServer) -> None:
 
 
 async def test_nkey_seed_file(tmp_path: Path, start_server: StartServer) -> None:
-    nkeys = pytest.importorskip("nkeys", reason="NKey auth needs the nkeys extra: pip install 'streamll-nats[nkeys]'")
+    nkeys = require_module("nkeys", "NKey auth needs the nkeys extra: pip install 'streamll-nats[nkeys]'")
     seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
     public = nkeys.from_seed(bytearray(seed)).public_key.decode()
     seed_file = tmp_path / "user.nk"
@@ -122,7 +120,7 @@ def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
     """A CA, and a server certificate for 127.0.0.1 signed by it (with the openssl command)."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("openssl is not installed")
+        skip_or_fail("openssl is not installed")
     ca_key, ca_cert = directory / "ca.key", directory / "ca.pem"
     key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.pem"
     ext = directory / "san.ext"

@@ -42,8 +42,9 @@ async def test_configured_url_streams_emit_and_trace_events(
     assert received[2].event_id == hit.event_id and received[2].parent_id == received[1].event_id
     assert received[1].execution_id == received[2].execution_id == received[3].execution_id
     assert received[1].module_name == "pipeline" and received[1].data == {"question": "why?"}
-    sink = next(s for s in streamll.running_sinks() if isinstance(s, NatsSink))
-    assert sink.stats.delivered == 4 and sink.stats.dropped == 0
+    ours = [s for s in streamll.running_sinks() if isinstance(s, NatsSink) and s.name == f"nats:{stream}/{subject}"]
+    assert len(ours) == 1, streamll.running_sinks()
+    assert ours[0].stats.delivered == 4 and ours[0].stats.dropped == 0
 
 
 async def test_streamll_sinks_environment_variable(
@@ -58,6 +59,6 @@ async def test_streamll_sinks_environment_variable(
         assert await asyncio.to_thread(streamll.flush, 10)
         received = await read(consumer, 1)
     assert received[0].event_id == event.event_id
-    for sink in streamll.running_sinks():
-        if isinstance(sink, NatsSink) and sink.stream == stream:
-            await asyncio.to_thread(sink.stop, 5)
+    ours = [s for s in streamll.running_sinks() if isinstance(s, NatsSink) and s.stream == stream]
+    assert len(ours) == 1 and ours[0].stats.delivered == 1, streamll.running_sinks()
+    await asyncio.to_thread(ours[0].stop, 5)

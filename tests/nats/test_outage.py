@@ -10,18 +10,9 @@ import pytest
 from streamll.testing.contract import make_execution_events, read, write
 from streamll_nats import NatsSink, NatsStreamConsumer
 
-from tests.helpers import BrokerProcess
+from tests.helpers import BrokerProcess, wait_until
 
 pytestmark = pytest.mark.nats
-
-
-def wait_until(condition, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 async def ack_pending_drains(port: int, stream: str, durable: str, timeout: float = 10.0) -> bool:

@@ -3,35 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from nats.js import JetStreamContext, api
-from streamll.core import cloudevents
 from streamll.core.emitter import make_event
 from streamll.core.serialization import encode_event
 from streamll.testing.contract import make_execution_events, write
 from streamll_nats import NatsSink
 
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_until
 from tests.nats.conftest import MakeSink
 
 pytestmark = pytest.mark.nats
 
 
-def wait_until(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    """Poll ``condition()`` until true; False after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 async def test_messages_carry_msg_id_and_cloudevents_headers(
-    nats_url: str, names: tuple[str, str], js: JetStreamContext, make_sink: MakeSink
+    nats_url: str, names: tuple[str, str], js: JetStreamContext, make_sink: MakeSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("STREAMLL_SOURCE", raising=False)
     subject, stream = names
     sink = make_sink(f"{nats_url}?subject={subject}&stream={stream}")
     _, events = make_execution_events(1)
@@ -44,7 +33,7 @@ async def test_messages_carry_msg_id_and_cloudevents_headers(
         assert headers["Nats-Msg-Id"] == event.event_id
         assert headers["ce-id"] == event.event_id
         assert headers["ce-type"] == f"dev.streamll.{event.event_type}"
-        assert headers["ce-source"] == cloudevents.attributes(event)["source"]
+        assert headers["ce-source"] == f"/streamll/{event.module_name or 'app'}"  # docs/wire-format.md
         assert headers["ce-time"] == event.timestamp.isoformat().replace("+00:00", "Z")
         assert headers["ce-specversion"] == "1.0"
         assert headers["ce-subject"] == event.execution_id

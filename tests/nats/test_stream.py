@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from streamll.errors import ConfigurationError
 from streamll.testing.contract import make_execution_events, write
 from streamll_nats import NatsStreamConsumer
 
+from tests.helpers import wait_until
 from tests.nats.conftest import MakeSink
 
 pytestmark = pytest.mark.nats
@@ -19,13 +19,8 @@ pytestmark = pytest.mark.nats
 
 def wait_for_error(sink: Any, text: str, timeout: float = 10.0) -> str:
     """The sink's last_error once it contains ``text``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        error = sink.stats.last_error or ""
-        if text in error:
-            return error
-        time.sleep(0.02)
-    raise AssertionError(f"sink never reported {text!r}; stats: {sink.stats}")
+    wait_until(lambda: text in (sink.stats.last_error or ""), timeout, what=f"the sink to report {text!r}")
+    return str(sink.stats.last_error)
 
 
 async def test_missing_stream_is_created_with_the_url_settings(

@@ -7,9 +7,7 @@ port; when that is impossible too, the tests skip (or fail under CI).
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -32,26 +30,6 @@ def with_query(url: str, **params: Any) -> str:
     extra = urlencode({key: str(value) for key, value in params.items()})
     query = f"{parts.query}&{extra}" if parts.query else extra
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
-    """Poll ``predicate`` until it is true; False after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-    return True
-
-
-async def async_wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
-    """:func:`wait_until` for async tests (yields to the loop between polls)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(interval)
-    return True
 
 
 def redis_server() -> str:

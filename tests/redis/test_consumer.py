@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -10,6 +13,9 @@ from streamll.core.events import Event
 from streamll.errors import ConsumerError
 from streamll.testing.contract import make_execution_events, read, write
 from streamll_redis import RedisStreamConsumer
+
+from tests.helpers import async_wait_until
+from tests.redis.conftest import with_query
 
 pytestmark = pytest.mark.redis
 
@@ -243,13 +249,31 @@ async def test_reader_without_group_keeps_no_per_event_state(
     assert consumer._handles == {}  # a long-running tail never acks; nothing may accumulate per event
 
 
+BLOCK_SECONDS = 20.0
+"""How long the consumer's single read blocks in the stop test: stop() must not wait for it to run out."""
+
+
+async def blocked_client(client: aioredis.Redis, name: str) -> dict[str, Any] | None:
+    """The connection named ``name`` while Redis holds it in a blocking read, else None."""
+    for entry in await client.client_list():
+        if entry.get("name") == name and "b" in entry.get("flags", ""):
+            return entry
+    return None
+
+
 @pytest.mark.parametrize("group", [None, "g"])
 async def test_stop_from_another_task_ends_a_waiting_read(
     url: str, stream_key: str, redis_client: aioredis.Redis, make_consumer, group: str | None
 ) -> None:
-    consumer = make_consumer(url, stream=stream_key, group=group)
+    name = f"stop-test-{uuid.uuid4().hex[:8]}"
+    consumer = make_consumer(with_query(url, client_name=name, socket_timeout=60), stream=stream_key, group=group)
+    consumer.max_block = BLOCK_SECONDS
     await consumer.start()
     waiting = asyncio.create_task(consumer.consume_one())  # no timeout: waits for an event
-    await asyncio.sleep(0.05)  # let it reach the blocking read; the assertion holds either way
+    assert await async_wait_until(lambda: blocked_client(redis_client, name), what="the blocking read")
+    started = time.monotonic()
     await consumer.stop()
-    assert await asyncio.wait_for(waiting, timeout=5) is None
+    assert await asyncio.wait_for(waiting, timeout=BLOCK_SECONDS / 2) is None
+    elapsed = time.monotonic() - started
+    assert elapsed < BLOCK_SECONDS / 10, f"stop() took {elapsed:.2f}s: it waited for the blocking read to end"
+    assert await blocked_client(redis_client, name) is None

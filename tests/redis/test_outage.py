@@ -13,7 +13,8 @@ from streamll.core.events import Event
 from streamll.errors import ConsumerError
 from streamll.testing.contract import make_execution_events, read, write
 
-from tests.redis.conftest import PrivateRedis, async_wait_until
+from tests.helpers import async_wait_until
+from tests.redis.conftest import PrivateRedis
 
 pytestmark = pytest.mark.redis
 

@@ -13,8 +13,8 @@ from streamll.core.serialization import decode_event, event_to_dict
 from streamll.testing.contract import make_execution_events, write
 from streamll_redis import RedisSink, RedisStreamConsumer
 
-from tests.helpers import free_port
-from tests.redis.conftest import PrivateRedis, wait_until, with_query
+from tests.helpers import free_port, wait_until
+from tests.redis.conftest import PrivateRedis, with_query
 
 pytestmark = pytest.mark.redis
 

@@ -12,7 +12,8 @@ import dspy
 import pytest
 import streamll
 
-from tests.helpers import url_reachable
+from tests.helpers import async_wait_until
+from tests.redis.conftest import with_query
 
 pytestmark = pytest.mark.redis
 
@@ -27,22 +28,26 @@ def consumer_example() -> str:
 
 
 async def test_documented_consumer_prints_the_streamed_tokens(
-    redis_url: str, lm_server: Any, capsys: pytest.CaptureFixture[str]
+    redis_url: str, stream_key: str, redis_client: Any, lm_server: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = consumer_example()
-    sink_url = DOC_URL
-    if not url_reachable(DOC_URL, 6379):  # the example names the default local server; use the test's own
-        code = code.replace(DOC_URL, redis_url)
-        sink_url = redis_url
+    assert DOC_URL in code
+    # The example's code as written, pointed at a stream of this test's own (the redis_client fixture deletes it),
+    # so neither other tests nor other runs on the same server read or leave events in the default stream.
+    sink_url = with_query(redis_url, stream=stream_key)
+    code = code.replace(DOC_URL, sink_url)
     namespace: dict[str, Any] = {}
     example = eval(compile(code, str(DOC), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT), namespace)
     task = asyncio.ensure_future(example)
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
-        while not (namespace.get("consumer") is not None and namespace["consumer"].is_started):
-            assert loop.time() < deadline and not task.done(), "the example's consumer did not start"
-            await asyncio.sleep(0.01)
+
+        def consumer_started() -> bool:
+            assert not task.done(), "the example ended before its consumer started"
+            return namespace.get("consumer") is not None and namespace["consumer"].is_started
+
+        await async_wait_until(consumer_started, 10, what="the example's consumer to start")
 
         @streamll.instrument(stream_fields=["answer"], sinks=[sink_url])
         class SimpleQA(dspy.Module):

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from streamll.testing.contract import make_execution_events, read, write
 
-from tests.helpers import BrokerProcess, broker_unavailable, free_port
-from tests.redis.conftest import redis_server, wait_until
+from tests.helpers import BrokerProcess, broker_unavailable, free_port, skip_or_fail, wait_until
+from tests.redis.conftest import redis_server
 
 pytestmark = pytest.mark.redis
 
@@ -46,7 +46,7 @@ def make_certificates(directory: Path) -> None:
 def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
     """(port, certificate directory) of a TLS-only redis-server requiring client certificates."""
     if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make test certificates")
+        skip_or_fail("the openssl command is needed to make test certificates")
     directory = tmp_path_factory.mktemp("tls")
     make_certificates(directory)
     port = free_port()

@@ -72,11 +72,9 @@ def test_quickstart(server: OfflineLMServer, capsys: pytest.CaptureFixture[str])
 
 
 async def test_production_redis_then_consumer_demo(
-    server: OfflineLMServer, redis_url: str, capsys: pytest.CaptureFixture[str]
+    server: OfflineLMServer, redis_url: str, stream_key: str, redis_client: aioredis.Redis
 ) -> None:
-    stream_key = "streamll:events"
-    client = aioredis.Redis.from_url(redis_url)
-    await client.delete(stream_key)
+    # the example's key is "streamll:events"; a key of the test's own (deleted afterwards) keeps runs apart
     printed: list[str] = []
 
     # consumer_demo.py, started first (it reads what arrives after it starts)
@@ -150,7 +148,5 @@ async def test_production_redis_then_consumer_demo(
     assert text.count("START: module") == 3 and consumer.stats.handler_errors == 0
     durations = [float(seconds) for seconds in re.findall(r"END: module \(([0-9.]+)s\)", text)]
     assert len(durations) == 3 and all(seconds > 0 for seconds in durations)  # 0.1's data["duration"], in seconds
-    entries = await client.xread({stream_key: "0"}, count=10)  # the script's redis-cli hint
+    entries = await redis_client.xread({stream_key: "0"}, count=10)  # the script's redis-cli hint
     assert entries and len(entries[0][1]) == 10
-    await client.delete(stream_key)
-    await client.aclose()

@@ -17,7 +17,6 @@ import contextlib
 import json
 import re
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -30,7 +29,7 @@ from streamll.sinks.memory import MemorySink
 from streamll.testing import OfflineLMServer
 
 from tests.compat.v01_support import readme
-from tests.helpers import url_reachable
+from tests.helpers import url_reachable, wait_until
 
 pytestmark = pytest.mark.redis
 
@@ -46,10 +45,7 @@ def examples() -> dict[str, str]:
 
 
 def wait(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
+    wait_until(predicate, timeout, what=what)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import redis
 from streamll.testing import OfflineLMServer
 from streamll_redis.url import parse_redis_url
 
-from tests.helpers import brokers_required
+from tests.helpers import require_module, skip_or_fail
 from tests.nats.conftest import delete_stream, nats_url  # noqa: F401 - fixture
 from tests.redis.conftest import (
     redis_url,  # noqa: F401 - fixture
@@ -116,13 +116,11 @@ def browser() -> Iterator[Any]:
     Module-scoped: Playwright's sync API keeps an event loop running in this thread while it is open,
     and code that calls ``asyncio.run`` (``streamll.cancel``, say) cannot run in other modules meanwhile.
     """
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = require_module("playwright.sync_api")
     executable = shutil.which("chromium") or (CHROMIUM if os.path.exists(CHROMIUM) else None)
     if executable is None:
         message = "chromium is not installed (apt-get install chromium)"
-        if brokers_required():
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(message)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser

@@ -25,7 +25,7 @@ from tests.agent_programs import (
     react_agent,
     react_responder,
 )
-from tests.helpers import brokers_required
+from tests.helpers import skip_or_fail
 from tests.web.support import Producer, RelayProcess, read_sse
 
 pytestmark = [pytest.mark.redis, pytest.mark.interop]
@@ -37,9 +37,7 @@ def node_reader() -> list[str]:
     node = shutil.which("node")
     if node is None or not (INTEROP / "node_modules" / "ai").is_dir():
         message = "node or interop/node_modules/ai missing (npm ci --prefix interop)"
-        if brokers_required():
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(message)
     return [node, str(INTEROP / "ai-sdk-reader.mjs")]
 
 

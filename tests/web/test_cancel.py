@@ -16,7 +16,7 @@ from streamll.testing import OfflineLMServer
 from streamll_nats import NatsSink
 from streamll_redis import RedisSink
 
-from tests.redis.conftest import wait_until
+from tests.helpers import wait_until
 from tests.web.support import Producer, ReasoningQA, RelayProcess, read_sse, streamed_text
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import free_port, require_module
 from tests.web.support import read_sse, streamed_text
 
 pytestmark = pytest.mark.redis
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def example(redis_source: str) -> Iterator[str]:
     """The example app on a free port, writing to the test's Redis stream; its base URL."""
-    pytest.importorskip("fastapi")
+    require_module("fastapi", "the example app needs it")
     port = free_port()
     env = {**os.environ, "STREAMLL_URL": redis_source, "EXAMPLE_TOKEN_DELAY": "0.01"}
     env.pop("EXAMPLE_LM_MODEL", None)
