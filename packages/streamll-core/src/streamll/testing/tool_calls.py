@@ -105,8 +105,13 @@ def send(handler: Any, request: Any, calls: list[ToolCallReply], completion_id: 
     """
     model = request.model or "offline"
     delay = float(_knob(knobs, "token_delay") or 0.0)
+    from streamll.testing.lm_server import tokenize
+    from streamll.testing.lm_server.prompt import message_text
+
+    prompt_tokens = sum(len(tokenize(message_text(message))) for message in request.messages)
     completion_tokens = sum(len(call.fragments()) for call in calls)
-    usage = {"prompt_tokens": 1, "completion_tokens": completion_tokens, "total_tokens": 1 + completion_tokens}
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+    usage["total_tokens"] = prompt_tokens + completion_tokens
     if not request.stream:
         handler._send_json(200, completion_body(calls, completion_id, model, usage))
         return
