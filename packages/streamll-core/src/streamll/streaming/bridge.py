@@ -101,11 +101,12 @@ class LMSpan:
         if self.attempts and self.failed:
             self._open()
         self.attempts += 1
-        state = self.predict_call.state if self.predict_call is not None else None
-        if state is None or not state.stream_fields:
+        call = self.predict_call
+        state = call.state if call is not None else None
+        if call is None or state is None or not state.stream_fields:
             self.stream = None
             return None
-        self.stream = LMCallStream(self.run, state, self.start_id, self.tags, self.predict_call.extra)
+        self.stream = LMCallStream(self.run, state, self.start_id, self.tags, call.extra)
         return self.stream
 
     def fail_attempt(self, exc: BaseException) -> None:
