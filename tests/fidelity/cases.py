@@ -50,6 +50,12 @@ def streams(outcome: Outcome) -> None:
     assert outcome.raw_result is not None
 
 
+def react_statuses(outcome: Outcome) -> None:
+    streams(outcome)
+    messages = [item.message for item in outcome.stream_responses if isinstance(item, dspy.streaming.StatusMessage)]
+    assert "Calling tool add..." in messages, messages
+
+
 def chat_fallback(outcome: Outcome) -> None:
     succeeds_after(2)(outcome)
     assert outcome.raw_result.count == 42
@@ -102,6 +108,14 @@ CASES: list[Case] = [
         check=succeeds_after(1),
     ),
     Case("direct_tool_error", p.direct_tool_error, check=raises("KeyError", 1)),
+    Case(
+        "react_streamify_status",
+        p.wrapping(p.react),
+        run=p.streamify_runner(async_streaming=True, statuses=True),
+        stream_fields=("next_thought", "answer"),
+        knobs={"responder": p.react_responder},
+        check=react_statuses,
+    ),
     Case(
         "program_of_thought",
         p.wrapping(p.program_of_thought),

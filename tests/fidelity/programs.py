@@ -336,7 +336,9 @@ def async_cot(decorate: Decorate) -> Any:
 # ------------------------------------------------------------------ streamify
 
 
-def streamify_runner(*, async_streaming: bool) -> Callable[[Any], Any]:
+def streamify_runner(*, async_streaming: bool, statuses: bool = False) -> Callable[[Any], Any]:
+    """Run under ``dspy.streamify``; with ``statuses`` its ``StatusMessage``s are kept beside the responses."""
+
     def run(program: Any) -> StreamedRun:
         listeners = [dspy.streaming.StreamListener(signature_field_name="answer")]
         stream = dspy.streamify(program, stream_listeners=listeners, async_streaming=async_streaming)
@@ -347,7 +349,9 @@ def streamify_runner(*, async_streaming: bool) -> Callable[[Any], Any]:
             nonlocal final
             if isinstance(item, dspy.Prediction):
                 final = item
-            elif isinstance(item, dspy.streaming.StreamResponse):
+            elif isinstance(item, dspy.streaming.StreamResponse) or (
+                statuses and isinstance(item, dspy.streaming.StatusMessage)
+            ):
                 responses.append(item)
 
         if async_streaming:
