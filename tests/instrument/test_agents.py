@@ -164,12 +164,16 @@ def test_status_messages_must_be_a_provider() -> None:
         streamll.instrument(status_messages="loud")
 
 
-@pytest.mark.parametrize("engine", [None, "litellm"], ids=["native-engine", "litellm"])
+@pytest.mark.parametrize(
+    ("engine", "adapter"),
+    [(None, native_adapter), ("litellm", native_adapter), (None, dspy.JSONAdapter)],
+    ids=["native-engine", "litellm", "json-adapter"],
+)
 def test_native_tool_calls_stream_their_arguments_per_call(
-    server: OfflineLMServer, memory_sink: MemorySink, engine: str | None
+    server: OfflineLMServer, memory_sink: MemorySink, engine: str | None, adapter: Any
 ) -> None:
     server.configure(responder=native_responder)
-    with dspy.context(lm=native_lm(server, engine), adapter=native_adapter()):
+    with dspy.context(lm=native_lm(server, engine), adapter=adapter()):
         results = native_agent()(question=QUESTION)
     assert results == ["Sunny and 21 C in Paris.", 2_100_000]
     assert streamll.flush(10)
