@@ -203,6 +203,28 @@ def test_native_tool_calls_stream_their_arguments_per_call(
     assert [end.data["tool_call_id"] for end in ends] == [start.data["tool_call_id"] for start in starts]
 
 
+def test_cached_tool_calls_replay_each_call_linked(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+    server.configure(responder=native_responder)
+    cached = server.lm("gpt-4o-mini", cache=True, temperature=0.654321)  # a request nothing else sends
+    with dspy.context(lm=cached, adapter=native_adapter()):
+        native_agent()(question="cache these calls")
+        requests = len(server.requests)
+        assert streamll.flush(10)
+        memory_sink.clear()
+        assert native_agent()(question="cache these calls") == ["Sunny and 21 C in Paris.", 2_100_000]
+    assert len(server.requests) == requests, "the second call must come from DSPy's cache"
+    assert streamll.flush(10)
+
+    tokens = memory_sink.tokens("tool_calls")
+    assert [(t.data["tool_name"], t.data["tool_index"], t.finish_reason, t.data["source"]) for t in tokens] == [
+        ("weather", 0, "cached", "cache"),
+        ("population", 1, "cached", "cache"),
+    ]
+    assert [json.loads(token.token) for token in tokens] == [call["arguments"] for call in NATIVE_CALLS]
+    starts = memory_sink.of_type("tool_start")
+    assert [token.data["tool_call_id"] for token in tokens] == [start.data["tool_call_id"] for start in starts]
+
+
 def test_tool_calls_stream_only_when_chosen(server: OfflineLMServer, memory_sink: MemorySink) -> None:
     server.configure(responder=native_responder)
     with dspy.context(lm=native_lm(server), adapter=native_adapter()):

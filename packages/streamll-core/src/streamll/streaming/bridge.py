@@ -12,6 +12,7 @@ and DSPy receives the assembled reply as an ordinary call.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import weakref
@@ -248,9 +249,24 @@ class TokenRun:
                 value = outputs[name]
             except (KeyError, TypeError):
                 continue
+            if name == state.tool_field:
+                self._replay_tool_calls(stream, name, value)
+                continue
             field_stream = FieldStream(stream, name)
             field_stream.held = value if isinstance(value, str) else str(value)
             field_stream.finish(CACHED if index == len(missing) - 1 else FIELD_END, source="cache")
+
+    def _replay_tool_calls(self, stream: LMCallStream, name: str, value: Any) -> None:
+        """A cached ``dspy.ToolCalls`` value: each call's arguments as one token, linked like a streamed call."""
+        for index, tool_call in enumerate(getattr(value, "tool_calls", None) or ()):
+            tool_name, arguments = str(getattr(tool_call, "name", "")), getattr(tool_call, "args", None) or {}
+            call_id = getattr(tool_call, "id", None) or self.chosen_tools.peek(tool_name, arguments)
+            extra: dict[str, Any] = {"tool_index": index, "tool_name": tool_name}
+            if call_id:
+                extra["tool_call_id"] = call_id
+            field_stream = FieldStream(stream, name, extra)
+            field_stream.held = json.dumps(arguments, ensure_ascii=False, default=repr)
+            field_stream.finish(CACHED, source="cache")
 
 
 def _tool_field(signature: Any, chosen: frozenset[str]) -> str | None:

@@ -73,6 +73,14 @@ class ChosenCalls:
             self.calls.append(call)
             del self.calls[:-256]  # bounded: a long agent keeps only its recent choices
 
+    def peek(self, name: str, arguments: Any) -> str | None:
+        """The id of the first unclaimed chosen call with this name and these arguments (not claimed)."""
+        with self.lock:
+            for call in self.calls:
+                if not call.claimed and call.name == name and call.arguments == arguments:
+                    return call.tool_call_id
+        return None
+
     def claim(self, tool_call_id: str | None, name: str, arguments: Any) -> ChosenCall | None:
         """The first unclaimed chosen call with this id (or, without an id, this name and these arguments)."""
         with self.lock:
