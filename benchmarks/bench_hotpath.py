@@ -2,9 +2,12 @@
 
     python benchmarks/bench_hotpath.py [--tokens 20000] [--burst 200000] [--rounds 5] [--url redis://...]
 
-build: ``make_event`` of a token event (the hot path skips validation) vs the
-same event validated by pydantic (``TokenEvent(...)``, what every token cost
-before), interleaved rounds, median us per token (target: build + enqueue <= 2 us).
+build: ``make_event`` of a token event (a model built without validation) vs the
+same event validated by pydantic (``TokenEvent(...)``), and the whole per-token
+path, ``TokenRun.emit_token`` (a ``TokenRecord`` dispatched to the execution's
+sink) vs the same token as ``make_event`` + ``dispatch`` of a model (what every
+token cost before the record); interleaved rounds, median us per token (target:
+build + enqueue <= 2 us).
 hand-off: every ``sink.enqueue`` timed during a burst of ``--burst`` token events
 to a live RedisSink (p50 / p99 / p99.9 / max; target p99.9 < 1 ms), with the
 events delivered and none dropped.
@@ -17,17 +20,21 @@ import os
 import statistics
 import time
 import uuid
+from types import SimpleNamespace
 
 from streamll.core.context import Execution
-from streamll.core.emitter import make_event
+from streamll.core.emitter import dispatch, make_event
 from streamll.core.events import TokenEvent
 from streamll.sinks.base import BaseSink
+from streamll.streaming.bridge import TokenRun
 
 REDIS_URL = os.environ.get("STREAMLL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 class NullSink(BaseSink):
-    """Accepts every batch at once: isolates the program thread's share."""
+    """Accepts every batch at once, records as they are (like a transport): isolates the program thread's share."""
+
+    encodes_records = True
 
     async def write_batch(self, events: list[object]) -> int | None:
         return None
@@ -66,6 +73,38 @@ def build_and_enqueue(sink: BaseSink, execution: Execution, count: int) -> float
         )
         enqueue(event)
     elapsed = time.thread_time() - started  # the program thread's CPU only (the worker's is its own)
+    sink.flush(60)
+    return elapsed / count * 1e6
+
+
+CALL = SimpleNamespace(state=SimpleNamespace(name="QA.predict"), parent_id="0" * 32, tags={"user_id": "u1"})
+"""What ``emit_token`` reads from the LM call it streams: predictor name, LM span, tags."""
+
+
+def emit_token_path(sink: BaseSink, count: int) -> float:
+    """``TokenRun.emit_token``: a token record dispatched to the execution's sink (the path every token takes)."""
+    run = TokenRun(Execution(sinks=(sink,)))
+    emit = run.emit_token
+    started = time.thread_time()
+    for index in range(count):
+        emit(CALL, "answer", " word", index, None, "lm")  # type: ignore[arg-type]
+    elapsed = time.thread_time() - started
+    sink.flush(60)
+    return elapsed / count * 1e6
+
+
+def model_path(sink: BaseSink, count: int) -> float:
+    """The same token as a model: ``make_event`` + ``dispatch`` (the per-token path before token records)."""
+    execution = Execution(sinks=(sink,))
+    started = time.thread_time()
+    for index in range(count):
+        event, _ = make_event(
+            "token", {"predictor": "QA.predict", "source": "lm"}, execution=execution, parent_id=CALL.parent_id,
+            cls=TokenEvent, tags=CALL.tags, token=" word", token_index=index, field="answer", finish_reason=None,
+            module_name="QA.predict", operation="token",
+        )  # fmt: skip
+        dispatch(event, execution)
+    elapsed = time.thread_time() - started
     sink.flush(60)
     return elapsed / count * 1e6
 
@@ -120,12 +159,16 @@ def main() -> None:
     fast: list[float] = []
     validated: list[float] = []
     enqueued: list[float] = []
+    modelled: list[float] = []
+    recorded: list[float] = []
     sink = NullSink()
     sink.start()
     for _ in range(args.rounds):
         fast.append(build_fast(execution, args.tokens))
         validated.append(build_validated(execution, args.tokens))
         enqueued.append(build_and_enqueue(sink, execution, args.tokens))
+        modelled.append(model_path(sink, args.tokens))
+        recorded.append(emit_token_path(sink, args.tokens))
     sink.stop()
 
     def show(values: list[float]) -> str:
@@ -136,6 +179,11 @@ def main() -> None:
     print(f"  make_event (hot path):                   {show(fast)}")
     print(f"  make_event + enqueue (NullSink):         {show(enqueued)}   target <= 2 us")
     print(f"  ratio make_event / validated:            {statistics.median(fast) / statistics.median(validated):6.2f}")
+    print("the per-token path, built + dispatched + enqueued (NullSink):")
+    print(f"  model: make_event + dispatch (before):   {show(modelled)}")
+    print(f"  TokenRun.emit_token (token record):      {show(recorded)}   target <= 2 us")
+    ratio = statistics.median(recorded) / statistics.median(modelled)
+    print(f"  ratio emit_token / model:                {ratio:6.2f}")
     timings = hand_off(args.burst)
     print(f"hand-off during a {args.burst:,}-event burst to a live RedisSink (enqueue only, wall clock):")
     print(

@@ -2,12 +2,13 @@
 
     python benchmarks/bench_latency.py [--transports redis,nats,kafka] [--rates 100,1000,10000] [--rounds 2]
 
-Every message carries the sender's ``time.monotonic_ns()`` (one clock for every
-process on Linux); a consumer process reading with the raw client reports the
-delay of each message. raw: the client's own publish at the rate (``XADD`` per
+Every message carries the ``time.monotonic_ns()`` it was due at (one clock for
+every process on Linux); a consumer process reading with the raw client reports
+the delay of each message from then, so a producer falling behind its rate shows
+on either side. raw: the client's own publish at the rate (``XADD`` per
 message; JetStream ``publish_async``; ``AIOKafkaProducer.send``), ``json.dumps``
-of each body inside the loop. sink: ``make_event`` + ``sink.enqueue`` of a token
-event at the same rate, on the program thread. Rounds alternate raw / sink;
+of each body inside the loop. sink: a token record (what ``TokenRun.emit_token``
+hands to sinks) enqueued at the same rate, on the program thread. Rounds alternate raw / sink;
 the medians of each round's p50 and p99 are printed with sink / raw.
 """
 
@@ -100,28 +101,38 @@ def consume(transport: str, where: str, dest: str, count: int) -> None:
 # ---------------------------------------------------------------------- producers
 
 
-def paced(rate: int, count: int, send: Callable[[int], None]) -> None:
-    """Call ``send(i)`` for i in 0..count-1 at ``rate`` per second (catching up without sleeping when late)."""
-    started = time.monotonic()
+def paced(rate: int, count: int, send: Callable[[int, int], None]) -> None:
+    """Call ``send(i, due_ns)`` for i in 0..count-1 at ``rate`` per second (catching up without sleeping when late).
+
+    ``due_ns`` is when message i was due (``time.monotonic_ns()`` scale): the delay a consumer reports
+    counts from then, so a producer running late is not hidden (no coordinated omission) on either side.
+    """
+    started = time.monotonic_ns()
     for index in range(count):
-        target = started + index / rate
-        delay = target - time.monotonic()
+        due = started + index * 1_000_000_000 // rate
+        delay = (due - time.monotonic_ns()) / 1e9
         if delay > 0:
             time.sleep(delay)
-        send(index)
+        send(index, due)
 
 
-async def apaced(rate: int, count: int, send: Callable[[int], Any]) -> None:
-    started = time.monotonic()
+async def apaced(rate: int, count: int, send: Callable[[int, int], Any]) -> None:
+    """``paced`` for a client on an event loop: its timers wake in whole milliseconds, so the last
+    stretch before a message is due is slept on the thread, after the loop has run once (acks, flushes)."""
+    started = time.monotonic_ns()
     for index in range(count):
-        target = started + index / rate
-        delay = target - time.monotonic()
+        due = started + index * 1_000_000_000 // rate
+        delay = (due - time.monotonic_ns()) / 1e9
+        if delay > 0.002:
+            await asyncio.sleep(delay - 0.002)
+        await asyncio.sleep(0)
+        delay = (due - time.monotonic_ns()) / 1e9
         if delay > 0:
-            await asyncio.sleep(delay)
-        await send(index)
+            time.sleep(delay)
+        await send(index, due)
 
 
-def body(index: int, execution_id: str) -> dict[str, Any]:
+def body(index: int, execution_id: str, due: int) -> dict[str, Any]:
     """A token-event-shaped body, as a raw client would build it."""
     return {
         "event_type": "token",
@@ -129,7 +140,7 @@ def body(index: int, execution_id: str) -> dict[str, Any]:
         "execution_id": execution_id,
         "sequence": index,
         "timestamp": time.time(),
-        "data": {"t": time.monotonic_ns(), "token": f" word{index}", "token_index": index, "field": "answer"},
+        "data": {"t": due, "token": f" word{index}", "token_index": index, "field": "answer"},
     }
 
 
@@ -139,8 +150,8 @@ async def raw_redis(rate: int, count: int, stream: str) -> None:
     client = aioredis.Redis.from_url(REDIS_URL)
     await client.ping()
 
-    async def send(index: int) -> None:
-        message = body(index, "raw")
+    async def send(index: int, due: int) -> None:
+        message = body(index, "raw", due)
         await client.xadd(stream, {"data": json.dumps(message), "event_type": "token", "execution_id": "raw"})
 
     await apaced(rate, count, send)
@@ -153,8 +164,8 @@ async def raw_nats(rate: int, count: int, subject: str, stream: str) -> None:
     nc = await nats.connect(NATS_URL)
     js = nc.jetstream(publish_async_max_pending=count + 1)
 
-    async def send(index: int) -> None:
-        await js.publish_async(subject, json.dumps(body(index, "raw")).encode())
+    async def send(index: int, due: int) -> None:
+        await js.publish_async(subject, json.dumps(body(index, "raw", due)).encode())
 
     await apaced(rate, count, send)
     await js.publish_async_completed()
@@ -168,8 +179,8 @@ async def raw_kafka(rate: int, count: int, bootstrap: str, topic: str) -> None:
     await producer.start()
     futures: list[Any] = []
 
-    async def send(index: int) -> None:
-        futures.append(await producer.send(topic, json.dumps(body(index, "raw")).encode(), key=b"raw"))
+    async def send(index: int, due: int) -> None:
+        futures.append(await producer.send(topic, json.dumps(body(index, "raw", due)).encode(), key=b"raw"))
 
     await apaced(rate, count, send)
     await asyncio.gather(*futures)
@@ -178,18 +189,18 @@ async def raw_kafka(rate: int, count: int, bootstrap: str, topic: str) -> None:
 
 def sink_round(sink: Any, rate: int, count: int) -> None:
     from streamll.core.context import Execution
-    from streamll.core.emitter import make_event
-    from streamll.core.events import TokenEvent
+    from streamll.core.records import TokenRecord
 
     execution = Execution()
     enqueue = sink.enqueue
 
-    def send(index: int) -> None:
-        event, _ = make_event(
-            "token", {"t": time.monotonic_ns()}, execution=execution, cls=TokenEvent,
-            token=f" word{index}", token_index=index, field="answer",
+    def send(index: int, due: int) -> None:
+        enqueue(
+            TokenRecord(
+                execution.execution_id, None, execution.next_sequence(), {"t": due}, {}, None, "token",
+                f" word{index}", index, "answer", None,
+            )
         )  # fmt: skip
-        enqueue(event)
 
     paced(rate, count, send)
     if not sink.flush(60):

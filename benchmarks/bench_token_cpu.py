@@ -96,6 +96,9 @@ def run(api_base: str, args: argparse.Namespace) -> None:
         def forward(self, question: str) -> dspy.Prediction:
             return self.cot(question=question)
 
+        async def aforward(self, question: str) -> dspy.Prediction:
+            return await self.cot.acall(question=question)
+
     @streamll.instrument(stream_fields=list(FIELDS))
     class Instrumented(Program):
         pass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Unpack
 
@@ -13,6 +12,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from streamll.core.events import Event
 from streamll.core.serialization import encode_event
 from streamll.sinks.base import BaseSink
+from streamll.sinks.results import BatchResult
 from streamll.url_options import SinkOptions, sink_arguments
 
 from streamll_kafka.client import producer_kwargs, stop_quietly
@@ -45,6 +45,8 @@ class KafkaSink(BaseSink):
     ``streamll_kafka.url``); keyword arguments given here win over it.
     ``sink_options`` are ``BaseSink``'s (``buffer_size``, ``overflow``, ...).
     """
+
+    encodes_records = True
 
     batch_size = 500
     pipeline_depth = 4
@@ -108,7 +110,7 @@ class KafkaSink(BaseSink):
         """The record's value: the v1 JSON body."""
         return record[1]  # type: ignore[no-any-return]
 
-    async def send_batch(self, records: list[Any]) -> Awaitable[int | None]:
+    async def send_batch(self, records: list[Any]) -> Awaitable[BatchResult]:
         """Hand every record to the producer in order; the awaitable resolves once all are acknowledged.
 
         Several batches are in flight at once (``pipeline_depth``); the
@@ -121,7 +123,7 @@ class KafkaSink(BaseSink):
         topic = self.options.topic
         partition_of = self._partition_cache(producer, topic)
         futures: list[asyncio.Future[Any]] = []
-        rejected = 0
+        rejected: list[str] = []
         try:
             for key, value, headers, event_id in records:
                 try:
@@ -129,20 +131,18 @@ class KafkaSink(BaseSink):
                         await producer.send(topic, value, key=key, partition=partition_of(key), headers=headers)
                     )
                 except _PERMANENT as exc:
-                    rejected += 1
-                    self._reject(event_id, exc)
+                    rejected.append(_rejection(event_id, exc))
         except BaseException:
             await asyncio.gather(*futures, return_exceptions=True)
             raise
         return self._complete(futures, len(records), rejected)
 
-    async def _complete(self, futures: list[asyncio.Future[Any]], total: int, rejected: int) -> int:
+    async def _complete(self, futures: list[asyncio.Future[Any]], total: int, rejected: list[str]) -> BatchResult:
         results = await asyncio.gather(*futures, return_exceptions=True)
         errors: list[BaseException] = []
         for result in results:
             if isinstance(result, _PERMANENT):
-                rejected += 1
-                self._reject(None, result)
+                rejected.append(_rejection(None, result))
             elif isinstance(result, BaseException):
                 errors.append(result)
         if errors:
@@ -151,9 +151,9 @@ class KafkaSink(BaseSink):
                 f"{len(errors)} of {total} records not acknowledged by {self.options.display_url}: "
                 f"{type(first).__name__}: {first}"
             ) from first
-        return total - rejected
+        return BatchResult.of(total - len(rejected), rejected)
 
-    async def write_batch(self, events: list[Any]) -> int | None:
+    async def write_batch(self, events: list[Any]) -> BatchResult:
         """Produce encoded records and wait for every acknowledgement (``send_batch`` and its completion)."""
         return await (await self.send_batch(events))
 
@@ -184,16 +184,14 @@ class KafkaSink(BaseSink):
 
         return partition_of
 
-    def _reject(self, event_id: str | None, exc: BaseException) -> None:
-        """Count an event the broker can never accept (too large) as failed; it is not retried."""
-        with self._lock:
-            self._stats.failed += 1
-            self._stats.last_error = f"{type(exc).__name__}: {exc}"
-        what = f"event {event_id}" if event_id is not None else "a record"
-        self._log(logging.ERROR, "%s rejected and not retried: %s: %s", what, type(exc).__name__, exc)
-
     def __repr__(self) -> str:
         return f"<KafkaSink {self.name!r} {self.options.display_url} running={self.is_running}>"
+
+
+def _rejection(event_id: str | None, exc: BaseException) -> str:
+    """Why the broker can never accept an event (too large): it is counted as failed, not retried."""
+    what = f"event {event_id}" if event_id is not None else "a record"
+    return f"{what} rejected: {type(exc).__name__}: {exc}"
 
 
 __all__ = ["KafkaDeliveryError", "KafkaSink"]

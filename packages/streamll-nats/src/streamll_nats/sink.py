@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable
 from typing import Any, Unpack
 
@@ -13,8 +12,8 @@ from nats.js.errors import APIError
 from streamll.core import cloudevents
 from streamll.core.events import Event
 from streamll.core.serialization import encode_event
-from streamll.errors import ConfigurationError
 from streamll.sinks.base import BaseSink
+from streamll.sinks.results import BatchResult
 from streamll.url_options import SinkOptions, sink_arguments
 
 from streamll_nats.jetstream import close_quietly, connect, ensure_stream
@@ -68,6 +67,7 @@ class NatsSink(BaseSink):
     """
 
     batch_size = 500
+    encodes_records = True
     pipeline_depth = 4
 
     def __init__(
@@ -127,10 +127,8 @@ class NatsSink(BaseSink):
             await ensure_stream(nc.jetstream(timeout=self.options.ack_timeout), self.options)
             publisher = AckPublisher(nc)
             await publisher.start()
-        except BaseException as exc:
+        except BaseException:
             await close_quietly(nc)
-            if isinstance(exc, ConfigurationError):
-                self._log(logging.ERROR, "%s", exc)
             raise
         self._nc, self._publisher = nc, publisher
 
@@ -151,7 +149,7 @@ class NatsSink(BaseSink):
         """The message body: the v1 JSON event."""
         return record[0]  # type: ignore[no-any-return]
 
-    async def send_batch(self, records: list[Any]) -> Awaitable[int | None]:
+    async def send_batch(self, records: list[Any]) -> Awaitable[BatchResult]:
         """Publish the batch in order; the returned awaitable resolves once JetStream acknowledged it all.
 
         Several batches are in flight at once (``pipeline_depth``); within one,
@@ -181,10 +179,12 @@ class NatsSink(BaseSink):
             raise
         return self._complete(futures, results, too_large)
 
-    async def _complete(self, futures: list[asyncio.Future[PubAck]], results: list[Any], too_large: list[str]) -> int:
+    async def _complete(
+        self, futures: list[asyncio.Future[PubAck]], results: list[Any], too_large: list[str]
+    ) -> BatchResult:
         return self._tally_acks(results + await self._await_acks(futures), too_large)
 
-    async def write_batch(self, events: list[Any]) -> int | None:
+    async def write_batch(self, events: list[Any]) -> BatchResult:
         """Publish encoded records and wait for every ack (``send_batch`` and its completion in one call)."""
         return await (await self.send_batch(events))
 
@@ -201,10 +201,10 @@ class NatsSink(BaseSink):
             )
         return [future.exception() or future.result() for future in futures]
 
-    def _tally_acks(self, results: list[Any], too_large: list[str]) -> int:
-        """How many were stored; raises when a failure is worth retrying.
+    def _tally_acks(self, results: list[Any], too_large: list[str]) -> BatchResult:
+        """What was stored and what JetStream refused for good; raises when a failure is worth retrying.
 
-        Failures that a retry would repeat (too large) are counted once, when
+        Failures that a retry would repeat (too large) are reported once, when
         the batch completes, so a retried batch does not count them twice.
         """
         transient: list[BaseException] = []
@@ -223,16 +223,8 @@ class NatsSink(BaseSink):
             raise PublishError(
                 f"{len(transient)} of {len(results)} publishes failed ({type(first).__name__}: {first}); retrying batch"
             )
-        for reason in refused:
-            self._count_refused(reason)
         self.duplicates += duplicates
-        return stored
-
-    def _count_refused(self, reason: str) -> None:
-        with self._lock:
-            self._stats.failed += 1
-            self._stats.last_error = reason
-        self._log(logging.ERROR, "%s (not retried)", reason)
+        return BatchResult.of(stored, refused)
 
     def __repr__(self) -> str:
         return f"<NatsSink {self.name!r} {self.options.masked_url()!r} running={self.is_running}>"

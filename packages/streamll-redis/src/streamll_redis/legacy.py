@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 from redis.typing import EncodableT, FieldT
 from streamll.core.events import Event
 from streamll.errors import ConfigurationError
+from streamll.sinks.results import BatchResult
 from streamll.v01 import from_v01, to_v01
 
 from streamll_redis.entries import entry_fields
@@ -141,28 +142,25 @@ class LegacyRedisSink(RedisSink):
         """An event as this sink writes it: its entry fields, built once (a retried batch is not encoded again)."""
         return self.entry_fields(event)
 
-    async def write_batch(self, records: list[Any]) -> int | None:
+    async def write_batch(self, records: list[Any]) -> BatchResult:
         """``XADD`` each record (an event, or fields from :meth:`encode`) in order as one pipeline."""
         client = self._client
         if client is None:
             raise ConnectionError("redis sink is not connected")
         pipe = client.pipeline(transaction=False)
-        failed = 0
+        rejected: list[str] = []
         for record in records:
             try:
                 fields = self.entry_fields(record) if isinstance(record, Event) else record
             except Exception as exc:  # a broken event object fails alone
-                failed += 1
-                with self._lock:
-                    self._stats.failed += 1
-                    self._stats.last_error = f"cannot encode event {getattr(record, 'event_id', '?')}: {exc}"
+                rejected.append(f"cannot encode event {getattr(record, 'event_id', '?')}: {exc}")
                 continue
             pipe.xadd(
                 self.options.stream, fields, maxlen=self.options.maxlen or None, approximate=self.options.approximate
             )
         if len(pipe):
             await pipe.execute()
-        return len(records) - failed
+        return BatchResult.of(len(records) - len(rejected), rejected)
 
 
 __all__ = [

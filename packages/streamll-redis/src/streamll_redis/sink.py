@@ -38,6 +38,7 @@ class RedisSink(BaseSink):
     """
 
     batch_size = 500
+    encodes_records = True
 
     def __init__(
         self,

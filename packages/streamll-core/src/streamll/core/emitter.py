@@ -3,33 +3,52 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from streamll.core import policy
 from streamll.core.context import Execution, context_tags, current_execution, current_span
 from streamll.core.events import EVENT_CLASSES, Event, build_event
+from streamll.core.records import TokenRecord
+
+if TYPE_CHECKING:
+    from streamll.sinks.base import BaseSink
 
 logger = logging.getLogger("streamll")
 
 
-def dispatch(event: Event, execution: Execution | None = None) -> None:
+_active_sinks: Callable[[], tuple[BaseSink, ...]] | None = None
+"""``streamll.config.active_sinks``, imported on first use (config imports the sinks, which import this module)."""
+
+
+def _load_active_sinks() -> Callable[[], tuple[BaseSink, ...]]:
+    global _active_sinks
+    from streamll.config import active_sinks
+
+    _active_sinks = active_sinks
+    return active_sinks
+
+
+def dispatch(event: Event | TokenRecord, execution: Execution | None = None) -> None:
     """Hand ``event`` to the execution's sinks (or the configured ones); never raises.
 
     The ``configure(event_filter=..., redact=...)`` rules apply here, once, before any sink sees the event.
+    A :class:`~streamll.core.records.TokenRecord` goes to the sinks as it is; each builds its event on its worker.
     """
-    from streamll.config import active_sinks
-
     if (checked := policy.outgoing(event)) is None:
         return
     event = checked
     try:
-        sinks = execution.sinks if execution is not None and execution.sinks is not None else active_sinks()
+        sinks = execution.sinks if execution is not None else None
+        if sinks is None:
+            sinks = (_active_sinks or _load_active_sinks())()
     except Exception as exc:  # bad STREAMLL_SINKS must not break the user's program
         logger.error("streamll: cannot resolve sinks, event %s not delivered: %s", event.event_type, exc)
         return
+    record = type(event) is TokenRecord
     for sink in sinks:
         try:
-            sink.enqueue(event)
+            sink.enqueue(event if not record or sink.takes_records else event.event())  # type: ignore[union-attr]
         except Exception as exc:
             logger.error("streamll: sink %r refused an event: %s", sink, exc)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamll.core.events import Event, TokenEvent
+from streamll.core.records import TokenRecord, materialize
 from streamll.errors import ConfigurationError
 
 logger = logging.getLogger("streamll")
@@ -109,11 +110,12 @@ def _report(message: str, *args: object) -> None:
         logger.error(text)
 
 
-def outgoing(event: Event) -> Event | None:
+def outgoing(event: Event | TokenRecord) -> Event | TokenRecord | None:
     """``event`` as it may leave the process, or ``None`` when it must stay in.
 
     A redaction hook that raises drops the event (fails closed: a bug in the
-    hook never lets the unredacted event out) and is logged and counted.
+    hook never lets the unredacted event out) and is logged and counted. The
+    hook always gets an :class:`Event`: a token record is built into its event first.
     """
     policy = _policy
     if policy is None:
@@ -124,6 +126,7 @@ def outgoing(event: Event) -> Event | None:
     redact = policy.redact
     if redact is None:
         return event
+    event = materialize(event)
     token_before = event.token if isinstance(event, TokenEvent) else None
     try:
         result = redact(event)

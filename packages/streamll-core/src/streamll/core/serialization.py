@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
 from streamll.core.events import EVENT_CLASSES, Event
+from streamll.core.records import TokenRecord
 from streamll.errors import MalformedEventError
 
 
@@ -51,8 +52,13 @@ def _writable(mapping: dict[str, Any]) -> dict[str, Any]:
     return safe
 
 
-def encode_event(event: Event) -> bytes:
-    """Wire-format JSON bytes for ``event``."""
+def encode_event(event: Event | TokenRecord) -> bytes:
+    """Wire-format JSON bytes for ``event`` (a token record is encoded without building its model when it can be)."""
+    if type(event) is TokenRecord:
+        body = event.fast_body()
+        if body is not None:
+            return body
+        event = event.event()
     try:
         return event.model_dump_json(fallback=_fallback).encode("utf-8")
     except _UNWRITABLE:
@@ -60,7 +66,7 @@ def encode_event(event: Event) -> bytes:
         return safe.model_dump_json(fallback=_fallback).encode("utf-8")
 
 
-def event_to_dict(event: Event) -> dict[str, Any]:
+def event_to_dict(event: Event | TokenRecord) -> dict[str, Any]:
     """The event as the JSON-compatible dict that :func:`encode_event` writes."""
     return json.loads(encode_event(event))
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from streamll.core.events import Event
 from streamll.sinks.base import BaseSink
+from streamll.sinks.results import BatchResult
 from streamll.v01 import v01_data
 
 
@@ -69,21 +70,19 @@ class SinkAdapter(BaseSink):
         if inspect.isawaitable(result) and self._loop is not None:
             asyncio.run_coroutine_threadsafe(_as_coroutine(result), self._loop).result()
 
-    async def write_batch(self, events: list[Event]) -> int | None:
-        """Deliver each event; one that raises is counted as failed and the rest still go."""
+    async def write_batch(self, events: list[Event]) -> BatchResult | int | None:
+        """Deliver each event; one that raises is rejected alone and the rest still go."""
         if not self._async:
             return await super().write_batch(events)
         delivered = 0
+        rejected: list[str] = []
         for event in events:
             try:
                 await self.target.handle_event(_v01_view(event))
                 delivered += 1
             except Exception as exc:
-                with self._lock:
-                    self._stats.failed += 1
-                    self._stats.last_error = f"{type(exc).__name__}: {exc}"
-                self._log(40, "handle_event raised %s: %s", type(exc).__name__, exc)
-        return delivered
+                rejected.append(f"handle_event raised {type(exc).__name__}: {exc}")
+        return BatchResult.of(delivered, rejected)
 
     def __repr__(self) -> str:
         return f"<SinkAdapter for {self.target!r} running={self.is_running}>"

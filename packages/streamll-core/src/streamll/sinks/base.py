@@ -33,11 +33,13 @@ from collections import deque
 from collections.abc import Awaitable
 from concurrent.futures import Future
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from streamll.core.events import TokenEvent
+from streamll.core.records import TokenRecord
 from streamll.core.serialization import encode_event
 from streamll.errors import ConfigurationError
+from streamll.sinks.results import BatchResult
 from streamll.sinks.stats import SinkStats
 from streamll.sinks.worker import worker
 
@@ -51,6 +53,9 @@ _yield_gil = time.sleep
 
 EVENT_OVERHEAD = 360
 """Bytes an event's envelope takes once encoded (ids, timestamp, keys); the byte budget's per-event estimate."""
+
+RECORD_OVERHEAD = EVENT_OVERHEAD + 6 * 16
+"""The estimate for a token record: the envelope and the six ``data`` entries a token has on the wire."""
 
 STARVED_AFTER = 0.005
 """Seconds buffered events may wait without the worker taking a batch before ``enqueue`` yields the GIL to it."""
@@ -101,14 +106,28 @@ class BaseSink:
     """Most events handed to one :meth:`write_batch` call."""
     linger: float = 0.0
     """Seconds to wait for a batch to fill before writing; 0 (the default) writes at once when idle."""
-    min_write_interval: float = 0.0005
-    """Seconds between the starts of two writes: an idle sink writes at once, while events arriving faster
-    than this share the next write (each write costs the client far more CPU than one more event in it)."""
+    min_write_interval: float = 0.0
+    """Seconds between the starts of two writes (0, the default: none; events arriving while a write is in
+    flight already share the next one). The loop's timers wake in whole milliseconds, so a value under
+    0.001 delays a write by about a millisecond; measured, 0.0005 saved no CPU per token."""
     pipeline_depth: int = 1
     """Batches sent and not yet acknowledged at once (see :meth:`send_batch`)."""
     retry_backoff: float = 0.05
     """First delay after a failed write or connect; doubles (with jitter) up to :attr:`retry_backoff_max`."""
     retry_backoff_max: float = 1.0
+    encodes_records: ClassVar[bool] = False
+    """True when :meth:`encode` takes a :class:`~streamll.core.records.TokenRecord` as it is (it reads only
+    the attributes transports write and encodes with ``encode_event``); otherwise each record is built into
+    its :class:`~streamll.core.events.TokenEvent` on the worker first. A subclass overriding ``encode``
+    without setting it gets events."""
+    takes_records: ClassVar[bool] = True
+    """False for a subclass overriding :meth:`enqueue`: ``dispatch`` hands it built events."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "encode" in cls.__dict__ and "encodes_records" not in cls.__dict__:
+            cls.encodes_records = False
+        cls.takes_records = cls.enqueue is BaseSink.enqueue
 
     def __init__(
         self,
@@ -156,6 +175,8 @@ class BaseSink:
         self._writing = 0
         """Events handed to the current ``write_batch`` call (taken from the buffer, not yet written)."""
         self._stats = SinkStats()
+        self._received = 0
+        """``stats.received``, kept apart from ``_stats`` so ``enqueue`` does one attribute write."""
         self._running = False
         self._stopping = False
         self._waiting = False
@@ -210,7 +231,7 @@ class BaseSink:
         """
         return encode_event(record)
 
-    async def send_batch(self, records: list[Any]) -> Awaitable[int | None]:
+    async def send_batch(self, records: list[Any]) -> Awaitable[BatchResult | int | None]:
         """Send a batch in order and return an awaitable for its delivery count (pipelining).
 
         The worker sends the next batch as soon as this returns, keeping up
@@ -219,24 +240,21 @@ class BaseSink:
         :meth:`write_batch` and returns its result already resolved.
         """
         written = await self.write_batch(records)
-        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[BatchResult | int | None] = asyncio.get_running_loop().create_future()
         done.set_result(written)
         return done
 
-    async def write_batch(self, events: list[Any]) -> int | None:
-        """Write a batch; return how many were delivered (``None`` means all).
+    async def write_batch(self, events: list[Any]) -> BatchResult | int | None:
+        """Write a batch; return a :class:`~streamll.sinks.results.BatchResult` (or ``None``: all delivered).
 
         Raise to have the batch retried (after :meth:`aclose` and :meth:`open`)
-        with backoff. Events reported as not delivered are not retried; they
-        are counted in ``stats.failed`` unless the sink counted them already.
-        The default runs :meth:`handle_event` for each event on a helper
-        thread; an exception from it is counted in ``stats.failed`` and that
-        event is not retried.
+        with backoff. Events the result reports rejected, or does not report
+        delivered, are counted in ``stats.failed`` and not retried. (A bare
+        ``int`` is read as the delivered count.) The default runs
+        :meth:`handle_event` for each event on a helper thread; an exception
+        from it rejects that event alone.
         """
-        delivered, failed = await asyncio.to_thread(self._handle_each, events)
-        with self._lock:
-            self._stats.failed += failed
-        return delivered
+        return await asyncio.to_thread(self._handle_each, events)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -316,27 +334,27 @@ class BaseSink:
         """A snapshot of this sink's counters."""
         with self._lock:
             queued = len(self._queue) + len(self._retry) + self._writing
-            return dataclasses.replace(self._stats, queued=queued, queued_bytes=self._bytes)
+            return dataclasses.replace(self._stats, received=self._received, queued=queued, queued_bytes=self._bytes)
 
     # ------------------------------------------------------------------ hot path
 
-    def enqueue(self, event: Event) -> None:
-        """Hand an event to the sink without waiting on I/O (called by ``emit``)."""
+    def enqueue(self, event: Event | TokenRecord) -> None:
+        """Hand an event to the sink without waiting on I/O (called by ``emit``; a record is built on the worker)."""
         if not self._running:
             self.start()
+        size = _estimate(event)
         with self._lock:
-            self._stats.received += 1
-            spill = self._spill
-            if spill is not None and spill.pending:
-                self._spill_one(spill, event)
+            self._received += 1
+            if self._spill is not None and self._spill.pending:
+                self._spill_one(self._spill, event)
                 return
-            size = _estimate(event)
-            if (self._bytes + size > self.buffer_bytes or len(self._queue) >= self.buffer_size) and not self._make_room(
+            queue = self._queue
+            if (self._bytes + size > self.buffer_bytes or len(queue) >= self.buffer_size) and not self._make_room(
                 event, size
             ):
                 return
-            backlog = len(self._queue)
-            self._queue.append(event)
+            backlog = len(queue)
+            queue.append(event)
             self._sizes.append(size)
             self._bytes += size
             if self._waiting:
@@ -414,17 +432,16 @@ class BaseSink:
 
     # ------------------------------------------------------------------ worker side
 
-    def _handle_each(self, events: list[Event]) -> tuple[int, int]:
-        delivered = failed = 0
+    def _handle_each(self, events: list[Event]) -> BatchResult:
+        delivered = 0
+        rejected: list[str] = []
         for event in events:
             try:
                 self.handle_event(event)
                 delivered += 1
             except Exception as exc:
-                failed += 1
-                self._stats.last_error = f"{type(exc).__name__}: {exc}"
-                self._log(logging.ERROR, "handle_event raised %s: %s", type(exc).__name__, exc)
-        return delivered, failed
+                rejected.append(f"handle_event raised {type(exc).__name__}: {exc}")
+        return BatchResult.of(delivered, rejected)
 
     def _take_batch(self) -> list[Any]:
         """Next batch of encoded records in emission order: records awaiting retry, the buffer, then the spill file."""
@@ -454,11 +471,14 @@ class BaseSink:
     def _encode_all(self, events: list[Event]) -> list[Any]:
         """Encode each event; one that cannot be encoded is counted as failed alone (and not retried)."""
         encode = self.encode
+        build = not self.encodes_records
         records: list[Any] = []
         for position, event in enumerate(events, 1):
             if not position % ENCODE_SLICE:
                 _yield_gil(0)  # let a waiting program thread run: encoding a batch must not stall it for ms
             try:
+                if build and type(event) is TokenRecord:
+                    event = event.event()
                 records.append(encode(event))
             except Exception as exc:
                 with self._lock:
@@ -477,14 +497,9 @@ class BaseSink:
             if self._queue or self._retry or (self._spill and self._spill.pending) or self._stopping:
                 return
             self._waiting = True
-        if in_flight is None:
-            await self._wakeup.wait()
+        if in_flight is not None and in_flight.done():
             return
-        woken = asyncio.ensure_future(self._wakeup.wait())
-        try:
-            await asyncio.wait((woken, in_flight), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            woken.cancel()
+        await self._wakeup.wait()  # a batch in flight sets it when it completes (see _track)
 
     def _past_deadline(self) -> bool:
         return self._stopping and self._deadline is not None and time.monotonic() >= self._deadline
@@ -514,6 +529,8 @@ class BaseSink:
                         self._stats.reconnects += 1
             except Exception as exc:
                 failed_before = True
+                if isinstance(exc, ConfigurationError):  # not an outage: say so plainly, every time it is retried
+                    self._log(logging.ERROR, "%s", exc)
                 self._record_write_error("open", exc)
                 if self._stopping and not self._ever_opened:
                     # never answered in this process's life: waiting out the stop timeout will not change that
@@ -587,7 +604,9 @@ class BaseSink:
                     if not await self._after_failure(in_flight):
                         break
                     continue
-                in_flight.append((batch, asyncio.ensure_future(completion), failed_before))
+                in_flight.append((batch, self._track(completion), failed_before))
+                if self.pipeline_depth > 1:
+                    await asyncio.sleep(0)  # the transport's own flusher writes the batch before this loop goes on
         except asyncio.CancelledError:  # only stop() cancels, when its timeout passed during a write or connect
             cancelled = True  # batches in flight are not known to be delivered: requeued below, then kept or counted
             from streamll.sinks.shutdown import destination
@@ -613,28 +632,48 @@ class BaseSink:
             elif generation == self._generation and self._spill is not None:
                 self._spill.close()
 
+    def _track(self, completion: Awaitable[int | None]) -> asyncio.Future[int | None]:
+        """The batch's completion as a future that wakes the worker loop when it is done."""
+        future = asyncio.ensure_future(completion)
+        wakeup = self._wakeup
+        if wakeup is not None:
+            future.add_done_callback(lambda _done: wakeup.set())
+        return future
+
     def _settle(self, batch: list[Event], written: object, failed_before: int) -> None:
-        """Count a completed write; events ``write_batch`` did not deliver and did not count are counted as failed."""
-        if isinstance(written, int) and not isinstance(written, bool):
-            delivered = max(0, min(written, len(batch)))
+        """Count a completed write from what the transport reported (see :class:`BatchResult`).
+
+        A bare ``int`` (the older protocol) is the delivered count; the events
+        it leaves out are counted as failed unless the sink counted them itself
+        since ``failed_before``.
+        """
+        size = len(batch)
+        rejected: tuple[str, ...] = ()
+        counted_by_sink = 0
+        if isinstance(written, BatchResult):
+            delivered, rejected = max(0, min(written.delivered, size)), written.rejected[:size]
+        elif isinstance(written, int) and not isinstance(written, bool):
+            delivered = max(0, min(written, size))
+            counted_by_sink = self._stats.failed - failed_before
         else:
-            delivered = len(batch)
+            delivered = size
+        missing = max(0, size - delivered - len(rejected) - counted_by_sink)
         self._healthy = True
         with self._lock:
-            self._writing -= len(batch)
+            self._writing -= size
             self._stats.delivered += delivered
             self._stats.batches += 1
-            uncounted = len(batch) - delivered - (self._stats.failed - failed_before)
-            if uncounted > 0:
-                self._stats.failed += uncounted
-                self._stats.last_error = f"write_batch delivered {delivered} of {len(batch)} event(s)"
+            self._stats.failed += len(rejected) + missing
+            if rejected:
+                self._stats.last_error = rejected[-1]
+            if missing:
+                self._stats.last_error = f"write_batch delivered {delivered} of {size} event(s)"
             self._idle.notify_all()
-        if uncounted > 0:
+        for reason in rejected:
+            self._log(logging.ERROR, "%s (counted as failed, not retried)", reason)
+        if missing:
             self._log(
-                logging.ERROR,
-                "write_batch delivered %d of %d event(s); the rest counted as failed",
-                delivered,
-                len(batch),
+                logging.ERROR, "write_batch delivered %d of %d event(s); the rest counted as failed", delivered, size
             )
 
     async def _complete_oldest(self, in_flight: deque[_InFlight]) -> bool:
@@ -797,6 +836,7 @@ class BaseSink:
         self._retry = deque()
         self._writing = 0
         self._stats = SinkStats()
+        self._received = 0
         self._running = False
         self._stopping = False
         self._waiting = False
@@ -826,7 +866,7 @@ class BaseSink:
         return f"<{type(self).__name__} {self.name!r} running={self._running}>"
 
 
-_InFlight = tuple[list[Any], "asyncio.Future[int | None] | None", int]
+_InFlight = tuple[list[Any], "asyncio.Future[BatchResult | int | None] | None", int]
 """A batch sent and not yet settled: its records, its completion (None when sending failed), failed count before."""
 
 
@@ -839,10 +879,13 @@ def _failed(pending: asyncio.Future[Any] | None) -> BaseException | None:
     return pending.exception()
 
 
-def _estimate(event: Event) -> int:
+def _estimate(event: Event | TokenRecord) -> int:
     """Bytes ``event`` will take encoded, without encoding it (the byte budget's measure)."""
-    if type(event) is TokenEvent:
-        return EVENT_OVERHEAD + len(event.data) * 16 + len(event.token)
+    kind = type(event)
+    if kind is TokenRecord:  # its data gets the four token fields when encoded
+        return RECORD_OVERHEAD + len(event.token)  # type: ignore[union-attr]
+    if kind is TokenEvent:
+        return EVENT_OVERHEAD + len(event.data) * 16 + len(event.token)  # type: ignore[union-attr]
     size = EVENT_OVERHEAD
     for value in event.data.values():
         size += 16 + (len(value) if isinstance(value, (str, bytes)) else 64)

@@ -22,6 +22,7 @@ from typing import Any
 from streamll.core.context import Execution, context_tags, current_span
 from streamll.core.emitter import dispatch, make_event
 from streamll.core.events import TokenEvent
+from streamll.core.records import TokenRecord
 from streamll.core.runs import ExecutionCancelled
 from streamll.core.spans import error_data
 from streamll.streaming.fields import (
@@ -196,26 +197,50 @@ class TokenRun:
         source: str,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        data: dict[str, Any] = {"predictor": call.state.name, "source": source}
+        """Hand one token to the sinks as a :class:`TokenRecord` (its event is built and encoded on the worker)."""
+        execution = self.execution
+        name = call.state.name
+        data: dict[str, Any] = {"predictor": name, "source": source}
         if call.extra:
             data.update(call.extra)
         if extra:
             data.update(extra)
-        event, _ = make_event(
-            "token",
-            data,
-            execution=self.execution,
-            parent_id=call.parent_id,
-            cls=TokenEvent,
-            tags=call.tags,
-            token=token,
-            token_index=index,
-            field=field_name,
-            finish_reason=finish,
-            module_name=call.state.name,
-            operation="token",
-        )
-        dispatch(event, self.execution)
+        if (
+            type(token) is str
+            and type(field_name) is str
+            and type(index) is int
+            and type(name) is str
+            and (finish is None or type(finish) is str)
+        ):
+            record: Any = TokenRecord(
+                execution.execution_id,
+                call.parent_id,
+                execution.next_sequence(),
+                data,
+                call.tags,  # shared by the call's tokens; never changed (an event gets a copy when built)
+                name,
+                "token",
+                token,
+                index,
+                field_name,
+                finish,
+            )
+        else:  # not the types a model would hold as they are: validated (or coerced) the usual way
+            record, _ = make_event(
+                "token",
+                data,
+                execution=execution,
+                parent_id=call.parent_id,
+                cls=TokenEvent,
+                tags=call.tags,
+                token=token,
+                token_index=index,
+                field=field_name,
+                finish_reason=finish,
+                module_name=name,
+                operation="token",
+            )
+        dispatch(record, execution)
 
     def predictor_started(self, call: PredictCall, adapter: Any, signature: Any) -> None:
         chosen: Any = call.frame.fields or ()

@@ -1,0 +1,186 @@
+"""Token events as light records: captured on the program thread, built and encoded on the sink worker.
+
+A :class:`TokenRecord` holds what a :class:`~streamll.core.events.TokenEvent`
+is made of (ids, sequence, clock reading, token fields) in a slots object,
+which costs a fraction of building the pydantic model. Nothing user code
+sees is a record: :meth:`TokenRecord.event` builds the ``TokenEvent`` (once)
+for every sink or hook that reads events, and transports that only write the
+wire body call :meth:`TokenRecord.body`, which encodes the same JSON as
+:func:`~streamll.core.serialization.encode_event` without the model.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from streamll.core import events
+from streamll.core.events import SCHEMA_VERSION, Event, TokenEvent, build_event
+
+_from_timestamp = datetime.fromtimestamp
+_dumps = orjson.dumps
+_UTC_Z = orjson.OPT_UTC_Z
+_str = str
+
+
+class _NotNative(Exception):
+    """A value orjson would encode differently from pydantic: the event goes the model's way."""
+
+
+def _refuse(value: Any) -> Any:
+    raise _NotNative
+
+
+class TokenRecord:
+    """One token event as captured on the program thread (see the module docstring).
+
+    The attributes transports read (``event_type``, ``event_id``,
+    ``execution_id``, ``module_name``, ``timestamp``, ``schema_version``) are
+    those of the event it stands for.
+    """
+
+    __slots__ = (
+        "_event",
+        "_id_number",
+        "_id_prefix",
+        "clock",
+        "data",
+        "execution_id",
+        "field",
+        "finish_reason",
+        "module_name",
+        "operation",
+        "parent_id",
+        "sequence",
+        "tags",
+        "token",
+        "token_index",
+    )
+
+    event_type = "token"
+    method_name = None
+    schema_version = SCHEMA_VERSION
+
+    def __init__(
+        self,
+        execution_id: str,
+        parent_id: str | None,
+        sequence: int,
+        data: dict[str, Any],
+        tags: dict[str, Any],
+        module_name: str | None,
+        operation: str | None,
+        token: str,
+        token_index: int,
+        field: str,
+        finish_reason: str | None,
+    ) -> None:
+        self._id_prefix = events._id_prefix
+        self._id_number = next(events._id_counter)
+        self.clock = time.time()
+        self.execution_id = execution_id
+        self.parent_id = parent_id
+        self.sequence = sequence
+        self.data = data
+        self.tags = tags
+        self.module_name = module_name
+        self.operation = operation
+        self.token = token
+        self.token_index = token_index
+        self.field = field
+        self.finish_reason = finish_reason
+        self._event: Event | None = None
+
+    @property
+    def event_id(self) -> str:
+        """The id the event carries (the same as :func:`~streamll.core.events.new_event_id` would give)."""
+        return f"{self._id_prefix}{self._id_number & 0xFFFFFFFFFFFFFFFF:016x}"
+
+    @property
+    def timestamp(self) -> datetime:
+        """When the token was captured, in UTC."""
+        return _from_timestamp(self.clock, UTC)
+
+    def event(self) -> Event:
+        """The :class:`TokenEvent` this record stands for (built once; later calls return the same object)."""
+        built = self._event
+        if built is None:
+            built = self._event = self._build()
+        return built
+
+    def _build(self) -> Event:
+        fields = {
+            "module_name": self.module_name,
+            "operation": self.operation,
+            "token": self.token,
+            "token_index": self.token_index,
+            "field": self.field,
+            "finish_reason": self.finish_reason,
+        }
+        built = build_event(
+            TokenEvent,
+            "token",
+            self.execution_id,
+            self.parent_id,
+            self.sequence,
+            dict(self.data),
+            dict(self.tags),
+            fields,
+        )
+        values = built.__dict__  # the id and time captured on the program thread, not the build's
+        values["event_id"] = self.event_id
+        values["timestamp"] = self.timestamp
+        return built
+
+    def fast_body(self) -> bytes | None:
+        """The v1 JSON body, byte for byte what ``encode_event(self.event())`` writes, encoded without the model.
+
+        ``None`` when the event was built already (a hook may have changed it)
+        or a value is one orjson would write differently from pydantic: then
+        the caller encodes :meth:`event`.
+        """
+        if self._event is not None:
+            return None
+        try:
+            return self._encode()
+        except (_NotNative, TypeError, ValueError, OverflowError):  # orjson.JSONEncodeError is a TypeError
+            return None
+
+    def _encode(self) -> bytes:
+        data = dict(self.data)
+        data["token"] = self.token
+        data["token_index"] = self.token_index
+        data["field"] = self.field
+        data["finish_reason"] = self.finish_reason
+        return _dumps(
+            {
+                "event_type": "token",
+                "event_id": self.event_id,
+                "execution_id": self.execution_id,
+                "parent_id": self.parent_id,
+                "sequence": self.sequence,
+                "timestamp": _from_timestamp(self.clock, UTC),
+                "module_name": self.module_name,
+                "method_name": None,
+                "operation": self.operation,
+                "data": data,
+                "tags": self.tags,
+                "schema_version": SCHEMA_VERSION,
+            },
+            default=_refuse,
+            option=_UTC_Z,
+        )
+
+    def __repr__(self) -> str:
+        return f"<TokenRecord {self.execution_id}#{self.sequence} {self.field}[{self.token_index}] {self.token!r}>"
+
+
+def materialize(event: Event | TokenRecord) -> Event:
+    """The event itself, or the event a record stands for."""
+    return event.event() if type(event) is TokenRecord else event  # type: ignore[union-attr,return-value]
+
+
+__all__ = ["TokenRecord", "materialize"]

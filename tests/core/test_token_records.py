@@ -1,0 +1,132 @@
+"""Token records: what every sink, hook and consumer sees is a TokenEvent with the same wire body."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import streamll
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from streamll import MemorySink, TokenEvent
+from streamll.core.context import Execution
+from streamll.core.events import Event
+from streamll.core.records import TokenRecord
+from streamll.core.serialization import decode_event, encode_event
+from streamll.sinks.base import BaseSink
+from streamll.streaming.bridge import TokenRun
+
+CALL = SimpleNamespace(state=SimpleNamespace(name="QA.predict"), parent_id="f" * 32, tags={"user_id": "u1"})
+
+
+def emit(run: TokenRun, token: Any = " word", index: Any = 0, finish: Any = None) -> None:
+    run.emit_token(CALL, "answer", token, index, finish, "lm")  # type: ignore[arg-type]
+
+
+def record(token: str = " w", tags: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> TokenRecord:
+    data = data or {"predictor": "QA.p", "source": "lm"}
+    return TokenRecord("e" * 32, None, 3, data, tags or {}, "QA.p", "token", token, 2, "a", None)
+
+
+def test_a_memory_sink_gets_token_events_whose_body_is_the_records() -> None:
+    sink = MemorySink()
+    run = TokenRun(Execution(sinks=(sink,)))
+    emit(run, " hello", 0)
+    emit(run, " world", 1, "stop")
+    assert sink.flush(5)
+    tokens = sink.tokens()
+    assert [type(event) for event in tokens] == [TokenEvent, TokenEvent]
+    assert [event.token for event in tokens] == [" hello", " world"]
+    assert tokens[1].finish_reason == "stop" and tokens[1].data["finish_reason"] == "stop"
+    assert tokens[0].model_dump()["data"] == {
+        "predictor": "QA.predict",
+        "source": "lm",
+        "token": " hello",
+        "token_index": 0,
+        "field": "answer",
+        "finish_reason": None,
+    }
+    assert tokens[0].tags == {"user_id": "u1"} and tokens[0].tags is not CALL.tags
+    assert tokens[0].sequence + 1 == tokens[1].sequence
+    sink.stop()
+
+
+def test_the_records_body_is_byte_for_byte_the_events() -> None:
+    fast = record(tags={"user": "ü", "n": 1.5, "nested": {"list": [1, None, True]}})
+    body = encode_event(fast)
+    built = decode_event(body)
+    assert isinstance(built, TokenEvent)
+    assert encode_event(fast.event()) == body
+    assert built.event_id == fast.event_id and built.timestamp == fast.timestamp
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    token=st.text(),
+    tag=st.one_of(
+        st.none(), st.integers(), st.floats(), st.text(), st.binary(max_size=4), st.sets(st.integers(), max_size=3)
+    ),
+)
+def test_any_token_and_tag_encode_as_the_model_does(token: str, tag: Any) -> None:
+    fast, slow = record(token, {"t": tag}), record(token, {"t": tag})
+    slow.clock, slow._id_number = fast.clock, fast._id_number
+    assert encode_event(fast) == encode_event(slow.event())
+
+
+def test_the_redact_hook_gets_a_token_event() -> None:
+    seen: list[type] = []
+
+    def redact(event: Event) -> Event:
+        seen.append(type(event))
+        if isinstance(event, TokenEvent):
+            event.token = "[x]"
+        return event
+
+    sink = MemorySink()
+    streamll.configure(redact=redact)
+    try:
+        emit(TokenRun(Execution(sinks=(sink,))), "secret")
+        assert sink.flush(5)
+    finally:
+        streamll.configure(redact=None)
+    assert seen == [TokenEvent]
+    assert sink.tokens()[0].token == "[x]" and sink.tokens()[0].data["token"] == "[x]"
+    sink.stop()
+
+
+def test_a_sink_that_overrides_enqueue_or_encode_gets_events() -> None:
+    class Stamping(MemorySink):
+        def enqueue(self, event: Any) -> None:
+            assert isinstance(event, TokenEvent)
+            super().enqueue(event)
+
+    encoded: list[type] = []
+
+    class Encoding(BaseSink):
+        encodes_records = True
+
+    class OwnEncode(Encoding):
+        def encode(self, event: Any) -> Any:
+            encoded.append(type(event))
+            return event
+
+        async def write_batch(self, events: list[Any]) -> int | None:
+            return None
+
+    stamping, own = Stamping(), OwnEncode()
+    emit(TokenRun(Execution(sinks=(stamping, own))))
+    assert stamping.flush(5) and own.flush(5)
+    assert encoded == [TokenEvent]
+    assert stamping.tokens()[0].token == " word"
+    stamping.stop()
+    own.stop()
+
+
+def test_tokens_of_other_types_are_validated_as_before() -> None:
+    sink = MemorySink()
+    emit(TokenRun(Execution(sinks=(sink,))), " w", True)  # a bool index: pydantic's rules apply, as with make_event
+    assert sink.flush(5)
+    assert sink.tokens()[0].token_index == 1
+    assert json.loads(sink.tokens()[0].to_json())["data"]["token_index"] == 1
+    sink.stop()
