@@ -201,8 +201,9 @@ class TokenRun:
         execution = self.execution
         name = call.state.name
         data: dict[str, Any] = {"predictor": name, "source": source}
-        if call.extra:
-            data.update(call.extra)
+        call_extra = getattr(call, "extra", None)  # an LMCallStream's; a stand-in call may have none
+        if call_extra:
+            data.update(call_extra)
         if extra:
             data.update(extra)
         if (
