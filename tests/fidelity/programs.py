@@ -340,6 +340,8 @@ def streamify_runner(*, async_streaming: bool, statuses: bool = False) -> Callab
     """Run under ``dspy.streamify``; with ``statuses`` its ``StatusMessage``s are kept beside the responses."""
 
     def run(program: Any) -> StreamedRun:
+        callbacks = dspy.settings.callbacks
+        before = list(callbacks)  # dspy 3.0's streamify() appends its status callback to the global list
         listeners = [dspy.streaming.StreamListener(signature_field_name="answer")]
         stream = dspy.streamify(program, stream_listeners=listeners, async_streaming=async_streaming)
         responses: list[Any] = []
@@ -354,16 +356,19 @@ def streamify_runner(*, async_streaming: bool, statuses: bool = False) -> Callab
             ):
                 responses.append(item)
 
-        if async_streaming:
+        try:
+            if async_streaming:
 
-            async def main() -> None:
-                async for item in stream(question=QUESTION):
+                async def main() -> None:
+                    async for item in stream(question=QUESTION):
+                        take(item)
+
+                asyncio.run(main())
+            else:
+                for item in stream(question=QUESTION):
                     take(item)
-
-            asyncio.run(main())
-        else:
-            for item in stream(question=QUESTION):
-                take(item)
+        finally:  # ... and leaves it there: later programs would run DSPy's callback path
+            callbacks[:] = before
         return StreamedRun(responses, final)
 
     return run

@@ -74,6 +74,7 @@ def test_react_with_tools_shows_every_iteration_as_it_happens(
         assert end.data["span_id"] == start.event_id and end.data["duration_ms"] >= 0
         # the LM call that chose the tool: its start event, and the parent of the step's tokens
         assert start.data["lm_call_id"] in lm_starts
+        assert start.data["tool_call_id"] == f"call_{start.data['lm_call_id']}"
         tokens = [event for event in of_step(memory_sink.tokens(), step)]
         assert {token.parent_id for token in tokens} == {start.data["lm_call_id"]}
         texts = {

@@ -110,7 +110,7 @@ def test_the_ai_package_shows_a_react_agents_tools(
     redis_relay: RelayProcess, sink: RedisSink, offline: OfflineLMServer
 ) -> None:
     offline.configure(responder=react_responder)
-    agent = react_agent(stream_fields=["next_thought", "answer"])
+    agent = react_agent(stream_fields=["next_thought", "next_tool_args", "answer"])
     execution_id, prediction = run_agent(sink, offline.lm(), dspy.ChatAdapter(), agent)
 
     message = read_message(redis_relay, execution_id, "&reasoning_fields=next_thought")
@@ -126,6 +126,15 @@ def test_the_ai_package_shows_a_react_agents_tools(
     statuses = [part["data"]["message"] for part in message["parts"] if part["type"] == "data-status"]
     assert statuses[0] == "Calling tool weather..."
     assert [part["type"] for part in message["parts"]].count("step-start") == len(PLAN) + 1
+    # each step's arguments streamed into its tool part while the LM wrote them
+    url = f"{redis_relay.base}/executions/{execution_id}/events?format=ai-sdk"
+    chunks = [json.loads(frame.data) for frame in read_sse(url, timeout=20).frames if frame.data != "[DONE]"]
+    for part in tools:
+        kinds = [chunk["type"] for chunk in chunks if chunk.get("toolCallId") == part["toolCallId"]]
+        deltas = kinds.count("tool-input-delta")
+        assert kinds[: 1 + deltas] == ["tool-input-start"] + ["tool-input-delta"] * deltas and deltas >= 1, kinds
+        assert set(kinds[1 + deltas : -1]) == {"tool-input-available"}, kinds  # again from tool_start: the name
+        assert kinds[-1] in ("tool-output-available", "tool-output-error"), kinds
 
 
 def test_the_ai_package_streams_native_tool_call_inputs(

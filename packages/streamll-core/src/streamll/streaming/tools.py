@@ -43,6 +43,17 @@ class ReactState:
     predictor: Any
     step: int = -1
     lm_call_id: str | None = None
+    called: bool = False
+    """The step's tool was called (a tool that tool calls gets an id of its own)."""
+
+
+def react_call_id(lm_call_id: str) -> str:
+    """The ``tool_call_id`` of a ReAct step's tool: ``call_`` + the ``event_id`` of the LM call that chose it.
+
+    The step's ``next_tool_args`` tokens have that LM call as their ``parent_id``,
+    so a consumer can put the streamed arguments and the tool call together.
+    """
+    return f"call_{lm_call_id}"
 
 
 current_react: ContextVar[ReactState | None] = ContextVar("streamll_react", default=None)
@@ -154,6 +165,9 @@ def _enter(instance: Any, name: str, arguments: dict[str, Any], call_id: str | N
             extra["step"] = react.step
             if react.lm_call_id is not None:
                 extra["lm_call_id"] = react.lm_call_id
+                if not react.called:  # the step's own tool: its id names the LM call that chose it
+                    call_id = call_id or react_call_id(react.lm_call_id)
+            react.called = True
         chosen: ChosenCalls | None = getattr(frame.run, "chosen_tools", None)
         match = chosen.claim(call_id, name, arguments) if chosen is not None else None
         if match is not None:
@@ -328,6 +342,7 @@ def react_step(predict: Any) -> ReactState | None:
         return None
     state.step += 1
     state.lm_call_id = None
+    state.called = False
     return state
 
 
@@ -346,4 +361,12 @@ def prepare_tools() -> None:
     _wrap_react(ReAct)
 
 
-__all__ = ["ChosenCalls", "ReactState", "current_react", "prepare_tools", "react_step", "record_chosen"]
+__all__ = [
+    "ChosenCalls",
+    "ReactState",
+    "current_react",
+    "prepare_tools",
+    "react_call_id",
+    "react_step",
+    "record_chosen",
+]

@@ -5,9 +5,10 @@ One execution becomes one assistant message: ``start``; per LM call a step
 ``reasoning-start`` / ``-delta`` / ``-end`` parts and every other chosen
 field's as ``text-*`` parts (one part per field and LM call); custom events
 as ``data-<event_type>`` parts; tool calls as dynamic tool parts (argument
-tokens of a native tool call as ``tool-input-start`` / ``tool-input-delta``,
-then ``tool-input-available``; ``tool_end`` / ``tool_error`` as
-``tool-output-available`` / ``tool-output-error``); at the end ``finish`` with the finish reason and,
+tokens of a native tool call, and a ReAct step's ``next_tool_args`` tokens, as
+``tool-input-start`` / ``tool-input-delta``, then ``tool-input-available``;
+``tool_end`` / ``tool_error`` as ``tool-output-available`` /
+``tool-output-error``); at the end ``finish`` with the finish reason and,
 in ``messageMetadata``, the execution id and the summed token usage. The
 stream ends with ``[DONE]``.
 """
@@ -22,6 +23,8 @@ from streamll.executions import StoredEvent
 HEADER = ("x-vercel-ai-ui-message-stream", "v1")
 DONE = "[DONE]"
 REASONING_FIELDS = frozenset({"reasoning"})
+REACT_ARGS_FIELD, REACT_NAME_FIELD = "next_tool_args", "next_tool_name"
+"""ReAct's step fields: a step's ``next_tool_args`` tokens are its tool call's input, as they stream."""
 FINISH_REASONS = {
     "stop": "stop",
     "length": "length",
@@ -47,8 +50,10 @@ class UIMessageStream:
         self._finish_reason: str | None = None
         self._tool_inputs: dict[str, list[str]] = {}
         """Argument text so far of each native tool call whose input is streaming."""
-        self._tools_available: set[str] = set()
-        """Tool calls whose ``tool-input-available`` was sent."""
+        self._tools_available: dict[str, str] = {}
+        """Tool calls whose ``tool-input-available`` was sent, with the tool name it gave."""
+        self._react_names: dict[str, str] = {}
+        """Text of ``next_tool_name`` so far, per ReAct step's LM call (``parent_id``)."""
 
     def chunks(self, event: StoredEvent) -> list[dict[str, Any]]:
         """The chunks ``event`` adds (possibly none)."""
@@ -63,6 +68,8 @@ class UIMessageStream:
         kind = event.event_type
         if kind == "token" and isinstance(data.get("tool_call_id"), str):
             out += self._tool_input_delta(data)
+        elif kind == "token" and "step" in data and data.get("field") == REACT_ARGS_FIELD:
+            out += self._react_input_delta(fields, data)
         elif kind == "token":
             out += self._token(fields, data)
         elif kind == "tool_start":
@@ -89,6 +96,7 @@ class UIMessageStream:
         return out
 
     def _token(self, fields: dict[str, Any], data: dict[str, Any]) -> list[dict[str, Any]]:
+        self._react_name(fields, data)
         field = str(data.get("field") or "")
         part_kind = "reasoning" if field in self.reasoning_fields else "text"
         part_id = f"{field}:{fields.get('parent_id') or ''}"
@@ -130,17 +138,29 @@ class UIMessageStream:
             out.append(self._available(call_id, name, arguments))
         return out
 
+    def _react_input_delta(self, fields: dict[str, Any], data: dict[str, Any]) -> list[dict[str, Any]]:
+        """A ReAct step's ``next_tool_args`` token: the input of the tool call ``call_<parent_id>`` as it streams."""
+        parent = str(fields.get("parent_id") or "")
+        name = self._react_names.get(parent, "").strip() or "tool"
+        return self._tool_input_delta({**data, "tool_call_id": f"call_{parent}", "tool_name": name})
+
+    def _react_name(self, fields: dict[str, Any], data: dict[str, Any]) -> None:
+        if "step" in data and data.get("field") == REACT_NAME_FIELD and isinstance(data.get("token"), str):
+            parent = str(fields.get("parent_id") or "")
+            self._react_names[parent] = self._react_names.get(parent, "") + data["token"]
+
     def _available(self, call_id: str, name: str, arguments: Any) -> dict[str, Any]:
-        self._tools_available.add(call_id)
+        self._tools_available[call_id] = name if isinstance(arguments, dict) else ""  # text input: tool_start redoes it
         return {"type": "tool-input-available", "toolCallId": call_id, "toolName": name, "input": arguments,
                 "dynamic": True}  # fmt: skip
 
     def _tool_started(self, data: dict[str, Any]) -> list[dict[str, Any]]:
-        call_id = str(data.get("tool_call_id") or "")
-        if not call_id or call_id in self._tools_available:
+        """The tool runs: its input is available (again, when the streamed one lacked the name or did not parse)."""
+        call_id, name = str(data.get("tool_call_id") or ""), str(data.get("tool_name") or "tool")
+        if not call_id or self._tools_available.get(call_id) == name:
             return []
         self._tool_inputs.pop(call_id, None)
-        return [self._available(call_id, str(data.get("tool_name") or "tool"), data.get("arguments", {}))]
+        return [self._available(call_id, name, data.get("arguments", {}))]
 
     def _tool_finished(self, data: dict[str, Any], kind: str) -> dict[str, Any]:
         call_id = str(data.get("tool_call_id") or "")
