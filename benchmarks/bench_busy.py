@@ -39,14 +39,14 @@ def one_run(mode: str, seconds: float) -> tuple[float, float, float]:
 
 
 def run(mode: str, seconds: float) -> None:
-    import streamll.sinks.base as base
+    import streamll.sinks.buffer as buffer
     from streamll.core.context import Execution
     from streamll.core.emitter import make_event
     from streamll.core.events import TokenEvent
     from streamll_redis import RedisSink
 
     if mode != "yield":
-        base.STARVED_AFTER = float("inf")  # type: ignore[attr-defined]
+        buffer.STARVED_AFTER = float("inf")
     if mode == "switch-1ms":
         sys.setswitchinterval(0.001)
     count = int(1000 * seconds)

@@ -77,7 +77,11 @@ def build_and_enqueue(sink: BaseSink, execution: Execution, count: int) -> float
     return elapsed / count * 1e6
 
 
-CALL = SimpleNamespace(state=SimpleNamespace(name="QA.predict"), parent_id="0" * 32, tags={"user_id": "u1"})
+CALL = SimpleNamespace(
+    state=SimpleNamespace(name="QA.predict", path=None, attempt=None, field_types={}),
+    parent_id="0" * 32,
+    tags={"user_id": "u1"},
+)
 """What ``emit_token`` reads from the LM call it streams: predictor name, LM span, tags."""
 
 

@@ -539,6 +539,7 @@ def test_every_knob_is_an_attribute_that_reset_restores() -> None:
     changed = {"answers": {"answer": "x"}, "responder": str, "one_chunk": True, "finish_reason": "length"}
     changed |= {"max_tokens": 3, "fail_status": 500, "fail_times": 2, "fail_message": "m", "raw_reply": "r"}
     changed |= {"disconnect_after": 1, "disconnect_times": 1, "token_delay": 0.5}
+    changed |= {"reasoning_content": "thinking"}
     assert set(changed) == set(KNOB_DEFAULTS)
     for name, value in changed.items():
         setattr(server, name, value)

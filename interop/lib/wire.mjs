@@ -70,12 +70,20 @@ export function isEndOfExecution(body) {
   return (body.event_type === "end" || body.event_type === "error") && body.parent_id === null;
 }
 
+/** "respond.answer": the predictor path (data.predictor_path) and the field; the bare field when there is no path. */
+export function predictorField(event) {
+  const path = event.data.predictor_path;
+  return typeof path === "string" && path ? `${path}.${event.data.field}` : event.data.field;
+}
+
 /**
  * Text per field of one execution: token events grouped per LM call (and, for a native tool
- * call's argument tokens, per tool_call_id), each group in token_index order. Tool-call
- * arguments go to `toolInputs` (tool_call_id -> text), not to `fields`.
+ * call's argument tokens, per tool_call_id), each group in token_index order.
+ * `fields` joins every predictor's stream of a field; `predictor_fields` keeps the stages apart
+ * ("draft.answer", "respond.answer"); `values` holds the parsed values of typed fields (data.value).
+ * Tool-call arguments go to `toolInputs` (tool_call_id -> text), not to the fields.
  */
-function fieldTexts(tokens) {
+export function fieldTexts(tokens) {
   const groups = new Map(); // "field\u0000parent_id\u0000tool_call_id" -> tokens of one field in one LM call
   for (const event of [...tokens].sort((a, b) => a.sequence - b.sequence)) {
     const key = `${event.data.field}\u0000${event.parent_id}\u0000${event.data.tool_call_id ?? ""}`;
@@ -83,6 +91,8 @@ function fieldTexts(tokens) {
     groups.get(key).push(event);
   }
   const fields = {};
+  const predictorFields = {};
+  const values = {};
   const toolInputs = {};
   const gaps = [];
   for (const group of groups.values()) {
@@ -93,10 +103,17 @@ function fieldTexts(tokens) {
     });
     const text = group.map((event) => event.data.token).join("");
     const callId = group[0].data.tool_call_id;
-    if (typeof callId === "string") toolInputs[callId] = (toolInputs[callId] || "") + text;
-    else fields[field] = (fields[field] || "") + text;
+    if (typeof callId === "string") {
+      toolInputs[callId] = (toolInputs[callId] || "") + text;
+      continue;
+    }
+    const qualified = predictorField(group[0]);
+    fields[field] = (fields[field] || "") + text;
+    predictorFields[qualified] = (predictorFields[qualified] || "") + text;
+    const last = group.at(-1);
+    if (last.data.finish_reason !== null && "value" in last.data) values[qualified] = last.data.value;
   }
-  return { fields, toolInputs, gaps };
+  return { fields, predictorFields, values, toolInputs, gaps };
 }
 
 /** One tool call as the summary reports it, from its tool_start and its tool_end / tool_error. */
@@ -196,7 +213,7 @@ export class StreamCollector {
   /** The JSON summary: {valid, invalid, fields, executions, ...}. */
   summary(extra = {}) {
     const executions = [...this.byExecution.values()].map((execution) => {
-      const { fields, toolInputs, gaps } = fieldTexts(execution.tokens);
+      const { fields, predictorFields, values, toolInputs, gaps } = fieldTexts(execution.tokens);
       return {
         execution_id: execution.execution_id,
         module_name: execution.module_name,
@@ -206,6 +223,8 @@ export class StreamCollector {
         ended: execution.ended,
         token_gaps: gaps,
         fields,
+        predictor_fields: predictorFields,
+        values,
         tools: execution.tools,
         tool_inputs: toolInputs,
       };
@@ -219,6 +238,8 @@ export class StreamCollector {
       duplicates: this.duplicates,
       messages: this.messages,
       fields: focus ? focus.fields : {},
+      predictor_fields: focus ? focus.predictor_fields : {},
+      values: focus ? focus.values : {},
       executions,
       ...extra,
     };

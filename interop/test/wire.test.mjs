@@ -86,6 +86,24 @@ test("text is rebuilt per field and LM call, in token_index order, duplicates sk
   assert.equal(execution.ended, "end");
 });
 
+test("two stages' fields stay apart per predictor path; a typed field's value is read from its last token", () => {
+  const collector = new StreamCollector({ validate, prefix: "ce-" });
+  const staged = (text, index, path, lm, extra = {}) =>
+    event({ event_type: "token", parent_id: lm, operation: "token",
+      data: { token: text, token_index: index, field: extra.field || "answer", finish_reason: extra.finish || null, predictor_path: path, ...extra.data } });
+  feed(collector, [
+    staged("Draft", 0, "draft.predict", "lm1", { finish: "stop" }),
+    staged("Final", 0, "respond", "lm2"),
+    staged(" answer", 1, "respond", "lm2", { finish: "field_end" }),
+    staged("3", 0, "respond", "lm2", { field: "count", finish: "stop", data: { field_type: "int", value: 3 } }),
+    end(),
+  ]);
+  const summary = collector.summary();
+  assert.deepEqual(summary.fields, { answer: "DraftFinal answer", count: "3" });
+  assert.deepEqual(summary.predictor_fields, { "draft.predict.answer": "Draft", "respond.answer": "Final answer", "respond.count": "3" });
+  assert.deepEqual(summary.values, { "respond.count": 3 });
+});
+
 test("missing tokens and invalid bodies are reported, not hidden", () => {
   const collector = new StreamCollector({ validate, prefix: "ce-", executions: 0 });
   const broken = token("x", -1);

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import streamll
 from streamll.consumer import BaseConsumer, Received
+from streamll.hookspecs import PluginCard
 from streamll.sinks.memory import MemorySink
 
 
@@ -107,6 +108,20 @@ class GoodPlugin:
     @streamll.hookimpl
     def streamll_register_consumers(register: Callable[..., Any]) -> None:
         register("myscheme", QueueConsumer.from_url)
+
+
+class CardPlugin:
+    """Describes itself: extra ``pigeon``, schemes ``pigeon`` and ``coop`` (registered only for consumers)."""
+
+    @staticmethod
+    @streamll.hookimpl
+    def streamll_plugin_card() -> PluginCard:
+        return PluginCard("pigeon", ("pigeon", "coop"), "tests.core.fake_plugins:QueueConsumer")
+
+    @staticmethod
+    @streamll.hookimpl
+    def streamll_register_consumers(register: Callable[..., Any]) -> None:
+        register("coop", QueueConsumer.from_url)
 
 
 class ExplodingPlugin:

@@ -144,6 +144,22 @@ def test_an_unknown_first_party_scheme_names_the_extra_to_install(installed_plug
         create_sink("nats://localhost:4222")
 
 
+def test_a_plugin_card_gives_the_install_hint_and_the_consumer_name(installed_plugins: Callable[..., None]) -> None:
+    installed_plugins(entry_point("pigeon", "tests.core.fake_plugins:CardPlugin"))
+    with pytest.raises(UnknownSchemeError, match=re.escape("pip install 'streamll[pigeon]'")):
+        create_sink("pigeon://coop")  # the plugin declares the scheme but registers no sink for it
+    assert streamll.consumer.QueueConsumer is QueueConsumer
+    (info,) = [info for info in list_plugins() if info.name == "pigeon"]
+    assert info.card is not None and info.card.schemes == ("pigeon", "coop")
+
+
+def test_an_installed_card_replaces_the_catalogue_entry(installed_plugins: Callable[..., None]) -> None:
+    installed_plugins(entry_point("redis", "tests.core.fake_plugins:CardPlugin"))
+    with pytest.raises(UnknownSchemeError) as info:
+        create_sink("rediss://h")
+    assert info.value.extra is None  # the plugin named redis declares other schemes: no hint from the catalogue
+
+
 def test_a_broken_first_party_plugin_is_named_in_the_error(installed_plugins: Callable[..., None]) -> None:
     installed_plugins(entry_point("kafka", "tests.core.no_such_kafka_plugin"))
     with pytest.warns(RuntimeWarning), pytest.raises(UnknownSchemeError) as info:
@@ -197,6 +213,7 @@ def test_there_are_hookspecs() -> None:
         "streamll_register_sinks",
         "streamll_register_consumers",
         "streamll_register_execution_logs",
+        "streamll_plugin_card",
     }
 
 

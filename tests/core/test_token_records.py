@@ -17,7 +17,11 @@ from streamll.core.serialization import decode_event, encode_event
 from streamll.sinks.base import BaseSink
 from streamll.streaming.bridge import TokenRun
 
-CALL = SimpleNamespace(state=SimpleNamespace(name="QA.predict"), parent_id="f" * 32, tags={"user_id": "u1"})
+CALL = SimpleNamespace(
+    state=SimpleNamespace(name="QA.predict", path=None, attempt=None, field_types={}),
+    parent_id="f" * 32,
+    tags={"user_id": "u1"},
+)
 
 
 def emit(run: TokenRun, token: Any = " word", index: Any = 0, finish: Any = None) -> None:

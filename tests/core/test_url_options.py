@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Annotated, ClassVar
+
 import pytest
+from pydantic import model_validator
 from streamll.errors import ConfigurationError
 from streamll.sinks.base import BaseSink, Overflow
 from streamll.url_options import (
+    BOOLEAN,
     SINK_OPTIONS,
     OptionReader,
+    UrlOptions,
+    at_least,
+    display_url,
+    env_names,
+    from_environment,
     mask_url,
+    parse_hosts,
     sink_arguments,
     split_url,
+    userinfo,
 )
 
 read = OptionReader("demo")
@@ -185,3 +196,96 @@ def test_split_url_errors_show_the_url_masked(url: object, message: str) -> None
         split_url(url, "Demo", example="demo://h")
     assert message in str(caught.value)
     assert "s3c" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "hosts"), [
+    ("h", (("h", 9),)),
+    ("a:1,b, c:3", (("a", 1), ("b", 9), ("c", 3))),
+    ("[::1]:5,[fe80::2]", (("::1", 5), ("fe80::2", 9))),
+    ("", ()),
+])  # fmt: skip
+def test_parse_hosts(text: str, hosts: tuple[tuple[str, int], ...]) -> None:
+    assert parse_hosts(f"demo://{text}", text, "demo", 9) == hosts
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a,,b", "demo URL 'demo://a,,b' has an empty host in its host list"),
+    ("h:port", "demo URL 'demo://h:port' has an invalid port (not an integer)"),
+    ("h:70000", "demo URL 'demo://h:70000' has an invalid port (out of range 1-65535)"),
+    (":1", "demo URL 'demo://:1' has a host without a name"),
+    ("[::1", "has a host that is not written [ipv6]:port"),
+])  # fmt: skip
+def test_parse_hosts_errors(text: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse_hosts(f"demo://{text}", text, "demo", 9)
+    assert message in str(caught.value)
+
+
+def test_userinfo_splits_and_decodes_the_credentials() -> None:
+    assert userinfo("h:1") == (None, None)
+    assert userinfo("u%40x:p%3Aw@h") == ("u@x", "p:w")
+    assert userinfo("u@h") == ("u", None)
+    assert userinfo(":pw@h") == ("", "pw")
+
+
+def test_credentials_from_the_environment_ours_first_then_the_tools_own() -> None:
+    names = env_names("demo", "password", "DEMO_PASSWORD")
+    assert names == ("STREAMLL_DEMO_PASSWORD", "DEMO_PASSWORD")
+    assert from_environment(names, {"DEMO_PASSWORD": "b", "STREAMLL_DEMO_PASSWORD": "a"}) == (
+        "a",
+        "STREAMLL_DEMO_PASSWORD",
+    )
+    assert from_environment(names, {"DEMO_PASSWORD": "b", "STREAMLL_DEMO_PASSWORD": ""}) == ("b", "DEMO_PASSWORD")
+    assert from_environment(names, {}) is None
+
+
+@pytest.mark.parametrize(("arguments", "shown"), [
+    ({"user": "u", "secret": True}, "demo://u:***@h:1?k=v"),
+    ({"user": "u"}, "demo://u@h:1?k=v"),
+    ({"secret": True}, "demo://:***@h:1?k=v"),
+    ({"token": True}, "demo://***@h:1?k=v"),
+    ({"user": "a b/c", "secret": True}, "demo://a%20b%2Fc:***@h:1?k=v"),
+])  # fmt: skip
+def test_display_url(arguments: dict[str, object], shown: str) -> None:
+    assert display_url("demo", "h:1", query={"k": "v"}, **arguments) == shown  # type: ignore[arg-type]
+
+
+class DemoOptions(UrlOptions):
+    """A transport's options as the plugins declare them."""
+
+    transport: ClassVar[str] = "demo"
+    count: Annotated[int, at_least(1)] = 1
+    flag: Annotated[bool, BOOLEAN] = False
+    secret: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DemoOptions:
+        if self.count > 10:
+            raise ConfigurationError(f"demo count must be <= 10, got {self.count}")
+        return self
+
+    @property
+    def display_url(self) -> str:
+        return display_url("demo", "h", secret=self.secret is not None)
+
+
+def test_declared_fields_are_the_option_table() -> None:
+    table = DemoOptions.query_options()
+    assert set(table) == {"count", "flag"}
+    assert table["count"]("count", "3") == 3
+    with pytest.raises(ConfigurationError, match="demo URL option count='0': must be >= 1"):
+        table["count"]("count", "0")
+    assert DemoOptions.query_options("environment variable")["flag"]("DEMO_FLAG", "yes") is True
+
+
+def test_checks_raise_configuration_errors_and_reprs_hide_secrets() -> None:
+    with pytest.raises(ConfigurationError, match="demo count must be <= 10, got 11"):
+        DemoOptions(count=11)
+    with pytest.raises(ConfigurationError, match="demo option count"):
+        DemoOptions(count="many")  # type: ignore[arg-type]
+    options = DemoOptions(secret="hunter2")
+    assert "hunter2" not in repr(options) and "hunter2" not in str(options)
+    assert repr(options) == "DemoOptions('demo://:***@h')"
+    assert options.replace(count=5) == DemoOptions(secret="hunter2", count=5)
+    with pytest.raises(ConfigurationError, match="demo count must be <= 10"):
+        options.replace(count=12)

@@ -7,7 +7,9 @@ instrumented run get their own class (the decorator changes the class it is give
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import inspect
+import json
 import os
 import tempfile
 import traceback
@@ -217,6 +219,73 @@ def refine() -> Any:
 
 def best_of_n() -> Any:
     return dspy.BestOfN(module=dspy.Predict("question -> answer"), N=3, reward_fn=lambda a, p: 0.0, threshold=1.0)
+
+
+def scored(*values: float) -> Callable[[Any, Any], float]:
+    """A reward function giving successive attempts these scores (a fresh one per program built)."""
+    pending = list(values)
+    return lambda args, prediction: pending.pop(0) if pending else 0.0
+
+
+def refine_attempts() -> Any:
+    """Three attempts, the second one best: Refine asks for feedback between them and returns the second."""
+    return dspy.Refine(dspy.ChainOfThought("question -> answer"), N=3, reward_fn=scored(0.2, 0.9, 0.5), threshold=1.0)
+
+
+def best_of_n_attempts() -> Any:
+    return dspy.BestOfN(dspy.Predict("question -> answer"), N=3, reward_fn=scored(0.1, 0.7, 0.3), threshold=1.0)
+
+
+def attempts_check(count: int) -> Callable[[Any], None]:
+    """The plain run made ``count`` attempts (its LM requests for ``answer``)."""
+
+    def check(outcome: Any) -> None:
+        assert outcome.exception is None, outcome.exception
+        answers = [body for body in outcome.requests if "answer" in json.dumps(body.get("messages", ""))]
+        assert len(answers) >= count, f"{len(answers)} attempts"
+
+    return check
+
+
+# ------------------------------------------------------------------ stages, reasoning models
+
+
+def two_answers(request: Any) -> dict[str, Any]:
+    """The draft stage and the respond stage answer differently."""
+    return {"answer": "Final answer." if "draft" in request.inputs else "Draft answer."}
+
+
+def two_stage(decorate: Decorate) -> Any:
+    class TwoStage(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.draft = dspy.ChainOfThought("question -> answer")
+            self.respond = dspy.Predict("question, draft -> answer")
+
+        def forward(self, question: str) -> Any:
+            draft = self.draft(question=question)
+            return self.respond(question=question, draft=draft.answer)
+
+    return decorate(TwoStage)()
+
+
+REASONING_CONTENT = "The user asks for a definition. One sentence is enough."
+
+
+def has_engines() -> str | None:
+    """dspy >= 3.4 chooses an engine (before, every call goes through LiteLLM, as the default case covers)."""
+    if importlib.util.find_spec("dspy.clients.engines") is None:
+        return f"dspy {dspy.__version__} has no engine= (every LM call uses LiteLLM)"
+    return None
+
+
+def has_reasoning_type() -> str | None:
+    return None if hasattr(dspy, "Reasoning") else f"dspy {dspy.__version__} has no dspy.Reasoning"
+
+
+def reasoning_typed() -> Any:
+    signature = dspy.Signature("question -> answer").prepend("reasoning", dspy.OutputField(), type_=dspy.Reasoning)
+    return dspy.Predict(signature)
 
 
 # ------------------------------------------------------------------ threads

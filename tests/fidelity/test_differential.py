@@ -13,12 +13,14 @@ every returned prediction must also be what streamll streamed for it.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import dspy
 import pytest
 import streamll
 from streamll import MemorySink
+from streamll.streaming.typed import jsonable, type_name
 from streamll.testing import OfflineLMServer
 
 from tests.helpers import allowed_skip
@@ -147,12 +149,50 @@ def test_instrumented_program_does_what_the_plain_one_does(
     texts = streamed_texts(actual.tokens)
     predictions = predictions_in(actual.raw_result)
     one_reply = len(expected.requests) == 1 and len(predictions) == 1
+    if one_reply:  # the reply parsed, so every typed field's last token has its value
+        unvalued = [
+            e.field for e in actual.tokens if e.data.get("field_type") and e.finish_reason and "value" not in e.data
+        ]
+        assert not unvalued, f"typed fields without a value: {unvalued}"
     for prediction in predictions:
-        for name in case.stream_fields:
+        for name in {entry.rpartition(".")[2] for entry in case.stream_fields}:
             value = prediction.get(name) if name in prediction else None
+            if isinstance(value, dspy.ToolCalls):  # native tool calls: their arguments stream per call
+                assert_tool_arguments(actual.tokens, name, value, exact=one_reply)
+                continue
+            if value is not None and not isinstance(value, str) and type_name(type(value)) is not None:
+                assert_typed_value(actual.tokens, name, value, exact=one_reply)
+                continue
+            value = str(value) if value is not None and type_name(type(value)) is None else value
             if not isinstance(value, str):
                 continue
             if one_reply:  # one LM reply: exactly one stream of the field, and it is the value
                 assert texts.get(name) == [value], f"{name!r}: streamed {texts.get(name)} for the value {value!r}"
             else:
                 assert value in texts.get(name, []), f"{name!r} of {prediction!r} was not streamed as such: {texts}"
+
+
+def assert_tool_arguments(tokens: list[Any], name: str, value: Any, *, exact: bool) -> None:
+    """Each native tool call's argument tokens join to its arguments' JSON (per ``tool_call_id``)."""
+    texts: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for event in tokens:
+        if event.field == name and "tool_call_id" in event.data:
+            texts[event.data["tool_call_id"]] = texts.get(event.data["tool_call_id"], "") + event.token
+            names[event.data["tool_call_id"]] = event.data.get("tool_name", "")
+    streamed = [(names[call_id], json.loads(text)) for call_id, text in texts.items()]
+    calls = [(call.name, call.args) for call in value.tool_calls]
+    if exact:
+        assert streamed == calls, f"{name!r}: streamed tool calls {streamed} for {calls}"
+    else:
+        assert all(call in streamed for call in calls), f"{name!r}: streamed tool calls {streamed} for {calls}"
+
+
+def assert_typed_value(tokens: list[Any], name: str, value: Any, *, exact: bool) -> None:
+    """The last token of a typed field carries the prediction's value, in JSON form."""
+    values = [event.data["value"] for event in tokens if event.field == name and "value" in event.data]
+    assert all(event.data.get("field_type") for event in tokens if event.field == name), f"{name!r}: no field_type"
+    if exact:
+        assert values == [jsonable(value)], f"{name!r}: streamed values {values} for {value!r}"
+    else:
+        assert jsonable(value) in values, f"{name!r}: streamed values {values} for {value!r}"

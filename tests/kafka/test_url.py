@@ -249,3 +249,13 @@ def test_readme_documents_every_option() -> None:
     missing = [name for name in KNOWN_OPTIONS if f"`{name}`" not in readme]
     missing += [variable for names in ENV_VARS.values() for variable in names if variable not in readme]
     assert not missing, f"README.md does not document: {missing}"
+
+
+def test_the_plugin_card_matches_the_first_party_catalogue() -> None:
+    import streamll.consumer
+    from streamll.catalog import FIRST_PARTY
+    from streamll.plugins import list_plugins
+
+    (info,) = [info for info in list_plugins() if info.name == "kafka"]
+    assert info.card == FIRST_PARTY["kafka"]
+    assert streamll.consumer.KafkaStreamConsumer is KafkaStreamConsumer

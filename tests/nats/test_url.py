@@ -9,7 +9,7 @@ import pytest
 from streamll.errors import ConfigurationError
 from streamll.plugins import create_consumer, create_sink
 from streamll_nats import NatsSink, NatsStreamConsumer, parse_url
-from streamll_nats.url import parse_duration, subject_matches
+from streamll_nats.url import subject_matches
 
 pytestmark = pytest.mark.nats
 
@@ -18,7 +18,9 @@ SECRET = "s3cr3t-Pa55"
 
 @pytest.fixture(autouse=True)
 def no_nats_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
+    from streamll_nats.url import ENV_VARS
+
+    for name in [variable for names in ENV_VARS.values() for variable in names] + [
         "NATS_USER",
         "NATS_PASSWORD",
         "NATS_TOKEN",
@@ -27,7 +29,7 @@ def no_nats_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "NATS_CA",
         "NATS_CERT",
         "NATS_KEY",
-    ):
+    ]:
         monkeypatch.delenv(name, raising=False)
 
 
@@ -88,6 +90,17 @@ def test_credentials_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("NATS_USER")
     monkeypatch.setenv("NATS_TOKEN", SECRET)
     assert parse_url("nats://h").token == SECRET
+
+
+def test_streamll_variables_come_before_the_nats_cli_ones() -> None:
+    environ = {"STREAMLL_NATS_USER": "ours", "NATS_USER": "cli", "NATS_PASSWORD": SECRET}
+    options = parse_url("nats://h", environ=environ)
+    assert (options.user, options.password) == ("ours", SECRET)
+    assert parse_url("nats://h", environ={"STREAMLL_NATS_TOKEN": SECRET}).token == SECRET
+    assert (
+        SECRET not in repr(options)
+        and options.display_url == "nats://ours:***@h:4222?subject=streamll.events&stream=STREAMLL"
+    )
 
 
 def test_tls_scheme_and_options(tmp_path: Path) -> None:
@@ -203,12 +216,16 @@ def test_subject_matching(pattern: str, subject: str, expected: bool) -> None:
 
 
 def test_durations() -> None:
-    assert [parse_duration(v, "x") for v in ("30", "0.5", "500ms", "30s", "5m", "2h", "7d")] == [
-        30.0,
-        0.5,
-        0.5,
-        30.0,
-        300.0,
-        7200.0,
-        604800.0,
-    ]
+    durations = [parse_url(f"nats://h?ack_timeout={v}").ack_timeout for v in ("30", "0.5", "500ms", "30s", "5m", "2h")]
+    assert durations == [30.0, 0.5, 0.5, 30.0, 300.0, 7200.0]
+    assert parse_url("nats://h?max_age=7d").stream_settings.max_age == 604800.0
+
+
+def test_the_plugin_card_matches_the_first_party_catalogue() -> None:
+    import streamll.consumer
+    from streamll.catalog import FIRST_PARTY
+    from streamll.plugins import list_plugins
+
+    (info,) = [info for info in list_plugins() if info.name == "nats"]
+    assert info.card == FIRST_PARTY["nats"]
+    assert streamll.consumer.NatsStreamConsumer is NatsStreamConsumer

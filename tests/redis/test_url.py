@@ -234,3 +234,13 @@ def test_logs_do_not_leak_the_password(caplog: pytest.LogCaptureFixture) -> None
     sink.stop(timeout=0.3)
     assert sink.stats.dropped == 1
     assert SECRET not in caplog.text and SECRET not in str(sink.stats.last_error)
+
+
+def test_the_plugin_card_matches_the_first_party_catalogue() -> None:
+    import streamll.consumer
+    from streamll.catalog import FIRST_PARTY
+    from streamll.plugins import list_plugins
+
+    (info,) = [info for info in list_plugins() if info.name == "redis"]
+    assert info.card == FIRST_PARTY["redis"]
+    assert streamll.consumer.RedisStreamConsumer is RedisStreamConsumer

@@ -26,8 +26,8 @@ from streamll.core.events import (
     ToolErrorEvent,
     ToolStartEvent,
 )
-from streamll.core.runs import ExecutionCancelled, ExecutionRun, execution
-from streamll.core.spans import Span, trace
+from streamll.core.runs import ExecutionCancelled
+from streamll.core.spans import Span
 from streamll.errors import (
     ConfigurationError,
     ConsumerError,
@@ -44,6 +44,7 @@ from streamll.sinks.registry import flush_all as _flush_all
 from streamll.sinks.registry import running_sinks
 from streamll.sinks.stats import SinkStats
 from streamll.sinks.terminal import TerminalSink
+from streamll.tracing import ExecutionRun, execution, trace
 
 if TYPE_CHECKING:
     from streamll.decorator import instrument

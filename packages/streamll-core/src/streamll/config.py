@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from streamll.core import policy
+from streamll.core import emitter, policy
 from streamll.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -242,5 +242,7 @@ def active_sinks() -> tuple[BaseSink, ...]:
         return _env_sinks(raw)
     return _default_sinks()
 
+
+emitter.use_default_sinks(active_sinks)
 
 __all__ = ["SINKS_ENV", "Configuration", "active_sinks", "configure", "resolve_sinks"]

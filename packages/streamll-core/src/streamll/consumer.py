@@ -12,7 +12,6 @@ installed: ``from streamll.consumer import RedisStreamConsumer``.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import time
@@ -25,6 +24,7 @@ from typing import Any, Generic, TypeVar
 from streamll.core.events import Event
 from streamll.core.serialization import decode_event
 from streamll.errors import ConsumerError, MalformedEventError
+from streamll.plugins import create_consumer, plugin_consumer
 
 logger = logging.getLogger("streamll")
 
@@ -209,10 +209,6 @@ class BaseConsumer(Generic[M]):
         except Exception as exc:
             logger.warning("streamll consumer %s: ack of a skipped message failed: %s", type(self).__name__, exc)
 
-    async def _backoff(self, attempt: int) -> None:
-        """Wait before reconnect attempt ``attempt`` (0.1 s doubling to 5 s)."""
-        await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
-
     # ------------------------------------------------------------------ protocols
 
     async def __aenter__(self) -> BaseConsumer[M]:
@@ -234,29 +230,26 @@ class BaseConsumer(Generic[M]):
                 yield event
 
 
-_PLUGIN_CONSUMERS: dict[str, tuple[str, str]] = {
-    "RedisStreamConsumer": ("streamll_redis", "redis"),
-    "NatsStreamConsumer": ("streamll_nats", "nats"),
-    "KafkaStreamConsumer": ("streamll_kafka", "kafka"),
-}
-"""Consumer names importable from here, with the plugin module and extra that provide them."""
-
-
 def __getattr__(name: str) -> Any:
-    if name in _PLUGIN_CONSUMERS:
-        module_name, extra = _PLUGIN_CONSUMERS[name]
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ImportError(f"{name} needs the {extra} plugin: pip install 'streamll[{extra}]'", name=name) from exc
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    """A plugin's consumer class by name (``RedisStreamConsumer``), imported on first use.
+
+    The names come from the plugins' cards (and, for a first-party plugin that is not
+    installed, from the catalogue, so the error says which extra to install).
+    """
+    card = plugin_consumer(name) if not name.startswith("_") else None
+    if card is None or card.consumer is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module_name, _, attribute = card.consumer.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = f"pip install 'streamll[{card.extra}]'" if card.extra else f"install the package providing {module_name}"
+        raise ImportError(f"{name} needs the {card.extra or module_name} plugin: {hint}", name=name) from exc
+    return getattr(module, attribute)
 
 
 def from_url(url: str, **options: Any) -> BaseConsumer[Any]:
     """A consumer for ``url`` from whichever plugin registered its scheme."""
-    from streamll.plugins import create_consumer
-
     consumer: BaseConsumer[Any] = create_consumer(url, **options)
     return consumer
 

@@ -31,6 +31,7 @@ from streamll.core.spans import Span
 from streamll.streaming import capture, status
 from streamll.streaming.bridge import TokenRun
 from streamll.streaming.frames import FRAME_KEY, Frame, adopt, current_frame, frame_of, hide_frames
+from streamll.streaming.names import check_entry
 
 logger = logging.getLogger("streamll")
 
@@ -50,6 +51,7 @@ def _check_stream_fields(stream_fields: Iterable[str] | None) -> tuple[str, ...]
     for name in fields:
         if not isinstance(name, str) or not name:
             raise TypeError(f"stream_fields must contain field names (non-empty strings), got {name!r}")
+        check_entry(name)
     return fields
 
 
@@ -166,21 +168,24 @@ class _Call:
         for token in reversed(self._adopted):
             token.var.reset(token)
         if self._run is not None and (unmatched := self._run.unmatched_fields()):
-            _warn_unmatched(type(self.module), unmatched, self._run.outputs_seen)
+            _warn_unmatched(type(self.module), unmatched, self._run)
 
 
 _warned: set[tuple[type, frozenset[str]]] = set()
 
 
-def _warn_unmatched(cls: type, unmatched: set[str], available: set[str]) -> None:
+def _warn_unmatched(cls: type, unmatched: set[str], run: TokenRun) -> None:
     """Say once per class when chosen stream fields match no output field (a typo streams nothing)."""
     key = (cls, frozenset(unmatched))
     if key in _warned:
         return
     _warned.add(key)
+    available = sorted(run.outputs_seen)
+    if any("." in name for name in unmatched):
+        available += sorted(run.paths_seen)
     warnings.warn(
         f"{cls.__name__}: stream_fields {sorted(unmatched)} match no output field of its predictors "
-        f"(available: {sorted(available)}); nothing is streamed for them",
+        f"(available: {available}); nothing is streamed for them",
         UserWarning,
         stacklevel=_caller_stacklevel(),
     )
@@ -286,7 +291,10 @@ def instrument(
 
     Args:
         stream_fields: output field names whose text is streamed as token
-            events (e.g. ``["reasoning", "answer"]``). Fields not listed produce
+            events (e.g. ``["reasoning", "answer"]``: those fields of every
+            predictor), or predictor-qualified names (``"respond.answer"``:
+            the field of the predictor at that attribute path, as
+            ``named_predictors()`` names it). Fields not listed produce
             no token events. ``self._streamll_stream_fields`` set inside
             ``forward`` overrides it for that call.
         sinks: sinks (objects or URLs) for this module's events instead of the

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from streamll.plugins import create_execution_log
+
 END_TYPES = frozenset({"end", "error"})
 """Event types that close a span; the one without a ``parent_id`` closes the execution."""
 
@@ -133,8 +135,6 @@ class ExecutionLog:
 
 def open_execution_log(url: str) -> ExecutionLog:
     """The execution log for a transport URL (not yet opened); raises for a scheme no plugin serves."""
-    from streamll.plugins import create_execution_log
-
     log = create_execution_log(url)
     if not isinstance(log, ExecutionLog):
         raise TypeError(f"the execution log registered for {url.split(':', 1)[0]!r} is not an ExecutionLog")

@@ -13,13 +13,12 @@ never on the per-event path.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
-    from streamll.consumer import BaseConsumer
-    from streamll.executions import ExecutionLog
     from streamll.sinks.base import BaseSink
 
 PROJECT_NAME = "streamll"
@@ -29,10 +28,37 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 SinkFactory = Callable[[str], "BaseSink"]
 """Builds a sink from a URL; a class whose constructor takes the URL works."""
-ConsumerFactory = Callable[..., "BaseConsumer"]
-"""Builds a consumer from a URL (extra keyword options allowed)."""
-ExecutionLogFactory = Callable[[str], "ExecutionLog"]
-"""Builds a per-execution reader (the web relay's source) from a URL."""
+ConsumerFactory = Callable[..., Any]
+"""Builds a ``streamll.consumer.BaseConsumer`` from a URL (extra keyword options allowed).
+
+Typed loosely on purpose: the consumer and execution-log modules sit above the plugin
+registry (they build through it), so the hook contract does not import them."""
+ExecutionLogFactory = Callable[[str], Any]
+"""Builds a ``streamll.executions.ExecutionLog`` (the web relay's source) from a URL."""
+
+
+@dataclass(frozen=True)
+class PluginCard:
+    """What a transport plugin is, for install hints and the names ``streamll.consumer`` offers lazily.
+
+    ``extra``: ``pip install 'streamll[EXTRA]'`` installs the plugin (``None``: not a streamll extra);
+    ``schemes``: the URL schemes it serves; ``consumer``: its consumer class as ``"module:Class"``,
+    importable as ``streamll.consumer.Class``.
+    """
+
+    extra: str | None
+    schemes: tuple[str, ...]
+    consumer: str | None = None
+
+    @property
+    def consumer_name(self) -> str | None:
+        """The consumer class's name (``RedisStreamConsumer``), if the plugin has one."""
+        return self.consumer.rpartition(":")[2] if self.consumer else None
+
+
+@hookspec(firstresult=True)
+def streamll_plugin_card() -> PluginCard | None:
+    """Describe the plugin (optional): its extra, URL schemes and consumer class."""
 
 
 @hookspec
@@ -50,4 +76,12 @@ def streamll_register_execution_logs(register: Callable[[str, ExecutionLogFactor
     """Register per-execution readers by URL scheme: ``register("redis", RedisExecutionLog.from_url)``."""
 
 
-__all__ = ["PROJECT_NAME", "ConsumerFactory", "ExecutionLogFactory", "SinkFactory", "hookimpl", "hookspec"]
+__all__ = [
+    "PROJECT_NAME",
+    "ConsumerFactory",
+    "ExecutionLogFactory",
+    "PluginCard",
+    "SinkFactory",
+    "hookimpl",
+    "hookspec",
+]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import re
 import threading
 import warnings
 from collections.abc import Callable
@@ -21,23 +20,14 @@ from urllib.parse import urlsplit
 
 import pluggy
 
-from streamll import hookspecs
+from streamll import builtin_plugin, hookspecs
+from streamll.catalog import FIRST_PARTY
 from streamll.errors import ConfigurationError, PluginError, UnknownSchemeError
+from streamll.url_parts import mask_credentials
 
 ENTRY_POINT_GROUP = "streamll"
 DISABLE_AUTOLOAD_ENV = "STREAMLL_DISABLE_PLUGIN_AUTOLOAD"
 DISABLE_PLUGINS_ENV = "STREAMLL_DISABLE_PLUGINS"
-
-EXTRAS_BY_SCHEME = {
-    "redis": "redis",
-    "rediss": "redis",
-    "unix": "redis",
-    "nats": "nats",
-    "tls": "nats",
-    "kafka": "kafka",
-    "kafka+ssl": "kafka",
-}
-"""Which ``pip install 'streamll[EXTRA]'`` provides each first-party scheme."""
 
 
 @dataclass
@@ -51,6 +41,8 @@ class PluginInfo:
     consumer_schemes: list[str] = field(default_factory=list)
     execution_log_schemes: list[str] = field(default_factory=list)
     error: str | None = None
+    card: hookspecs.PluginCard | None = None
+    """What the plugin says about itself (``streamll_plugin_card``), if it says anything."""
 
 
 @dataclass
@@ -76,8 +68,6 @@ def _autoload() -> bool:
 
 
 def _load() -> _Registry:
-    from streamll import builtin_plugin
-
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     plugins: dict[str, PluginInfo] = {}
@@ -112,6 +102,7 @@ def _collect(registry: _Registry, only: str | None = None) -> None:
         if only is not None and plugin_name != only:
             continue
         info = registry.plugins.setdefault(plugin_name, PluginInfo(plugin_name, getattr(plugin, "__name__", "")))
+        info.card = _card(registry.manager, plugin, plugin_name)
         for hook_name, table, schemes in (
             ("streamll_register_sinks", registry.sinks, info.sink_schemes),
             ("streamll_register_consumers", registry.consumers, info.consumer_schemes),
@@ -134,6 +125,20 @@ def _collect(registry: _Registry, only: str | None = None) -> None:
                 except Exception as exc:
                     info.error = f"{hook_name} raised {type(exc).__name__}: {exc}"
                     warnings.warn(f"streamll plugin {plugin_name!r}: {info.error}", RuntimeWarning, stacklevel=4)
+
+
+def _card(manager: pluggy.PluginManager, plugin: object, name: str) -> hookspecs.PluginCard | None:
+    """The card ``plugin`` returns from ``streamll_plugin_card``, if it implements the hook."""
+    for impl in manager.hook.streamll_plugin_card.get_hookimpls():
+        if impl.plugin is plugin:
+            try:
+                card = impl.function()
+            except Exception as exc:
+                message = f"streamll plugin {name!r}: streamll_plugin_card raised {exc!r}"
+                warnings.warn(message, RuntimeWarning, stacklevel=5)
+                return None
+            return card if isinstance(card, hookspecs.PluginCard) else None
+    return None
 
 
 def registry() -> _Registry:
@@ -163,11 +168,6 @@ def register_plugin(plugin: object, name: str | None = None) -> None:
     _collect(reg, only=plugin_name)
 
 
-def plugin_manager() -> pluggy.PluginManager:
-    """The pluggy manager holding every loaded plugin."""
-    return registry().manager
-
-
 def list_plugins() -> list[PluginInfo]:
     """Every plugin found, with its schemes or its load error."""
     return list(registry().plugins.values())
@@ -183,15 +183,6 @@ def consumer_schemes() -> list[str]:
     return sorted(registry().consumers)
 
 
-_PASSWORD_IN_NETLOC = re.compile(r"(?<=:)[^:@/\s]+(?=@)")
-_SECRET_IN_QUERY = re.compile(r"(?i)((?:password|passwd|pass|secret|token|api_key|apikey)=)[^&#\s]*")
-
-
-def mask_credentials(text: str) -> str:
-    """``text`` (a URL, or a message quoting one) with passwords and tokens replaced by ``***``."""
-    return _SECRET_IN_QUERY.sub(r"\1***", _PASSWORD_IN_NETLOC.sub("***", text))
-
-
 def _scheme(url: str) -> str:
     scheme = ""
     if isinstance(url, str) and "://" in url:
@@ -205,12 +196,29 @@ def _scheme(url: str) -> str:
     return scheme
 
 
+def cards() -> dict[str, hookspecs.PluginCard]:
+    """Plugin name -> card: what installed plugins declare, then the first-party catalogue for the rest."""
+    declared = {info.name: info.card for info in registry().plugins.values() if info.card is not None}
+    return {**{name: card for name, card in FIRST_PARTY.items() if name not in declared}, **declared}
+
+
+def plugin_for_scheme(scheme: str) -> tuple[str, hookspecs.PluginCard] | None:
+    """The (plugin name, card) that serves URL scheme ``scheme``, installed or first-party."""
+    return next(((name, card) for name, card in cards().items() if scheme in card.schemes), None)
+
+
+def plugin_consumer(name: str) -> hookspecs.PluginCard | None:
+    """The card of the plugin whose consumer class is called ``name`` (``RedisStreamConsumer``)."""
+    return next((card for card in cards().values() if card.consumer_name == name), None)
+
+
 def _unknown(scheme: str, kind: str, table: dict[str, Any]) -> UnknownSchemeError:
-    extra = EXTRAS_BY_SCHEME.get(scheme)
-    error = UnknownSchemeError(scheme, kind, extra, list(table))
-    broken = [info for info in registry().plugins.values() if info.error and extra and info.name == extra]
-    if broken:
-        error.add_note(f"plugin {broken[0].name!r} is installed but failed to load: {broken[0].error}")
+    """The error for a scheme no loaded plugin serves, naming the extra that would."""
+    found = plugin_for_scheme(scheme)
+    error = UnknownSchemeError(scheme, kind, found[1].extra if found else None, list(table))
+    info = registry().plugins.get(found[0]) if found else None
+    if info is not None and info.error:
+        error.add_note(f"plugin {info.name!r} is installed but failed to load: {info.error}")
     return error
 
 
@@ -248,15 +256,16 @@ __all__ = [
     "DISABLE_AUTOLOAD_ENV",
     "DISABLE_PLUGINS_ENV",
     "ENTRY_POINT_GROUP",
-    "EXTRAS_BY_SCHEME",
     "PluginInfo",
+    "cards",
     "consumer_schemes",
     "create_consumer",
     "create_execution_log",
     "create_sink",
     "list_plugins",
     "mask_credentials",
-    "plugin_manager",
+    "plugin_consumer",
+    "plugin_for_scheme",
     "register_plugin",
     "reload_plugins",
     "sink_schemes",

@@ -1,16 +1,11 @@
-"""Typed access to URL query options for sink and consumer plugins.
+"""Typed URL query options for the transport plugins, declared once per transport.
 
-A transport plugin reads its URL's query string with an :class:`OptionReader`
-named after the transport, so every error says which transport and which
-option is wrong (``redis URL option maxlen='lots': expected an integer``)::
-
-    read = OptionReader("redis")
-    query = read.query(parts.query, KNOWN_OPTIONS)   # rejects unknown and repeated options
-    sink_options = read.sink_options(query)          # BaseSink's options, taken out of ``query``
-    maxlen = read.integer("maxlen", query["maxlen"], minimum=0)
-
-Error messages quote option values, never the URL: :func:`mask_url` gives a
-URL that is safe to show.
+A transport declares its options as a :class:`UrlOptions` model whose fields say how
+their query option is read (``db: Annotated[int, at_least(0)] = 0``), so the option
+table, the "known options" list and the conversions come from one declaration. Every
+error names the transport and the option (``redis URL option maxlen='lots': expected an
+integer``) and quotes option values, never the URL. Hosts, credentials and masking are
+in :mod:`streamll.url_parts` (re-exported here, so a plugin imports from one module).
 """
 
 from __future__ import annotations
@@ -18,12 +13,25 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict, TypeVar
-from urllib.parse import SplitResult, parse_qsl, urlsplit
+from typing import Any, ClassVar, TypedDict, TypeVar
+from urllib.parse import parse_qsl
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from streamll.errors import ConfigurationError
-from streamll.plugins import mask_credentials
 from streamll.sinks.base import Overflow
+from streamll.url_parts import (
+    MASK,
+    display_url,
+    env_names,
+    from_environment,
+    host_port,
+    mask_credentials,
+    mask_url,
+    parse_hosts,
+    split_url,
+    userinfo,
+)
 
 T = TypeVar("T")
 Converter = Callable[[str, str], T]
@@ -95,6 +103,7 @@ class OptionReader:
         """A converter of whole numbers ``>= minimum`` (for option tables)."""
 
         def convert(name: str, raw: str) -> int:
+            """``raw`` as a whole number ``>= minimum``."""
             return self.integer(name, raw, minimum)
 
         return convert
@@ -131,6 +140,7 @@ class OptionReader:
         by_key = {choice.lower(): choice for choice in choices}
 
         def convert(name: str, raw: str) -> str:
+            """``raw`` as one of the choices."""
             value = by_key.get(raw.strip().lower())
             if value is None:
                 raise self.error(name, raw, f": expected one of {', '.join(choices)}")
@@ -187,53 +197,137 @@ def sink_arguments(from_url: Mapping[str, Any], given: Mapping[str, Any], *, def
     return arguments
 
 
-def split_url(url: object, transport: str, *, example: str) -> SplitResult:
-    """``url`` split into its parts (``scheme`` lower-cased), after the checks every transport makes.
+# ---------------------------------------------------------------------------- declarative options
 
-    It must be a string like ``example`` without a ``#`` part (a ``#`` in a
-    password is percent-encoded as ``%23``; unencoded, it would cut the
-    password in two). Errors show the URL masked. The caller checks the scheme.
+
+@dataclass(frozen=True)
+class Opt:
+    """Marks a :class:`UrlOptions` field as a query option and says how its text is read.
+
+    Used as ``Annotated`` metadata: ``maxlen: Annotated[int, at_least(0)] = 100_000``.
+    ``make`` builds the converter from the transport's :class:`OptionReader`.
     """
-    if not isinstance(url, str) or "://" not in url:
-        shown = mask_url(url) if isinstance(url, str) else url
-        raise ConfigurationError(f"expected a {transport} URL like {example!r}, got {shown!r}")
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        raise ConfigurationError(f"cannot parse {transport} URL {mask_url(url)!r}: {exc}") from None
-    if parts.fragment:
-        raise ConfigurationError(
-            f"{transport} URL {mask_url(url)!r} has a '#' part; percent-encode '#' in passwords as %23"
-        )
-    return parts._replace(scheme=parts.scheme.lower())
+
+    make: Callable[[OptionReader], Converter[Any]]
 
 
-def mask_url(url: str) -> str:
-    """``url`` with its password and secret query values replaced by ``***`` (safe to log, even when it does not parse).
+def at_least(minimum: int) -> Opt:
+    """A whole number ``>= minimum``."""
+    return Opt(lambda read: read.at_least(minimum))
 
-    Everything between the first ``:`` after ``scheme://`` and the last ``@``
-    counts as the password, so one with an unencoded ``/``, ``?`` or ``#`` is
-    masked too.
+
+def one_of(choices: tuple[str, ...]) -> Opt:
+    """One of ``choices`` (case-insensitive)."""
+    return Opt(lambda read: read.choice(choices))
+
+
+def converted(convert: Converter[Any]) -> Opt:
+    """Read with ``convert(name, raw)``, a transport's own converter."""
+    return Opt(lambda read: convert)
+
+
+BOOLEAN = Opt(lambda read: read.boolean)
+SECONDS = Opt(lambda read: read.seconds)
+TEXT = Opt(lambda read: read.text)
+VERBATIM = Opt(lambda read: lambda name, raw: raw)
+"""Any text, the empty one included."""
+
+
+def _configuration_error(transport: str, exc: ValidationError) -> ConfigurationError:
+    """The ``ConfigurationError`` a model check raised, or one describing pydantic's first complaint."""
+    error = exc.errors()[0]
+    original = (error.get("ctx") or {}).get("error")
+    if isinstance(original, ConfigurationError):
+        return original
+    where = ".".join(str(part) for part in error["loc"]) or "options"
+    return ConfigurationError(f"{transport} option {where}: {error['msg']}")
+
+
+class OptionModel(BaseModel):
+    """Options read from a URL's query: frozen, checked on construction.
+
+    Subclasses set :attr:`transport` and mark query options with :class:`Opt` metadata;
+    :meth:`query_options` is the option table built from those declarations. A failed
+    check raises :class:`~streamll.errors.ConfigurationError` naming the problem.
     """
-    scheme_end = url.find("://")
-    if scheme_end >= 0:
-        start = scheme_end + 3
-        at = url.rfind("@", start)
-        colon = url.find(":", start, at) if at >= 0 else -1
-        if colon >= 0:
-            url = f"{url[: colon + 1]}***{url[at:]}"
-    return mask_credentials(url)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    transport: ClassVar[str] = "url"
+    """The name errors start with (``redis``, ``NATS``, ``kafka``)."""
+
+    def __init__(self, **values: Any) -> None:
+        """Build and check the options; raises ``ConfigurationError`` rather than pydantic's error."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise _configuration_error(type(self).transport, exc) from None
+
+    @classmethod
+    def reader(cls, source: str = "URL option") -> OptionReader:
+        """The converters, with errors naming this transport and ``source``."""
+        return OptionReader(cls.transport, source)
+
+    @classmethod
+    def query_options(cls, source: str = "URL option") -> dict[str, Converter[Any]]:
+        """Each declared query option and the converter that reads it."""
+        read = cls.reader(source)
+        table: dict[str, Converter[Any]] = {}
+        for name, info in cls.model_fields.items():
+            for mark in info.metadata:
+                if isinstance(mark, Opt):
+                    table[name] = mark.make(read)
+        return table
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with ``changes`` applied and checked again."""
+        return type(self)(**{**{name: getattr(self, name) for name in type(self).model_fields}, **changes})
+
+
+class UrlOptions(OptionModel):
+    """Base of a transport's URL options: an :class:`OptionModel` whose reprs show the URL without secrets."""
+
+    @property
+    def display_url(self) -> str:
+        """The URL without secrets: safe for reprs, logs and sink names (each transport says how)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        """``<Class>('<display_url>')``: never a secret."""
+        return f"{type(self).__name__}({self.display_url!r})"
+
+    def __str__(self) -> str:
+        """Same as ``repr``."""
+        return repr(self)
 
 
 __all__ = [
+    "BOOLEAN",
     "CREDENTIAL_OPTIONS",
     "FALSE_WORDS",
+    "MASK",
+    "SECONDS",
     "SINK_OPTIONS",
+    "TEXT",
     "TRUE_WORDS",
+    "VERBATIM",
     "Converter",
+    "Opt",
+    "OptionModel",
     "OptionReader",
     "SinkOptions",
+    "UrlOptions",
+    "at_least",
+    "converted",
+    "display_url",
+    "env_names",
+    "from_environment",
+    "host_port",
+    "mask_credentials",
     "mask_url",
+    "one_of",
+    "parse_hosts",
     "sink_arguments",
     "split_url",
+    "userinfo",
 ]

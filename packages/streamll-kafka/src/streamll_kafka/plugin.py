@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from streamll.hookspecs import ConsumerFactory, SinkFactory, hookimpl
+from streamll.hookspecs import ConsumerFactory, PluginCard, SinkFactory, hookimpl
 
 from streamll_kafka.url import SCHEMES
 
@@ -30,6 +30,12 @@ def make_consumer(url: str, **options: Any) -> KafkaStreamConsumer:
     from streamll_kafka.consumer import KafkaStreamConsumer
 
     return KafkaStreamConsumer.from_url(url, **options)
+
+
+@hookimpl
+def streamll_plugin_card() -> PluginCard:
+    """``pip install 'streamll[kafka]'``; its schemes; ``streamll.consumer.KafkaStreamConsumer``."""
+    return PluginCard("kafka", SCHEMES, "streamll_kafka:KafkaStreamConsumer")
 
 
 @hookimpl

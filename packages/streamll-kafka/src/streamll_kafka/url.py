@@ -14,15 +14,33 @@ message: :attr:`KafkaOptions.display_url` and :func:`mask_url` leave them out.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
-from urllib.parse import quote, unquote
+from typing import Annotated, Any, ClassVar, Literal
 
+from pydantic import Field, model_validator
 from streamll.errors import ConfigurationError
-from streamll.url_options import SINK_OPTIONS, Converter, OptionReader, mask_url, split_url
+from streamll.url_options import (
+    BOOLEAN,
+    SECONDS,
+    SINK_OPTIONS,
+    TEXT,
+    Converter,
+    Opt,
+    OptionReader,
+    UrlOptions,
+    at_least,
+    converted,
+    display_url,
+    env_names,
+    from_environment,
+    host_port,
+    mask_url,
+    one_of,
+    parse_hosts,
+    split_url,
+    userinfo,
+)
 
 SCHEMES = ("kafka", "kafka+ssl")
 """URL schemes this plugin serves; ``kafka+ssl`` turns TLS on."""
@@ -35,24 +53,26 @@ SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
 
+_ENV_OPTIONS = (
+    "sasl_username",
+    "sasl_password",
+    "sasl_mechanism",
+    "security_protocol",
+    "ssl_cafile",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_password",
+)
 ENV_VARS: dict[str, tuple[str, ...]] = {
-    "sasl_username": ("STREAMLL_KAFKA_SASL_USERNAME", "KAFKA_SASL_USERNAME"),
-    "sasl_password": ("STREAMLL_KAFKA_SASL_PASSWORD", "KAFKA_SASL_PASSWORD"),
-    "sasl_mechanism": ("STREAMLL_KAFKA_SASL_MECHANISM", "KAFKA_SASL_MECHANISM"),
-    "security_protocol": ("STREAMLL_KAFKA_SECURITY_PROTOCOL", "KAFKA_SECURITY_PROTOCOL"),
-    "ssl_cafile": ("STREAMLL_KAFKA_SSL_CAFILE", "KAFKA_SSL_CAFILE"),
-    "ssl_certfile": ("STREAMLL_KAFKA_SSL_CERTFILE", "KAFKA_SSL_CERTFILE"),
-    "ssl_keyfile": ("STREAMLL_KAFKA_SSL_KEYFILE", "KAFKA_SSL_KEYFILE"),
-    "ssl_password": ("STREAMLL_KAFKA_SSL_PASSWORD", "KAFKA_SSL_PASSWORD"),
+    name: env_names("kafka", name, f"KAFKA_{name.upper()}") for name in _ENV_OPTIONS
 }
 """Environment variables read for an option the URL does not set, first match wins."""
 
 Acks = Literal[0, 1, "all"]
 
-_read = OptionReader("kafka")
-
 
 def _acks(name: str, raw: str) -> Acks:
+    """``all`` (or ``-1``), ``1`` or ``0``."""
     value = raw.strip().lower()
     if value in ("all", "-1"):
         return "all"
@@ -60,132 +80,88 @@ def _acks(name: str, raw: str) -> Acks:
         return 0
     if value == "1":
         return 1
-    raise _read.error(name, raw, ": expected all (or -1), 1 or 0")
+    raise OptionReader("kafka").error(name, raw, ": expected all (or -1), 1 or 0")
 
 
-_codec = _read.choice(COMPRESSIONS)
+def _compression(read: OptionReader) -> Converter[str | None]:
+    """One of :data:`COMPRESSIONS`; ``none`` becomes ``None``."""
+    codec = read.choice(COMPRESSIONS)
+
+    def convert(name: str, raw: str) -> str | None:
+        """``raw`` as a codec name, ``None`` for ``none``."""
+        value = codec(name, raw)
+        return None if value == "none" else value
+
+    return convert
 
 
-def _compression(name: str, raw: str) -> str | None:
-    value = _codec(name, raw)
-    return None if value == "none" else value
+def _existing_file(read: OptionReader) -> Converter[str]:
+    """A path (``~`` expanded) to a file that exists; errors say where the value came from."""
 
-
-def _security_options(read: OptionReader) -> dict[str, Converter[Any]]:
-    """TLS and SASL options, with errors that say where the value came from."""
-
-    def existing_file(name: str, raw: str) -> str:
+    def convert(name: str, raw: str) -> str:
+        """``raw`` as the path of an existing file."""
         path = os.path.expanduser(read.text(name, raw))
         if not os.path.isfile(path):
             raise ConfigurationError(f"kafka {read.source} {name}: no such file {path!r}")
         return path
 
-    return {
-        "security_protocol": read.choice(SECURITY_PROTOCOLS),
-        "ssl": read.boolean,
-        "ssl_cafile": existing_file,
-        "ssl_certfile": existing_file,
-        "ssl_keyfile": existing_file,
-        "ssl_password": read.text,
-        "ssl_check_hostname": read.boolean,
-        "sasl_mechanism": read.choice(SASL_MECHANISMS),
-        "sasl_username": read.text,
-        "sasl_password": read.text,
-    }
+    return convert
 
 
-CONNECTION_OPTIONS: dict[str, Converter[Any]] = {
-    "topic": _read.text,
-    "client_id": _read.text,
-    "request_timeout_ms": _read.at_least(1),
-    "metadata_max_age_ms": _read.at_least(1),
-}
-"""Options both sides use."""
-
-SECURITY_OPTIONS = _security_options(_read)
-"""TLS and SASL options (also read from :data:`ENV_VARS`)."""
-
-_ENV_SECURITY_OPTIONS = _security_options(OptionReader("kafka", "environment variable"))
-
-PRODUCER_OPTIONS: dict[str, Converter[Any]] = {
-    "acks": _acks,
-    "linger_ms": _read.at_least(0),
-    "compression": _compression,
-    "compression_type": _compression,
-    "enable_idempotence": _read.boolean,
-    "max_batch_size": _read.at_least(1),
-}
-"""Producer options (a consumer given the same URL ignores them)."""
-
-CONSUMER_OPTIONS: dict[str, Converter[Any]] = {
-    "group": _read.text,
-    "from_beginning": _read.boolean,
-    "fetch_max_wait_ms": _read.at_least(0),
-    "session_timeout_ms": _read.at_least(1),
-    "heartbeat_interval_ms": _read.at_least(1),
-    "rebalance_timeout_ms": _read.at_least(1),
-    "max_poll_interval_ms": _read.at_least(1),
-    "start_timeout": _read.seconds,
-}
-"""Consumer options (a sink given the same URL ignores them)."""
-
-KNOWN_OPTIONS = tuple(
-    sorted({*CONNECTION_OPTIONS, *SECURITY_OPTIONS, *PRODUCER_OPTIONS, *CONSUMER_OPTIONS, *SINK_OPTIONS})
-)
-"""Every query option a Kafka URL accepts (``SINK_OPTIONS`` are ``BaseSink``'s, see ``streamll.url_options``)."""
+FILE = Opt(_existing_file)
 
 
-# ---------------------------------------------------------------------------- the options
-
-
-@dataclass(frozen=True)
-class KafkaOptions:
+class KafkaOptions(UrlOptions):
     """Everything a Kafka URL says: brokers, topic, security, and producer / consumer tuning."""
 
-    bootstrap_servers: tuple[str, ...] = (f"localhost:{DEFAULT_PORT}",)
-    topic: str = DEFAULT_TOPIC
-    client_id: str = DEFAULT_CLIENT_ID
-    request_timeout_ms: int = 30_000
-    """How long one request (and a produced batch awaiting acknowledgement) may take before it fails."""
-    metadata_max_age_ms: int = 300_000
+    transport: ClassVar[str] = "kafka"
 
-    security_protocol: str = "PLAINTEXT"
-    ssl_cafile: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
-    ssl_password: str | None = field(default=None, repr=False)
+    bootstrap_servers: tuple[str, ...] = (f"localhost:{DEFAULT_PORT}",)
+    topic: Annotated[str, TEXT] = DEFAULT_TOPIC
+    client_id: Annotated[str, TEXT] = DEFAULT_CLIENT_ID
+    request_timeout_ms: Annotated[int, at_least(1)] = 30_000
+    """How long one request (and a produced batch awaiting acknowledgement) may take before it fails."""
+    metadata_max_age_ms: Annotated[int, at_least(1)] = 300_000
+
+    security_protocol: Annotated[str, one_of(SECURITY_PROTOCOLS)] = "PLAINTEXT"
+    ssl_cafile: Annotated[str | None, FILE] = None
+    ssl_certfile: Annotated[str | None, FILE] = None
+    ssl_keyfile: Annotated[str | None, FILE] = None
+    ssl_password: Annotated[str | None, TEXT] = Field(default=None, repr=False)
     """Password of an encrypted ``ssl_keyfile``."""
-    ssl_check_hostname: bool = True
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: str | None = field(default=None, repr=False)
+    ssl_check_hostname: Annotated[bool, BOOLEAN] = True
+    sasl_mechanism: Annotated[str | None, one_of(SASL_MECHANISMS)] = None
+    sasl_username: Annotated[str | None, TEXT] = None
+    sasl_password: Annotated[str | None, TEXT] = Field(default=None, repr=False)
     credential_source: str | None = None
     """Where the SASL password came from (``"url"`` or an environment variable's name): says where, never what."""
 
-    acks: Acks = "all"
-    linger_ms: int = 0
+    acks: Annotated[Acks, converted(_acks)] = "all"
+    linger_ms: Annotated[int, at_least(0)] = 0
     """How long the producer waits to fill a request; streamll already hands it whole batches."""
-    compression: str | None = None
-    enable_idempotence: bool | None = None
+    compression: Annotated[str | None, Opt(_compression)] = None
+    enable_idempotence: Annotated[bool | None, BOOLEAN] = None
     """``None``: on whenever ``acks=all`` (no duplicates from producer retries on a real Kafka cluster)."""
-    max_batch_size: int = 65_536
+    max_batch_size: Annotated[int, at_least(1)] = 65_536
     """Bytes per partition per produce request."""
 
-    group: str | None = None
-    from_beginning: bool | None = None
-    fetch_max_wait_ms: int = 100
+    group: Annotated[str | None, TEXT] = None
+    from_beginning: Annotated[bool | None, BOOLEAN] = None
+    fetch_max_wait_ms: Annotated[int, at_least(0)] = 100
     """Longest a fetch waits on the broker for data; brokers that answer early ignore it."""
-    session_timeout_ms: int | None = None
-    heartbeat_interval_ms: int | None = None
-    rebalance_timeout_ms: int | None = None
-    max_poll_interval_ms: int | None = None
-    start_timeout: float = 30.0
+    session_timeout_ms: Annotated[int | None, at_least(1)] = None
+    heartbeat_interval_ms: Annotated[int | None, at_least(1)] = None
+    rebalance_timeout_ms: Annotated[int | None, at_least(1)] = None
+    max_poll_interval_ms: Annotated[int | None, at_least(1)] = None
+    start_timeout: Annotated[float, SECONDS] = 30.0
     """Seconds ``consumer.start()`` waits for partitions (group join or topic metadata)."""
 
-    sink_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    sink_options: dict[str, Any] = Field(default_factory=dict)
     """``BaseSink`` keyword options found in the query (buffer_size, overflow, ...)."""
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> KafkaOptions:
+        """Brokers, topic, protocol, idempotence, TLS files and SASL credentials fit together."""
         if not self.bootstrap_servers:
             raise ConfigurationError("kafka URL names no broker: kafka://host:9092")
         if not self.topic:
@@ -223,6 +199,7 @@ class KafkaOptions:
                 f"kafka TLS files were given but security_protocol={self.security_protocol} does not use TLS; "
                 "use kafka+ssl:// (or security_protocol=SSL / SASL_SSL)"
             )
+        return self
 
     @property
     def uses_ssl(self) -> bool:
@@ -237,52 +214,25 @@ class KafkaOptions:
     @property
     def display_url(self) -> str:
         """The URL without secrets: safe for reprs, logs and sink names."""
-        scheme = "kafka+ssl" if self.uses_ssl else "kafka"
-        user = f"{quote(self.sasl_username, safe='')}:***@" if self.sasl_username else ""
-        return f"{scheme}://{user}{','.join(self.bootstrap_servers)}?topic={quote(self.topic, safe='')}"
-
-    def replace(self, **changes: Any) -> KafkaOptions:
-        """A copy with ``changes`` applied and validated."""
-        return dataclasses.replace(self, **changes)
+        return display_url(
+            "kafka+ssl" if self.uses_ssl else "kafka",
+            ",".join(self.bootstrap_servers),
+            user=self.sasl_username,
+            secret=bool(self.sasl_username),
+            query={"topic": self.topic},
+        )
 
     def __repr__(self) -> str:
+        """The display URL and the security protocol."""
         return f"KafkaOptions({self.display_url!r}, security_protocol={self.security_protocol!r})"
 
 
-# ---------------------------------------------------------------------------- parsing
-
-
-def _servers(hostports: str) -> tuple[str, ...]:
-    servers: list[str] = []
-    for item in hostports.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        if item.startswith("["):
-            host, _, rest = item[1:].partition("]")
-            port_text = rest[1:] if rest.startswith(":") else ""
-            if rest and not rest.startswith(":"):
-                raise ConfigurationError(f"kafka broker address {item!r} is not [ipv6]:port")
-            host_text = f"[{host}]"
-        else:
-            host_text, _, port_text = item.partition(":")
-        if not host_text or host_text == "[]":
-            raise ConfigurationError(f"kafka broker address {item!r} has no host")
-        port = DEFAULT_PORT
-        if port_text:
-            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-                raise ConfigurationError(f"kafka broker address {item!r} has an invalid port")
-            port = int(port_text)
-        servers.append(f"{host_text}:{port}")
-    return tuple(servers)
-
-
-def _environment(name: str, environ: Mapping[str, str]) -> tuple[str, str] | None:
-    for variable in ENV_VARS.get(name, ()):
-        value = environ.get(variable)
-        if value:
-            return value, variable
-    return None
+_OPTIONS = {**KafkaOptions.query_options(), "ssl": KafkaOptions.reader().boolean}
+_OPTIONS["compression_type"] = _OPTIONS["compression"]
+_ENV_CONVERTERS = KafkaOptions.query_options("environment variable")
+KNOWN_OPTIONS = tuple(sorted({*_OPTIONS, *SINK_OPTIONS}))
+"""Every query option a Kafka URL accepts (``SINK_OPTIONS`` are ``BaseSink``'s, see ``streamll.url_options``)."""
+_read = KafkaOptions.reader()
 
 
 def _relevant(name: str, protocol: str) -> bool:
@@ -294,58 +244,46 @@ def _relevant(name: str, protocol: str) -> bool:
     return True
 
 
-def parse_kafka_url(url: str, environ: Mapping[str, str] | None = None) -> KafkaOptions:
-    """Parse a ``kafka://`` or ``kafka+ssl://`` URL; raises ConfigurationError naming the problem."""
-    parts = split_url(url, "Kafka", example=f"{DEFAULT_URL}?topic={DEFAULT_TOPIC}")
-    scheme = parts.scheme
-    if scheme not in SCHEMES:
-        raise ConfigurationError(f"kafka URL must start with one of {', '.join(s + '://' for s in SCHEMES)}")
-    environ = os.environ if environ is None else environ
-    if parts.path.strip("/"):
-        raise ConfigurationError(f"kafka URL {mask_url(url)!r} has a path; name the topic with ?topic=NAME")
-    query = _read.query(
-        parts.query,
-        KNOWN_OPTIONS,
-        credentials_hint="the URL (kafka+ssl://user:password@host) or in "
-        "STREAMLL_KAFKA_SASL_USERNAME / STREAMLL_KAFKA_SASL_PASSWORD",
-    )
-    sink_options = _read.sink_options(query)
-    userinfo, _, hostports = parts.netloc.rpartition("@")
-    values: dict[str, Any] = {"bootstrap_servers": _servers(hostports) or (f"localhost:{DEFAULT_PORT}",)}
-    if userinfo:
-        user, has_password, secret = userinfo.partition(":")
-        if user:
-            values["sasl_username"] = unquote(user)
-        if has_password and secret:
-            values["sasl_password"] = unquote(secret)
-            values["credential_source"] = "url"
-
+def _from_url(url: str, netloc: str, query: Mapping[str, str]) -> dict[str, Any]:
+    """Brokers, the user part's SASL credentials and the query's options, converted."""
+    hosts = parse_hosts(url, netloc.rpartition("@")[2], "kafka", DEFAULT_PORT)
+    values: dict[str, Any] = {
+        "bootstrap_servers": tuple(host_port(host, port) for host, port in hosts) or (f"localhost:{DEFAULT_PORT}",)
+    }
+    user, password = userinfo(netloc)
+    if user:
+        values["sasl_username"] = user
+    if password:
+        values.update(sasl_password=password, credential_source="url")
     for name, raw in query.items():
-        parser = {**CONNECTION_OPTIONS, **SECURITY_OPTIONS, **PRODUCER_OPTIONS, **CONSUMER_OPTIONS}[name]
         key = "compression" if name == "compression_type" else name
         if key in values and name in ("sasl_username", "sasl_password"):
             raise ConfigurationError(f"kafka {name} is given both in the URL's user part and as ?{name}=")
         if key in values:
             raise ConfigurationError("give kafka compression either as compression= or compression_type=, not both")
-        values[key] = parser(name, raw)
+        values[key] = _OPTIONS[name](name, raw)
         if name == "sasl_password":
             values["credential_source"] = "url"
-    values["sink_options"] = sink_options
+    return values
 
+
+def _from_environment(values: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Fill security options the URL left out from :data:`ENV_VARS` (only those the protocol uses)."""
     explicit = values.get("security_protocol")
-    for name in ENV_VARS:
-        if name in values:
+    for name, variables in ENV_VARS.items():
+        if name in values or (explicit is not None and not _relevant(name, explicit)):
             continue
-        if explicit is not None and not _relevant(name, explicit):
-            continue
-        found = _environment(name, environ)
+        found = from_environment(variables, environ)
         if found is None:
             continue
         raw, variable = found
-        values[name] = _ENV_SECURITY_OPTIONS[name](variable, raw)
+        values[name] = _ENV_CONVERTERS[name](variable, raw)
         if name == "sasl_password":
             values["credential_source"] = variable
 
+
+def _security_protocol(values: dict[str, Any], scheme: str) -> None:
+    """Derive ``security_protocol`` from the scheme, TLS files and SASL credentials unless it is given."""
     want_ssl = values.pop("ssl", None)
     if "security_protocol" not in values:
         tls = scheme == "kafka+ssl" or bool(want_ssl) or any(values.get(n) for n in ("ssl_cafile", "ssl_certfile"))
@@ -355,10 +293,33 @@ def parse_kafka_url(url: str, environ: Mapping[str, str] | None = None) -> Kafka
         raise ConfigurationError(f"kafka+ssl:// contradicts security_protocol={values['security_protocol']}")
     if values["security_protocol"].startswith("SASL_") and "sasl_mechanism" not in values:
         values["sasl_mechanism"] = "PLAIN"
-    compression = values.get("compression")
-    if compression:
-        check_compression(compression)
+
+
+def parse_url(url: str, environ: Mapping[str, str] | None = None) -> KafkaOptions:
+    """Parse a ``kafka://`` or ``kafka+ssl://`` URL; raises ConfigurationError naming the problem."""
+    parts = split_url(url, "Kafka", example=f"{DEFAULT_URL}?topic={DEFAULT_TOPIC}")
+    if parts.scheme not in SCHEMES:
+        raise ConfigurationError(f"kafka URL must start with one of {', '.join(s + '://' for s in SCHEMES)}")
+    if parts.path.strip("/"):
+        raise ConfigurationError(f"kafka URL {mask_url(url)!r} has a path; name the topic with ?topic=NAME")
+    query = _read.query(
+        parts.query,
+        KNOWN_OPTIONS,
+        credentials_hint="the URL (kafka+ssl://user:password@host) or in "
+        "STREAMLL_KAFKA_SASL_USERNAME / STREAMLL_KAFKA_SASL_PASSWORD",
+    )
+    sink_options = _read.sink_options(query)
+    values = _from_url(url, parts.netloc, query)
+    values["sink_options"] = sink_options
+    _from_environment(values, os.environ if environ is None else environ)
+    _security_protocol(values, parts.scheme)
+    if values.get("compression"):
+        check_compression(values["compression"])
     return KafkaOptions(**values)
+
+
+parse_kafka_url = parse_url
+"""The name this function had before every transport called it ``parse_url``."""
 
 
 def check_compression(codec: str) -> None:
@@ -396,4 +357,5 @@ __all__ = [
     "check_compression",
     "mask_url",
     "parse_kafka_url",
+    "parse_url",
 ]

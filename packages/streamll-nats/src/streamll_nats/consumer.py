@@ -14,6 +14,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError
+from streamll.backoff import Backoff
 from streamll.consumer import BaseConsumer, Received
 from streamll.core.events import Event
 from streamll.errors import ConfigurationError, ConsumerError
@@ -29,6 +30,9 @@ FETCH_WAIT_MAX = 5.0
 """Longest single pull request; waiting longer is several of them, so a lost consumer is noticed."""
 VERIFY_EVERY = 10.0
 """Seconds without a message after which the consumer is checked to still exist."""
+
+RECONNECT = Backoff(0.1, 3.2)
+"""Waits between reconnect attempts of a consumer whose connection or pull consumer is gone."""
 
 
 class NatsStreamConsumer(BaseConsumer[Msg]):
@@ -199,7 +203,7 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
             self._verify = True
         nc = self._nc
         if (nc is None or nc.is_closed or self._verify or self._sub is None) and not await self._recover():
-            await asyncio.sleep(min(wait, 0.1 * 2 ** min(self._failures, 5)))
+            await asyncio.sleep(min(wait, RECONNECT.delay(self._failures + 1)))
             return
         assert self._sub is not None
         try:

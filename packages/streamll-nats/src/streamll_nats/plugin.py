@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streamll.hookspecs import ConsumerFactory, ExecutionLogFactory, SinkFactory, hookimpl
+from streamll.hookspecs import ConsumerFactory, ExecutionLogFactory, PluginCard, SinkFactory, hookimpl
 
 from streamll_nats.consumer import NatsStreamConsumer
 from streamll_nats.executions import NatsExecutionLog
 from streamll_nats.sink import NatsSink
 from streamll_nats.url import SCHEMES
+
+
+@hookimpl
+def streamll_plugin_card() -> PluginCard:
+    """``pip install 'streamll[nats]'``; its schemes; ``streamll.consumer.NatsStreamConsumer``."""
+    return PluginCard("nats", SCHEMES, "streamll_nats:NatsStreamConsumer")
 
 
 @hookimpl

@@ -5,10 +5,10 @@
     nats://[user:password@|token@]host[:port][,host2:port2...]?subject=SUBJ&stream=NAME&...
 
 Credentials come from the URL or, when it has none, from the environment
-(``NATS_USER`` / ``NATS_PASSWORD``, ``NATS_TOKEN``, ``NATS_CREDS``,
-``NATS_NKEY``, ``NATS_CA`` / ``NATS_CERT`` / ``NATS_KEY``, the names the
-``nats`` CLI uses). They are never printed: :meth:`NatsOptions.masked_url` and
-``repr`` hide them.
+(``STREAMLL_NATS_USER`` or ``NATS_USER``, and likewise ``PASSWORD``, ``TOKEN``,
+``CREDS``, ``NKEY``, ``CA``, ``CERT``, ``KEY``: the ``NATS_*`` names are the ones
+the ``nats`` CLI uses; see :data:`ENV_VARS`). They are never printed:
+:attr:`NatsOptions.display_url` and ``repr`` hide them.
 """
 
 from __future__ import annotations
@@ -16,12 +16,31 @@ from __future__ import annotations
 import os
 import re
 import ssl
-from dataclasses import dataclass, field, replace
-from typing import Any
-from urllib.parse import quote, unquote
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar
 
+from pydantic import Field
 from streamll.errors import ConfigurationError
-from streamll.url_options import SINK_OPTIONS, Converter, OptionReader, split_url
+from streamll.url_options import (
+    BOOLEAN,
+    MASK,
+    SECONDS,
+    SINK_OPTIONS,
+    TEXT,
+    VERBATIM,
+    OptionModel,
+    UrlOptions,
+    at_least,
+    converted,
+    display_url,
+    env_names,
+    from_environment,
+    host_port,
+    one_of,
+    parse_hosts,
+    split_url,
+    userinfo,
+)
 
 DEFAULT_SUBJECT = "streamll.events"
 DEFAULT_STREAM = "STREAMLL"
@@ -34,17 +53,24 @@ STORAGES = ("file", "memory")
 _STREAM_NAME = re.compile(r"^[^\s.*>/\\]+$")
 _SUBJECT_TOKEN = re.compile(r"^[^\s.]+$")
 
-MASK = "***"
 DEFAULT_EXECUTION_MAX_AGE = 86_400.0
 """Seconds a stream created with ``per_execution=true`` keeps messages, unless ``max_age`` says otherwise."""
 
-
-_read = OptionReader("NATS")
-
-
-def parse_duration(value: str, option: str) -> float:
-    """Seconds from ``"30"``, ``"0.5"``, ``"500ms"``, ``"30s"``, ``"5m"``, ``"2h"`` or ``"7d"``."""
-    return _read.seconds(option, value)
+ENV_VARS: dict[str, tuple[str, ...]] = {
+    name: env_names("nats", name, native)
+    for name, native in {
+        "user": "NATS_USER",
+        "password": "NATS_PASSWORD",
+        "token": "NATS_TOKEN",
+        "creds": "NATS_CREDS",
+        "nkey": "NATS_NKEY",
+        "tls_ca": "NATS_CA",
+        "tls_cert": "NATS_CERT",
+        "tls_key": "NATS_KEY",
+    }.items()
+}
+"""Environment variables read for what the URL does not give, first match wins."""
+_FILE_OPTIONS = ("creds", "nkey", "tls_ca", "tls_cert", "tls_key")
 
 
 def validate_subject(subject: str, option: str = "subject", *, wildcards: bool = False) -> str:
@@ -87,108 +113,76 @@ def _subjects(name: str, raw: str) -> tuple[str, ...]:
     return tuple(validate_subject(subject, name, wildcards=True) for subject in subjects)
 
 
-def _verbatim(name: str, raw: str) -> str:
-    return raw
-
-
 def _durable(name: str, raw: str) -> str | None:
+    """A durable consumer name; empty means an ephemeral consumer."""
     return raw or None
 
 
-_STREAM_OPTIONS: dict[str, Converter[Any]] = {
-    "subjects": _subjects,
-    "retention": _read.choice(RETENTIONS),
-    "storage": _read.choice(STORAGES),
-    "max_age": _read.seconds,
-    "max_msgs": _read.at_least(1),
-    "max_bytes": _read.at_least(1),
-    "replicas": _read.at_least(1),
-    "duplicate_window": _read.seconds,
-    "create": _read.boolean,
-}
-"""Options that become :class:`StreamSettings` fields (used when the sink creates the stream)."""
-
-_CONSUMER_OPTIONS: dict[str, Converter[Any]] = {
-    "durable": _durable,
-    "from_beginning": _read.boolean,
-    "ack_wait": _read.seconds,
-    "fetch_batch": _read.at_least(1),
-    "inactive_threshold": _read.seconds,
-}
-"""Options that go to :attr:`NatsOptions.consumer_options`."""
-
-_CLIENT_OPTIONS: dict[str, Converter[Any]] = {
-    "subject": lambda name, raw: validate_subject(raw, name),
-    "stream": lambda name, raw: validate_stream_name(raw),
-    "creds": _read.text,
-    "nkey": _read.text,
-    "tls_ca": _read.text,
-    "tls_cert": _read.text,
-    "tls_key": _read.text,
-    "tls_hostname": _read.text,
-    "client_name": _verbatim,
-    "connect_timeout": _read.seconds,
-    "ack_timeout": _read.seconds,
-    "max_in_flight": _read.at_least(1),
-    "per_execution": _read.boolean,
-}
-"""Options that become :class:`NatsOptions` fields (``token`` is read with the URL's credentials)."""
-
-KNOWN_OPTIONS = frozenset({*SINK_OPTIONS, "name", "token", *_STREAM_OPTIONS, *_CONSUMER_OPTIONS, *_CLIENT_OPTIONS})
-"""Every query option a NATS URL accepts (``SINK_OPTIONS`` are ``BaseSink``'s, see ``streamll.url_options``)."""
-
-
-@dataclass(frozen=True)
-class StreamSettings:
+class StreamSettings(OptionModel):
     """How the sink creates the stream when it does not exist (an existing stream is used as it is)."""
 
-    subjects: tuple[str, ...] = ()
+    transport: ClassVar[str] = "NATS"
+
+    subjects: Annotated[tuple[str, ...], converted(_subjects)] = ()
     """Subjects the new stream captures; empty means just the publish subject."""
-    retention: str = "limits"
-    storage: str = "file"
-    max_age: float | None = None
+    retention: Annotated[str, one_of(RETENTIONS)] = "limits"
+    storage: Annotated[str, one_of(STORAGES)] = "file"
+    max_age: Annotated[float | None, SECONDS] = None
     """Seconds a message is kept (None: no limit)."""
-    max_msgs: int | None = None
-    max_bytes: int | None = None
-    replicas: int = 1
-    duplicate_window: float = 120.0
+    max_msgs: Annotated[int | None, at_least(1)] = None
+    max_bytes: Annotated[int | None, at_least(1)] = None
+    replicas: Annotated[int, at_least(1)] = 1
+    duplicate_window: Annotated[float, SECONDS] = 120.0
     """Seconds within which a repeated ``Nats-Msg-Id`` is discarded by the server."""
-    create: bool = True
+    create: Annotated[bool, BOOLEAN] = True
     """Create the stream when it is missing (False: fail with a clear error instead)."""
 
 
-@dataclass(frozen=True)
-class NatsOptions:
+class ConsumerSettings(OptionModel):
+    """Consumer options a URL may carry; given ones go to :attr:`NatsOptions.consumer_options`."""
+
+    transport: ClassVar[str] = "NATS"
+
+    durable: Annotated[str | None, converted(_durable)] = None
+    from_beginning: Annotated[bool | None, BOOLEAN] = None
+    ack_wait: Annotated[float | None, SECONDS] = None
+    fetch_batch: Annotated[int | None, at_least(1)] = None
+    inactive_threshold: Annotated[float | None, SECONDS] = None
+
+
+class NatsOptions(UrlOptions):
     """Everything a ``nats://`` URL says: servers, auth, TLS, destination, stream settings."""
+
+    transport: ClassVar[str] = "NATS"
 
     servers: tuple[str, ...] = (f"nats://127.0.0.1:{DEFAULT_PORT}",)
     """Server URLs without credentials."""
-    subject: str = DEFAULT_SUBJECT
-    stream: str = DEFAULT_STREAM
-    stream_settings: StreamSettings = field(default_factory=StreamSettings)
+    subject: Annotated[str, converted(lambda name, raw: validate_subject(raw, name))] = DEFAULT_SUBJECT
+    stream: Annotated[str, converted(lambda name, raw: validate_stream_name(raw))] = DEFAULT_STREAM
+    stream_settings: StreamSettings = Field(default_factory=StreamSettings)
     user: str | None = None
-    password: str | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)
-    creds: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    token: str | None = Field(default=None, repr=False)
+    creds: Annotated[str | None, TEXT] = None
     """Path of a ``.creds`` file (user JWT + NKey seed)."""
-    nkey: str | None = None
+    nkey: Annotated[str | None, TEXT] = None
     """Path of an NKey seed file."""
     tls: bool = False
-    tls_ca: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    tls_hostname: str | None = None
-    client_name: str | None = None
-    connect_timeout: float = 2.0
-    ack_timeout: float = 10.0
+    tls_ca: Annotated[str | None, TEXT] = None
+    tls_cert: Annotated[str | None, TEXT] = None
+    tls_key: Annotated[str | None, TEXT] = None
+    tls_hostname: Annotated[str | None, TEXT] = None
+    client_name: Annotated[str | None, VERBATIM] = None
+    connect_timeout: Annotated[float, SECONDS] = 2.0
+    ack_timeout: Annotated[float, SECONDS] = 10.0
     """Seconds the sink waits for the JetStream acks of one batch before retrying it."""
-    max_in_flight: int = 4000
+    max_in_flight: Annotated[int, at_least(1)] = 4000
     """Publishes awaiting their JetStream ack at once."""
-    per_execution: bool = False
+    per_execution: Annotated[bool, BOOLEAN] = False
     """Publish each event on ``<subject>.<execution_id>`` (the web relay reads one execution by its subject)."""
-    sink_options: dict[str, Any] = field(default_factory=dict)
+    sink_options: dict[str, Any] = Field(default_factory=dict)
     """BaseSink options from the URL (batch_size, buffer_size, linger, overflow, ...)."""
-    consumer_options: dict[str, Any] = field(default_factory=dict)
+    consumer_options: dict[str, Any] = Field(default_factory=dict)
     """Consumer options from the URL (durable, from_beginning, ack_wait, ...)."""
 
     @property
@@ -208,16 +202,22 @@ class NatsOptions:
         """What a consumer of every event reads: ``<subject>`` or, with ``per_execution``, ``<subject>.>``."""
         return f"{self.subject}.>" if self.per_execution else self.subject
 
-    def masked_url(self) -> str:
+    @property
+    def display_url(self) -> str:
         """The servers, subject and stream, with every credential replaced by ``***``."""
-        auth = ""
-        if self.user is not None:
-            auth = f"{quote(self.user, safe='')}:{MASK}@" if self.password is not None else f"{quote(self.user)}@"
-        elif self.token is not None:
-            auth = f"{MASK}@"
         hosts = ",".join(server.split("://", 1)[-1] for server in self.servers)
-        scheme = "tls" if self.tls else "nats"
-        return f"{scheme}://{auth}{hosts}?subject={self.subject}&stream={self.stream}"
+        return display_url(
+            "tls" if self.tls else "nats",
+            hosts,
+            user=self.user,
+            secret=self.user is not None and self.password is not None,
+            token=self.user is None and self.token is not None,
+            query={"subject": self.subject, "stream": self.stream},
+        )
+
+    def masked_url(self) -> str:
+        """:attr:`display_url` (the name this had before every transport called it ``display_url``)."""
+        return self.display_url
 
     def with_destination(self, *, subject: str | None = None, stream: str | None = None) -> NatsOptions:
         """A copy with another subject and/or stream (validated)."""
@@ -226,7 +226,7 @@ class NatsOptions:
             changes["subject"] = validate_subject(subject)
         if stream is not None:
             changes["stream"] = validate_stream_name(stream)
-        return replace(self, **changes) if changes else self
+        return self.replace(**changes) if changes else self
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for ``tls://`` or any ``tls_*`` option (None: plain TCP)."""
@@ -258,55 +258,73 @@ class NatsOptions:
                 kwargs["tls_hostname"] = self.tls_hostname
         return kwargs
 
-    def __repr__(self) -> str:
-        return f"NatsOptions({self.masked_url()!r})"
+
+_CLIENT = NatsOptions.query_options()
+_STREAM = StreamSettings.query_options()
+_CONSUMER = ConsumerSettings.query_options()
+KNOWN_OPTIONS = frozenset({*SINK_OPTIONS, "name", "token", *_STREAM, *_CONSUMER, *_CLIENT})
+"""Every query option a NATS URL accepts (``SINK_OPTIONS`` are ``BaseSink``'s, see ``streamll.url_options``)."""
+_read = NatsOptions.reader()
 
 
-def _servers(netloc: str, secure: bool) -> tuple[tuple[str, ...], str | None, str | None]:
-    """``user:pass@h1:4222,h2`` -> (server URLs, user-or-token, password)."""
-    userinfo, _, hosts = netloc.rpartition("@")
-    if not hosts:
+def _servers(url: str, hosts: str, secure: bool) -> tuple[str, ...]:
+    """``h1:4222,h2`` -> server URLs (``nats://`` or ``tls://``)."""
+    found = parse_hosts(url, hosts, "NATS", DEFAULT_PORT)
+    if not found:
         raise ConfigurationError("NATS URL needs a host, e.g. nats://127.0.0.1:4222")
     scheme = "tls" if secure else "nats"
-    servers = []
-    for host in hosts.split(","):
-        host = host.strip()
-        if not host:
-            raise ConfigurationError("NATS URL has an empty host in its server list")
-        name, colon, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
-        if not colon:
-            name, port = host, str(DEFAULT_PORT)
-        if not name:
-            raise ConfigurationError(f"NATS URL host {host!r} has no name")
-        if not port.isdigit():
-            raise ConfigurationError(f"NATS URL port {port!r} is not an integer")
-        number = int(port)
-        if not 0 < number < 65536:
-            raise ConfigurationError(f"NATS URL port {number} is out of range (1-65535)")
-        servers.append(f"{scheme}://{name}:{number}")
-    user: str | None = None
-    password: str | None = None
-    if userinfo:
-        name, colon, secret = userinfo.partition(":")
-        user = unquote(name)
-        password = unquote(secret) if colon else None
-    return tuple(servers), user, password
+    return tuple(f"{scheme}://{host_port(host, port)}" for host, port in found)
 
 
-def _env(name: str) -> str | None:
-    value = os.environ.get(name)
-    return value if value else None
+def _auth(netloc: str, token: str | None, environ: Mapping[str, str]) -> dict[str, Any]:
+    """User and password, or a token: from the URL (``token@host`` or ``?token=``), else the environment."""
+    user, password = userinfo(netloc)
+    if user is not None and password is None:
+        if token is not None:
+            raise ConfigurationError("NATS URL gives a token both before '@' and in ?token=")
+        token, user = user, None
+    if user is None and token is None:
+        user = _env("user", environ)
+        password = _env("password", environ)
+        token = _env("token", environ) if user is None else None
+    return {"user": user, "password": password, "token": token}
 
 
-def parse_url(url: str) -> NatsOptions:
+def _env(name: str, environ: Mapping[str, str]) -> str | None:
+    """The value of option ``name`` from :data:`ENV_VARS`, or None."""
+    found = from_environment(ENV_VARS[name], environ)
+    return found[0] if found else None
+
+
+def _files(options: dict[str, Any], secure: bool, environ: Mapping[str, str]) -> None:
+    """Fill credential and TLS file paths from the environment, then check they exist and go together."""
+    for key in _FILE_OPTIONS:
+        wanted = key not in options and (secure or not key.startswith("tls_"))
+        if wanted and (value := _env(key, environ)) is not None:
+            options[key] = value
+    if options.get("creds") and options.get("nkey"):
+        raise ConfigurationError("give either creds= (credentials file) or nkey= (seed file), not both")
+    if options.get("tls_key") and not options.get("tls_cert"):
+        raise ConfigurationError("tls_key= needs tls_cert= (the client certificate it belongs to)")
+    for key in _FILE_OPTIONS:
+        path = options.get(key)
+        if path and not os.path.isfile(path):
+            raise ConfigurationError(f"{key}={path!r}: no such file")
+
+
+def _convert(table: Mapping[str, Any], query: Mapping[str, str]) -> dict[str, Any]:
+    """The options of ``table`` that ``query`` gives, converted."""
+    return {key: table[key](key, value) for key, value in query.items() if key in table}
+
+
+def parse_url(url: str, environ: Mapping[str, str] | None = None) -> NatsOptions:
     """Options for ``url``; raises :class:`~streamll.errors.ConfigurationError` on anything wrong.
 
     Error messages never contain the URL's credentials.
     """
     parts = split_url(url, "NATS", example=f"nats://127.0.0.1:{DEFAULT_PORT}?subject={DEFAULT_SUBJECT}")
-    scheme = parts.scheme
-    if scheme not in SCHEMES:
-        raise ConfigurationError(f"NATS URL scheme must be nats:// or tls://, not {scheme}://")
+    if parts.scheme not in SCHEMES:
+        raise ConfigurationError(f"NATS URL scheme must be nats:// or tls://, not {parts.scheme}://")
     if parts.path not in ("", "/"):
         raise ConfigurationError(
             f"NATS URLs take no path ({parts.path!r}); put the subject in ?subject=... and the stream in ?stream=..."
@@ -316,54 +334,25 @@ def parse_url(url: str) -> NatsOptions:
         KNOWN_OPTIONS,
         credentials_hint="the URL (nats://user:password@host or nats://token@host) or in NATS_USER / NATS_PASSWORD",
     )
+    environ = os.environ if environ is None else environ
     sink_options = _read.sink_options(query)
     if "name" in query:
         sink_options["name"] = query.pop("name")
-
-    secure = scheme == "tls" or any(key in query for key in ("tls_ca", "tls_cert", "tls_key"))
-    servers, user, password = _servers(parts.netloc, secure)
-    token: str | None = query.pop("token", None)
-    if user is not None and password is None:
-        if token is not None:
-            raise ConfigurationError("NATS URL gives a token both before '@' and in ?token=")
-        token, user = user, None
-    if user is None and token is None:
-        user, password = _env("NATS_USER"), _env("NATS_PASSWORD")
-        token = _env("NATS_TOKEN") if user is None else None
-
-    stream_settings = {key: _STREAM_OPTIONS[key](key, value) for key, value in query.items() if key in _STREAM_OPTIONS}
-    consumer_options = {
-        key: _CONSUMER_OPTIONS[key](key, value) for key, value in query.items() if key in _CONSUMER_OPTIONS
-    }
-    options = {key: _CLIENT_OPTIONS[key](key, value) for key, value in query.items() if key in _CLIENT_OPTIONS}
-
-    if "creds" not in options and _env("NATS_CREDS"):
-        options["creds"] = _env("NATS_CREDS")
-    if "nkey" not in options and _env("NATS_NKEY"):
-        options["nkey"] = _env("NATS_NKEY")
-    if options.get("creds") and options.get("nkey"):
-        raise ConfigurationError("give either creds= (credentials file) or nkey= (seed file), not both")
-    for key, env in (("tls_ca", "NATS_CA"), ("tls_cert", "NATS_CERT"), ("tls_key", "NATS_KEY")):
-        if key not in options and secure and _env(env):
-            options[key] = _env(env)
-    if options.get("tls_key") and not options.get("tls_cert"):
-        raise ConfigurationError("tls_key= needs tls_cert= (the client certificate it belongs to)")
-    for key in ("creds", "nkey", "tls_ca", "tls_cert", "tls_key"):
-        path = options.get(key)
-        if path and not os.path.isfile(path):
-            raise ConfigurationError(f"{key}={path!r}: no such file")
-
+    secure = parts.scheme == "tls" or any(key in query for key in ("tls_ca", "tls_cert", "tls_key"))
+    servers = _servers(url, parts.netloc.rpartition("@")[2], secure)
+    auth = _auth(parts.netloc, query.pop("token", None), environ)
+    stream_settings = _convert(_STREAM, query)
+    options = _convert(_CLIENT, query)
+    _files(options, secure, environ)
     if options.get("per_execution") and "max_age" not in stream_settings:
         stream_settings["max_age"] = DEFAULT_EXECUTION_MAX_AGE
     return NatsOptions(
         servers=servers,
-        user=user,
-        password=password,
-        token=token,
         tls=secure,
         stream_settings=StreamSettings(**stream_settings),
         sink_options=sink_options,
-        consumer_options=consumer_options,
+        consumer_options=_convert(_CONSUMER, query),
+        **auth,
         **options,
     )
 
@@ -371,10 +360,12 @@ def parse_url(url: str) -> NatsOptions:
 __all__ = [
     "DEFAULT_STREAM",
     "DEFAULT_SUBJECT",
+    "ENV_VARS",
     "KNOWN_OPTIONS",
+    "MASK",
+    "ConsumerSettings",
     "NatsOptions",
     "StreamSettings",
-    "parse_duration",
     "parse_url",
     "subject_matches",
     "validate_stream_name",

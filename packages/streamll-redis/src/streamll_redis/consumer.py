@@ -12,6 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
+from streamll.backoff import Backoff
 from streamll.consumer import BaseConsumer, Received
 from streamll.core.events import Event
 from streamll.errors import ConfigurationError, ConsumerError
@@ -187,7 +188,7 @@ class RedisStreamConsumer(BaseConsumer[str]):
             # Entries the server handed out but we never received are in our pending list after this id.
             self._pending_from = self._position or "0"
         self._failures += 1
-        delay = min(self.retry_backoff * 2 ** (self._failures - 1), self.retry_backoff_max)
+        delay = Backoff(self.retry_backoff, self.retry_backoff_max).delay(self._failures)
         self._next_attempt = time.monotonic() + delay
         self.stats.last_error = f"{type(exc).__name__}: {exc}"
         if self._failures == 1:

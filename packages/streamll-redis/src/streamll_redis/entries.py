@@ -8,7 +8,7 @@ Every entry has three fields:
   ``XRANGE`` / ``redis-cli`` users can inspect a stream without parsing JSON.
 
 Entries written by streamll 0.1 (one ``__data__`` field, see
-``streamll_redis.legacy``) are read too.
+``streamll_redis.v01_layout``) are read too.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import Any
 from redis.typing import EncodableT, FieldT
 from streamll.core.events import Event
 from streamll.core.serialization import encode_event
+
+from streamll_redis.v01_layout import legacy_body
 
 DATA_FIELD = "data"
 EVENT_TYPE_FIELD = "event_type"
@@ -49,8 +51,6 @@ def entry_body(fields: Mapping[Any, Any]) -> bytes | None:
     for key in _LEGACY_KEYS:
         value = fields.get(key)
         if value is not None:
-            from streamll_redis.legacy import legacy_body
-
             return legacy_body(value)
     return None
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streamll.hookspecs import ConsumerFactory, ExecutionLogFactory, SinkFactory, hookimpl
+from streamll.hookspecs import ConsumerFactory, ExecutionLogFactory, PluginCard, SinkFactory, hookimpl
 
 from streamll_redis.consumer import RedisStreamConsumer
 from streamll_redis.executions import RedisExecutionLog
 from streamll_redis.sink import RedisSink
 from streamll_redis.url import SCHEMES
+
+
+@hookimpl
+def streamll_plugin_card() -> PluginCard:
+    """``pip install 'streamll[redis]'``; its schemes; ``streamll.consumer.RedisStreamConsumer``."""
+    return PluginCard("redis", SCHEMES, "streamll_redis:RedisStreamConsumer")
 
 
 @hookimpl

@@ -8,6 +8,7 @@ from typing import Any, Unpack
 import redis.asyncio as aioredis
 from streamll.core.events import Event
 from streamll.sinks.base import BaseSink
+from streamll.sinks.results import BatchResult
 from streamll.url_options import SinkOptions, sink_arguments
 
 from streamll_redis.client import close_client, make_client
@@ -101,7 +102,7 @@ class RedisSink(BaseSink):
         """The entry's ``data`` field: the v1 JSON event."""
         return record[DATA_FIELD]  # type: ignore[no-any-return]
 
-    async def write_batch(self, records: list[Any]) -> int | None:
+    async def write_batch(self, records: list[Any]) -> BatchResult:
         """Write the encoded entries in order as one pipeline; raises on any error so the batch is retried."""
         client = self._client
         if client is None:
@@ -119,7 +120,7 @@ class RedisSink(BaseSink):
             add_execution_writes(pipe, self.options, per_execution)
         if len(pipe):
             await pipe.execute()
-        return None
+        return BatchResult(len(records))
 
     def __repr__(self) -> str:
         return f"<RedisSink {self.options.display_url!r} running={self.is_running}>"

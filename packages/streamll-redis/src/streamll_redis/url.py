@@ -14,15 +14,30 @@ a log line or an error message: :attr:`RedisOptions.display_url` and
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote, unquote
+from typing import Annotated, Any, ClassVar
+from urllib.parse import unquote
 
+from pydantic import Field, model_validator
 from streamll.errors import ConfigurationError
-from streamll.url_options import SINK_OPTIONS, Converter, OptionReader, mask_url, split_url
+from streamll.url_options import (
+    BOOLEAN,
+    SECONDS,
+    SINK_OPTIONS,
+    TEXT,
+    UrlOptions,
+    at_least,
+    display_url,
+    env_names,
+    from_environment,
+    host_port,
+    mask_url,
+    one_of,
+    parse_hosts,
+    split_url,
+    userinfo,
+)
 
 SCHEMES = ("redis", "rediss", "unix")
 """URL schemes this plugin serves (``rediss`` is Redis over TLS, ``unix`` a local socket)."""
@@ -33,83 +48,56 @@ DEFAULT_EXECUTION_TTL = 86_400.0
 """Seconds a finished execution's own stream key is kept (``?per_execution=true``)."""
 DEFAULT_MAXLEN = 100_000
 """Approximate cap on the stream's length, so an unattended stream cannot fill Redis' memory (``maxlen=0``: none)."""
-PASSWORD_ENV_VARS = ("STREAMLL_REDIS_PASSWORD", "REDIS_PASSWORD")
+PASSWORD_ENV_VARS = env_names("redis", "password", "REDIS_PASSWORD")
 """Where the password comes from when the URL has none, first match wins."""
 CERT_REQS = ("none", "optional", "required")
-
-_read = OptionReader("redis")
-
-_CONNECTION_OPTIONS: dict[str, Converter[Any]] = {
-    "db": _read.at_least(0),
-    "stream": _read.text,
-    "maxlen": _read.at_least(0),
-    "approximate": _read.boolean,
-    "socket_timeout": _read.seconds,
-    "socket_connect_timeout": _read.seconds,
-    "client_name": _read.text,
-    "group": _read.text,
-    "consumer": _read.text,
-    "from_beginning": _read.boolean,
-    "count": _read.at_least(1),
-    "per_execution": _read.boolean,
-    "execution_ttl": _read.seconds,
-}
-"""Options that become :class:`RedisOptions` fields."""
-
-_TLS_OPTIONS: dict[str, Converter[Any]] = {
-    "ssl_ca_certs": _read.text,
-    "ssl_ca_path": _read.text,
-    "ssl_certfile": _read.text,
-    "ssl_keyfile": _read.text,
-    "ssl_cert_reqs": _read.choice(CERT_REQS),
-    "ssl_check_hostname": _read.boolean,
-}
-"""TLS options, only valid with ``rediss://``."""
-
-KNOWN_OPTIONS = tuple(sorted({*_CONNECTION_OPTIONS, *_TLS_OPTIONS, *SINK_OPTIONS}))
-"""Every query option a Redis URL accepts (``SINK_OPTIONS`` are ``BaseSink``'s, see ``streamll.url_options``)."""
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
+"""Query options only valid with ``rediss://``."""
 
 
-@dataclass(frozen=True)
-class RedisOptions:
+class RedisOptions(UrlOptions):
     """Everything a Redis URL says: where to connect, which stream, and how to write / read it."""
+
+    transport: ClassVar[str] = "redis"
 
     scheme: str = "redis"
     host: str = "localhost"
     port: int = DEFAULT_PORT
     unix_socket_path: str | None = None
-    db: int = 0
+    db: Annotated[int, at_least(0)] = 0
     username: str | None = None
-    password: str | None = field(default=None, repr=False)
+    password: str | None = Field(default=None, repr=False)
     password_source: str | None = None
     """``"url"``, the environment variable's name, or ``None`` (no password): says where, never what."""
-    stream: str = DEFAULT_STREAM
-    maxlen: int = DEFAULT_MAXLEN
+    stream: Annotated[str, TEXT] = DEFAULT_STREAM
+    maxlen: Annotated[int, at_least(0)] = DEFAULT_MAXLEN
     """``XADD ... MAXLEN ~ maxlen`` on every write; 0 turns trimming off."""
-    approximate: bool = True
+    approximate: Annotated[bool, BOOLEAN] = True
     """Trim with ``~`` (cheap, keeps a little more than ``maxlen``) instead of exactly."""
-    per_execution: bool = False
+    per_execution: Annotated[bool, BOOLEAN] = False
     """Also append each event to the execution's own key ``<stream>:exec:<execution_id>`` (the web relay reads it)."""
-    execution_ttl: float = DEFAULT_EXECUTION_TTL
+    execution_ttl: Annotated[float, SECONDS] = DEFAULT_EXECUTION_TTL
     """Seconds an execution's own key lives after its last event (renewed on every write)."""
-    ssl_ca_certs: str | None = None
-    ssl_ca_path: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
-    ssl_cert_reqs: str = "required"
-    ssl_check_hostname: bool | None = None
+    ssl_ca_certs: Annotated[str | None, TEXT] = None
+    ssl_ca_path: Annotated[str | None, TEXT] = None
+    ssl_certfile: Annotated[str | None, TEXT] = None
+    ssl_keyfile: Annotated[str | None, TEXT] = None
+    ssl_cert_reqs: Annotated[str, one_of(CERT_REQS)] = "required"
+    ssl_check_hostname: Annotated[bool | None, BOOLEAN] = None
     """``None``: check the host name whenever certificates are required."""
-    socket_timeout: float = 5.0
-    socket_connect_timeout: float = 5.0
-    client_name: str | None = None
-    group: str | None = None
-    consumer: str | None = None
-    from_beginning: bool | None = None
-    count: int | None = None
-    sink_options: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=True)
+    socket_timeout: Annotated[float, SECONDS] = 5.0
+    socket_connect_timeout: Annotated[float, SECONDS] = 5.0
+    client_name: Annotated[str | None, TEXT] = None
+    group: Annotated[str | None, TEXT] = None
+    consumer: Annotated[str | None, TEXT] = None
+    from_beginning: Annotated[bool | None, BOOLEAN] = None
+    count: Annotated[int | None, at_least(1)] = None
+    sink_options: dict[str, Any] = Field(default_factory=dict)
     """``BaseSink`` keyword options found in the query (buffer_size, overflow, ...)."""
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> RedisOptions:
+        """The stream, trimming, key lifetime and certificate policy make sense."""
         if not self.stream:
             raise ConfigurationError("redis stream key must not be empty")
         if self.maxlen < 0:
@@ -118,6 +106,7 @@ class RedisOptions:
             raise ConfigurationError(f"redis execution_ttl must be at least 1 second, got {self.execution_ttl:g}")
         if self.ssl_cert_reqs not in CERT_REQS:
             raise ConfigurationError(f"ssl_cert_reqs must be one of {', '.join(CERT_REQS)}, got {self.ssl_cert_reqs!r}")
+        return self
 
     @property
     def tls(self) -> bool:
@@ -129,25 +118,17 @@ class RedisOptions:
         """``host:port`` or the socket path."""
         if self.unix_socket_path is not None:
             return self.unix_socket_path
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
 
     @property
     def display_url(self) -> str:
         """The URL with the password masked: safe for reprs and logs."""
-        userinfo = ""
-        if self.username or self.password:
-            userinfo = quote(self.username or "", safe="")
-            if self.password:
-                userinfo += ":***"
-            userinfo += "@"
+        secret = bool(self.password)
         if self.unix_socket_path is not None:
-            return f"unix://{userinfo}{self.unix_socket_path}?db={self.db}&stream={quote(self.stream, safe='')}"
-        return f"{self.scheme}://{userinfo}{self.location}/{self.db}?stream={quote(self.stream, safe='')}"
-
-    def replace(self, **changes: Any) -> RedisOptions:
-        """A copy with ``changes`` applied and validated."""
-        return dataclasses.replace(self, **changes)
+            query = {"db": self.db, "stream": self.stream}
+            return display_url("unix", self.unix_socket_path, user=self.username, secret=secret, query=query)
+        location = f"{self.location}/{self.db}"
+        return display_url(self.scheme, location, user=self.username, secret=secret, query={"stream": self.stream})
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``redis.asyncio.Redis`` (connection and TLS settings only)."""
@@ -179,72 +160,67 @@ class RedisOptions:
             )
         return kwargs
 
-    def __repr__(self) -> str:
-        return f"RedisOptions({self.display_url!r})"
+
+_OPTIONS = RedisOptions.query_options()
+KNOWN_OPTIONS = tuple(sorted({*_OPTIONS, *SINK_OPTIONS}))
+"""Every query option a Redis URL accepts (``SINK_OPTIONS`` are ``BaseSink``'s, see ``streamll.url_options``)."""
+_read = RedisOptions.reader()
 
 
-def _credentials(netloc: str, environ: Mapping[str, str]) -> tuple[str | None, str | None, str | None]:
-    """(username, password, where the password came from)."""
-    username = password = source = None
-    if "@" in netloc:
-        userinfo = netloc.rpartition("@")[0]
-        user, has_password, secret = userinfo.partition(":")
-        username = unquote(user) or None
-        if has_password and secret:
-            password, source = unquote(secret), "url"
-    if password is None:
-        for name in PASSWORD_ENV_VARS:
-            if environ.get(name):
-                password, source = environ[name], name
-                break
-    return username, password, source
+def _credentials(netloc: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The user name, the password and where the password came from (the URL, else the environment)."""
+    username, password = userinfo(netloc)
+    values: dict[str, Any] = {"username": username or None, "password": None, "password_source": None}
+    if password:
+        values.update(password=password, password_source="url")
+    elif (found := from_environment(PASSWORD_ENV_VARS, environ)) is not None:
+        values.update(password=found[0], password_source=found[1])
+    return values
 
 
-def parse_redis_url(url: str, environ: Mapping[str, str] | None = None) -> RedisOptions:
+def _address(url: str, parts: Any, query: Mapping[str, str]) -> dict[str, Any]:
+    """Host and port (and the database from the path), or the socket path of a ``unix://`` URL."""
+    hostport = parts.netloc.rpartition("@")[2]
+    if parts.scheme == "unix":
+        path = parts.path
+        if hostport or not path:
+            raise ConfigurationError("a unix:// URL names a socket path: unix:///path/to/redis.sock")
+        return {"unix_socket_path": path}
+    hosts = parse_hosts(url, hostport, "redis", DEFAULT_PORT)
+    if len(hosts) > 1:
+        raise ConfigurationError(f"redis URL {mask_url(url)!r} names more than one host")
+    host, port = hosts[0] if hosts else ("localhost", DEFAULT_PORT)
+    values: dict[str, Any] = {"host": host, "port": port}
+    db_path = parts.path.strip("/")
+    if db_path:
+        if "db" in query:
+            raise ConfigurationError("give the redis database either in the path (/1) or as ?db=1, not both")
+        values["db"] = _read.integer("db (the URL path)", db_path, 0)
+    return values
+
+
+def parse_url(url: str, environ: Mapping[str, str] | None = None) -> RedisOptions:
     """Parse a ``redis://``, ``rediss://`` or ``unix://`` URL; raises ConfigurationError naming the problem."""
     parts = split_url(url, "Redis", example=DEFAULT_URL)
-    scheme = parts.scheme
-    if scheme not in SCHEMES:
+    if parts.scheme not in SCHEMES:
         raise ConfigurationError(f"redis URL must start with one of {', '.join(s + '://' for s in SCHEMES)}")
-    environ = os.environ if environ is None else environ
     query = _read.query(
         parts.query,
         KNOWN_OPTIONS,
         credentials_hint=f"the URL (redis://user:password@host) or in ${PASSWORD_ENV_VARS[0]}",
     )
-    sink_options = _read.sink_options(query)
-    username, password, source = _credentials(parts.netloc, environ)
-    values: dict[str, Any] = {"scheme": scheme, "username": username, "password": password, "password_source": source}
-
-    hostport = parts.netloc.rpartition("@")[2]
-    if scheme == "unix":
-        path = unquote(parts.path)
-        if hostport or not path:
-            raise ConfigurationError("a unix:// URL names a socket path: unix:///path/to/redis.sock")
-        values["unix_socket_path"] = path
-    else:
-        try:
-            port = parts.port
-        except ValueError:
-            raise ConfigurationError(f"redis URL {mask_url(url)!r} has an invalid port") from None
-        values["host"] = unquote(parts.hostname or "") or "localhost"
-        values["port"] = port or DEFAULT_PORT
-        db_path = unquote(parts.path).strip("/")
-        if db_path:
-            if "db" in query:
-                raise ConfigurationError("give the redis database either in the path (/1) or as ?db=1, not both")
-            values["db"] = _read.integer("db (the URL path)", db_path, 0)
-
+    values: dict[str, Any] = {"scheme": parts.scheme, "sink_options": _read.sink_options(query)}
+    values |= _credentials(parts.netloc, os.environ if environ is None else environ)
+    values |= _address(url, parts._replace(path=unquote(parts.path)), query)
     for name, raw in query.items():
-        if name in _TLS_OPTIONS:
-            if scheme != "rediss":
-                raise ConfigurationError(f"redis URL option {name!r} needs a rediss:// (TLS) URL")
-            values[name] = _TLS_OPTIONS[name](name, raw)
-        else:
-            values[name] = _CONNECTION_OPTIONS[name](name, raw)
-    values["sink_options"] = sink_options
+        if name in TLS_OPTIONS and parts.scheme != "rediss":
+            raise ConfigurationError(f"redis URL option {name!r} needs a rediss:// (TLS) URL")
+        values[name] = _OPTIONS[name](name, raw)
     return RedisOptions(**values)
 
+
+parse_redis_url = parse_url
+"""The name this function had before every transport called it ``parse_url``."""
 
 __all__ = [
     "DEFAULT_EXECUTION_TTL",
@@ -258,4 +234,5 @@ __all__ = [
     "RedisOptions",
     "mask_url",
     "parse_redis_url",
+    "parse_url",
 ]

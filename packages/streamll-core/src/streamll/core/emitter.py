@@ -3,30 +3,30 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from streamll.core import policy
 from streamll.core.context import Execution, context_tags, current_execution, current_span
 from streamll.core.events import EVENT_CLASSES, Event, build_event
 from streamll.core.records import TokenRecord
 
-if TYPE_CHECKING:
-    from streamll.sinks.base import BaseSink
-
 logger = logging.getLogger("streamll")
 
+SinkSource = Callable[[], Iterable[Any]]
+"""Returns the sinks events go to when their execution names none (``streamll.config`` installs it)."""
 
-_active_sinks: Callable[[], tuple[BaseSink, ...]] | None = None
-"""``streamll.config.active_sinks``, imported on first use (config imports the sinks, which import this module)."""
+_default_sinks: SinkSource = tuple
 
 
-def _load_active_sinks() -> Callable[[], tuple[BaseSink, ...]]:
-    global _active_sinks
-    from streamll.config import active_sinks
+def use_default_sinks(source: SinkSource) -> None:
+    """Install where events without sinks of their own go; ``streamll.config`` calls this on import.
 
-    _active_sinks = active_sinks
-    return active_sinks
+    Core sits below configuration: it is told where events go rather than importing the layer
+    that decides it.
+    """
+    global _default_sinks
+    _default_sinks = source
 
 
 def dispatch(event: Event | TokenRecord, execution: Execution | None = None) -> None:
@@ -39,9 +39,7 @@ def dispatch(event: Event | TokenRecord, execution: Execution | None = None) -> 
         return
     event = checked
     try:
-        sinks = execution.sinks if execution is not None else None
-        if sinks is None:
-            sinks = (_active_sinks or _load_active_sinks())()
+        sinks = execution.sinks if execution is not None and execution.sinks is not None else _default_sinks()
     except Exception as exc:  # bad STREAMLL_SINKS must not break the user's program
         logger.error("streamll: cannot resolve sinks, event %s not delivered: %s", event.event_type, exc)
         return
@@ -108,4 +106,4 @@ def emit(
     return event
 
 
-__all__ = ["dispatch", "emit", "make_event"]
+__all__ = ["SinkSource", "dispatch", "emit", "make_event", "use_default_sinks"]

@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from streamll.core import codec
+
 SCHEMA_VERSION = "1"
 """Version of the wire format written by this release (see docs/wire-format.md)."""
 
@@ -120,16 +122,12 @@ class Event(BaseModel):
 
     def to_json(self) -> bytes:
         """Encode as wire-format JSON; values JSON cannot hold are written as their ``repr``."""
-        from streamll.core.serialization import encode_event
-
-        return encode_event(self)
+        return codec.encode(self)
 
     @classmethod
     def from_json(cls, payload: bytes | str) -> Event:
         """Decode wire-format JSON into the matching event class."""
-        from streamll.core.serialization import decode_event
-
-        return decode_event(payload)
+        return codec.decode(payload, EVENT_CLASSES, Event)
 
 
 _new = object.__new__
@@ -160,23 +158,8 @@ def build_event(
     unknown field) go through ``cls(...)`` and its validation, as before.
     """
     token = cls is TokenEvent
-    if not (
-        (token and event_type == "token" and fields.keys() <= _TOKEN_KEYS)
-        or (not token and fields.keys() <= _TEXT_FIELDS and (cls is Event or _lifecycle(cls, event_type)))
-    ):
-        return _validated(cls, event_type, execution_id, parent_id, sequence, data, tags, fields)
     get = fields.get
-    module_name, method_name, operation = get("module_name"), get("method_name"), get("operation")
-    if not (
-        type(execution_id) is _str
-        and type(sequence) is int
-        and (parent_id is None or type(parent_id) is _str)
-        and (module_name is None or type(module_name) is _str)
-        and (method_name is None or type(method_name) is _str)
-        and (operation is None or type(operation) is _str)
-        and _text_keys(data)
-        and _text_keys(tags)
-    ):
+    if not _builds_directly(cls, token, event_type, execution_id, parent_id, sequence, data, tags, fields):
         return _validated(cls, event_type, execution_id, parent_id, sequence, data, tags, fields)
     values = {
         "event_type": event_type,
@@ -185,29 +168,15 @@ def build_event(
         "parent_id": parent_id,
         "sequence": sequence,
         "timestamp": _now(UTC),
-        "module_name": module_name,
-        "method_name": method_name,
-        "operation": operation,
+        "module_name": get("module_name"),
+        "method_name": get("method_name"),
+        "operation": get("operation"),
         "data": data,
         "tags": tags,
         "schema_version": SCHEMA_VERSION,
     }
-    if token:
-        text = get("token", data.get("token", ""))
-        index = get("token_index", data.get("token_index", 0))
-        name = get("field", data.get("field", ""))
-        finish = get("finish_reason", data.get("finish_reason"))
-        if not (
-            type(text) is _str
-            and type(index) is int
-            and type(name) is _str
-            and (finish is None or type(finish) is _str)
-        ):
-            return _validated(cls, event_type, execution_id, parent_id, sequence, data, tags, fields)
-        data["token"] = values["token"] = text
-        data["token_index"] = values["token_index"] = index
-        data["field"] = values["field"] = name
-        data["finish_reason"] = values["finish_reason"] = finish
+    if token and not _token_values(values, data, get):
+        return _validated(cls, event_type, execution_id, parent_id, sequence, data, tags, fields)
     event = _new(cls)
     _set(event, "__dict__", values)
     _set(event, "__pydantic_fields_set__", set(values))
@@ -216,11 +185,61 @@ def build_event(
     return event
 
 
+def _builds_directly(
+    cls: type[Event],
+    token: bool,
+    event_type: str,
+    execution_id: Any,
+    parent_id: Any,
+    sequence: Any,
+    data: dict[str, Any],
+    tags: dict[str, Any],
+    fields: dict[str, Any],
+) -> bool:
+    """Whether every value already has its declared type, so :func:`build_event` may skip validation."""
+    if not (
+        (token and event_type == "token" and fields.keys() <= _TOKEN_KEYS)
+        or (not token and fields.keys() <= _TEXT_FIELDS and (cls is Event or _lifecycle(cls, event_type)))
+    ):
+        return False
+    get = fields.get
+    module_name, method_name, operation = get("module_name"), get("method_name"), get("operation")
+    return (
+        type(execution_id) is _str
+        and type(sequence) is int
+        and (parent_id is None or type(parent_id) is _str)
+        and (module_name is None or type(module_name) is _str)
+        and (method_name is None or type(method_name) is _str)
+        and (operation is None or type(operation) is _str)
+        and _text_keys(data)
+        and _text_keys(tags)
+    )
+
+
+def _token_values(values: dict[str, Any], data: dict[str, Any], get: Any) -> bool:
+    """Put a token's text, index, field and finish reason into ``values`` and ``data``; False if mistyped."""
+    text = get("token", data.get("token", ""))
+    index = get("token_index", data.get("token_index", 0))
+    name = get("field", data.get("field", ""))
+    finish = get("finish_reason", data.get("finish_reason"))
+    if not (
+        type(text) is _str and type(index) is int and type(name) is _str and (finish is None or type(finish) is _str)
+    ):
+        return False
+    data["token"] = values["token"] = text
+    data["token_index"] = values["token_index"] = index
+    data["field"] = values["field"] = name
+    data["finish_reason"] = values["finish_reason"] = finish
+    return True
+
+
 def _lifecycle(cls: type[Event], event_type: str) -> bool:
+    """Whether ``cls`` is the lifecycle class of ``event_type`` (``StartEvent`` for ``start``, ...)."""
     return cls in _LIFECYCLE and event_type == cls.default_event_type
 
 
 def _text_keys(mapping: dict[str, Any]) -> bool:
+    """Whether every key of ``mapping`` is a ``str``."""
     if not mapping:
         return True
     for key in mapping:  # noqa: SIM110 - a plain loop: no generator object per event on the hot path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from contextvars import Token
 from types import TracebackType
@@ -130,50 +129,4 @@ class Span:
         self.close(exc)
 
 
-_url_sinks: dict[str, BaseSink] = {}
-_url_sinks_lock = threading.Lock()
-
-
-def _trace_sinks(sinks: list[Any]) -> tuple[BaseSink, ...]:
-    """Sink objects as given; each URL built once per process and reused by every later trace naming it."""
-    from streamll.config import resolve_sinks
-
-    if isinstance(sinks, (str, bytes)):
-        resolve_sinks(sinks)  # raises the "a list, not a single string" ConfigurationError
-    resolved: list[Any] = []
-    for item in sinks:
-        if isinstance(item, str):
-            with _url_sinks_lock:
-                if item not in _url_sinks:
-                    (_url_sinks[item],), _ = resolve_sinks([item])
-                item = _url_sinks[item]
-        resolved.append(item)
-    checked, _ = resolve_sinks(resolved)
-    return checked
-
-
-def trace(name: str, *, data: dict[str, Any] | None = None, sinks: list[Any] | None = None, **metadata: Any) -> Span:
-    """A span for your own code: ``with streamll.trace("retrieve", user="u1") as ctx: ctx.emit("hit", data={...})``.
-
-    Works with ``with`` and ``async with``; ``sinks`` (objects or URLs) apply
-    when the trace starts a new execution. A sink built from a URL here is
-    shared by every trace naming that URL and drained at interpreter exit.
-    Keyword ``metadata`` goes into the ``tags`` of every event emitted inside
-    the trace (modules, LM calls, tokens, nested traces) and into the ``data``
-    of the trace's own start / end / error and ``ctx.emit`` events.
-    """
-    if data is not None and not isinstance(data, dict):
-        raise TypeError(f"trace data must be a dict, not {type(data).__name__}")
-    if "module_name" in metadata:
-        from streamll.deprecation import deprecated
-
-        deprecated(
-            "trace(name, module_name=...) (0.1: the events' module_name)",
-            f"streamll.trace({metadata['module_name']!r}): a trace's name is its events' module_name; "
-            "module_name= is kept as metadata",
-        )
-    resolved = _trace_sinks(sinks) if sinks is not None else None
-    return Span("trace", name, sinks=resolved, data=data, metadata=metadata)
-
-
-__all__ = ["Span", "error_data", "trace"]
+__all__ = ["Span", "error_data"]

@@ -70,19 +70,61 @@ class MemorySink(BaseSink):
                 self._changed.wait(remaining)
             return True
 
-    def tokens(self, field: str | None = None, execution_id: str | None = None) -> list[TokenEvent]:
-        """Token events, optionally of one field and/or one execution."""
+    def tokens(
+        self,
+        field: str | None = None,
+        execution_id: str | None = None,
+        *,
+        predictor: str | None = None,
+        attempt: int | None = None,
+    ) -> list[TokenEvent]:
+        """Token events, optionally of one field, execution, predictor and/or ``Refine`` / ``BestOfN`` attempt.
+
+        ``field`` may be predictor-qualified (``"respond.answer"``), as in
+        ``stream_fields``; ``predictor`` is a predictor path (``"respond"``) and
+        also matches the predictors below it (``"cot"`` matches ``"cot.predict"``).
+        """
+        if field is not None and "." in field:
+            qualifier, _, field = field.rpartition(".")
+            predictor = qualifier if predictor is None else predictor
         return [
             event
             for event in list(self.events)
             if isinstance(event, TokenEvent)
             and (field is None or event.field == field)
             and (execution_id is None or event.execution_id == execution_id)
+            and (predictor is None or _under(event.data.get("predictor_path"), predictor))
+            and (attempt is None or event.data.get("attempt") == attempt)
         ]
 
-    def text(self, field: str | None = None, execution_id: str | None = None) -> str:
-        """The streamed text: tokens joined in order."""
-        return "".join(event.token for event in self.tokens(field, execution_id))
+    def text(
+        self,
+        field: str | None = None,
+        execution_id: str | None = None,
+        *,
+        predictor: str | None = None,
+        attempt: int | None = None,
+    ) -> str:
+        """The streamed text: tokens joined in order (``text("respond.answer")``: one predictor's)."""
+        return "".join(event.token for event in self.tokens(field, execution_id, predictor=predictor, attempt=attempt))
+
+    def texts(self, field: str | None = None, execution_id: str | None = None) -> dict[str, str]:
+        """The streamed text per predictor and field, keyed ``"respond.answer"`` (not merged across stages)."""
+        out: dict[str, str] = {}
+        for event in self.tokens(field, execution_id):
+            path = event.data.get("predictor_path") or event.data.get("predictor") or ""
+            key = f"{path}.{event.field}" if path else event.field
+            out[key] = out.get(key, "") + event.token
+        return out
+
+    def values(self, execution_id: str | None = None) -> dict[str, object]:
+        """Parsed values of typed fields (``data["value"]`` of their last tokens), keyed ``"respond.count"``."""
+        out: dict[str, object] = {}
+        for event in self.tokens(execution_id=execution_id):
+            if "value" in event.data:
+                path = event.data.get("predictor_path") or ""
+                out[f"{path}.{event.field}" if path else event.field] = event.data["value"]
+        return out
 
     def of_type(self, event_type: str) -> list[Event]:
         """Events of one ``event_type``."""
@@ -92,6 +134,11 @@ class MemorySink(BaseSink):
         """Forget every event received so far."""
         with self._changed:
             self.events.clear()
+
+
+def _under(path: object, prefix: str) -> bool:
+    """True when the predictor path ``path`` is ``prefix`` or below it."""
+    return isinstance(path, str) and (path == prefix or path.startswith(prefix + "."))
 
 
 __all__ = ["MemorySink"]

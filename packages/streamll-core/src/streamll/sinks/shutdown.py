@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from streamll.sinks.base import BaseSink
+    from streamll.sinks.state import SinkState
 
 logger = logging.getLogger("streamll")
 
@@ -88,7 +88,7 @@ def _drain_then_terminate(signum: int, frame: FrameType | None) -> None:
         os._exit(128 + signum)  # not reached: the default action of the signal ends the process
 
 
-def describe_connect_failure(sink: BaseSink, exc: BaseException) -> str:
+def describe_connect_failure(sink: SinkState, exc: BaseException) -> str:
     """``connection refused to redis://host:6379/0 (...)``: why a sink that never connected gave up."""
     where = destination(sink)
     error = f"{type(exc).__name__}: {exc}"
@@ -131,7 +131,7 @@ def refused(exc: BaseException) -> bool:
     return False
 
 
-def destination(sink: BaseSink) -> str | None:
+def destination(sink: SinkState) -> str | None:
     """The sink's URL with credentials masked, when its options say (every first-party transport does)."""
     options = getattr(sink, "options", None)
     shown = getattr(options, "display_url", None)

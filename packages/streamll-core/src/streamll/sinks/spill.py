@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from streamll.core.events import Event
+from streamll.core.records import TokenRecord
 from streamll.core.serialization import decode_event, encode_event
 from streamll.errors import MalformedEventError
 
@@ -54,7 +55,7 @@ class SpillFile:
                 file.truncate(complete)
         return content.count(b"\n", 0, complete)
 
-    def append(self, event: Event) -> None:
+    def append(self, event: Event | TokenRecord) -> None:
         """Write one event to the end of the file."""
         line = encode_event(event) + b"\n"
         with self._lock:

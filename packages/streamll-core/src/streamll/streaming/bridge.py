@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import weakref
 from contextvars import ContextVar
 from typing import Any
 
@@ -30,14 +29,17 @@ from streamll.streaming.fields import (
     CANCELLED,
     ERROR,
     FIELD_END,
+    REASONING,
     FieldStream,
     LMCallStream,
     PredictorState,
     usage_dict,
 )
 from streamll.streaming.frames import Frame
+from streamll.streaming.names import attempt_of, choose, predictor_name, predictor_path
 from streamll.streaming.parsers import adapter_kind
 from streamll.streaming.tools import ChosenCalls, ReactState, record_chosen
+from streamll.streaming.typed import jsonable, type_name, value_parser
 
 logger = logging.getLogger("streamll")
 
@@ -75,12 +77,21 @@ class LMSpan:
         self.stream: LMCallStream | None = None
         self.status_provider: Any = None
         """The run's status message provider (``lm_start`` / ``lm_end`` messages)."""
+        state = predict_call.state if predict_call is not None else None
+        self.refine_attempt = state.attempt if state is not None else None
+        """The ``Refine`` / ``BestOfN`` attempt of the calling predictor (``data["attempt"]``)."""
         self._open()
+
+    def _data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"model": self.model}
+        if self.refine_attempt is not None:
+            data["attempt"] = self.refine_attempt
+        return data
 
     def _open(self) -> None:
         start, _ = make_event(
             "start",
-            {"model": self.model},
+            self._data(),
             execution=self.run.execution,
             parent_id=self.parent_id,
             tags=self.tags,
@@ -96,7 +107,7 @@ class LMSpan:
     def wants_stream(self) -> bool:
         """True when the calling predictor has a chosen output field (its request should stream)."""
         state = self.predict_call.state if self.predict_call is not None else None
-        return state is not None and bool(state.stream_fields)
+        return state is not None and state.wants_stream
 
     def begin_attempt(self) -> LMCallStream | None:
         """A request is about to be sent; after a failed one this opens a new LM span."""
@@ -105,7 +116,7 @@ class LMSpan:
         self.attempts += 1
         call = self.predict_call
         state = call.state if call is not None else None
-        if call is None or state is None or not state.stream_fields:
+        if call is None or state is None or not state.wants_stream:
             self.stream = None
             return None
         self.stream = LMCallStream(self.run, state, self.start_id, self.tags, call.extra)
@@ -146,7 +157,8 @@ class LMSpan:
     def _close(
         self, exception: BaseException | None, lm: Any, outputs: Any = None, finish_reason: str | None = None
     ) -> None:
-        data: dict[str, Any] = {"model": self.model, "duration_ms": (time.perf_counter() - self.started) * 1000}
+        data = self._data()
+        data["duration_ms"] = (time.perf_counter() - self.started) * 1000
         stream = self.stream
         if stream is not None:
             if stream.finish_reason:
@@ -179,13 +191,16 @@ class TokenRun:
     def __init__(self, execution: Execution) -> None:
         self.execution = execution
         self.chosen: set[str] = set()
+        self.matched: set[str] = set()
         self.outputs_seen: set[str] = set()
+        self.paths_seen: set[str] = set()
+        """``path.field`` of every output field seen (for the unmatched-field warning)."""
         self.chosen_tools = ChosenCalls()
         """Tool calls LM replies asked for, to link each executed call to its LM call."""
 
     def unmatched_fields(self) -> set[str]:
-        """Chosen field names that no predictor in this run had as an output."""
-        return self.chosen - self.outputs_seen if self.outputs_seen else set()
+        """Chosen ``stream_fields`` entries that matched no predictor's output in this run."""
+        return self.chosen - self.matched if self.outputs_seen else set()
 
     def emit_token(
         self,
@@ -199,8 +214,16 @@ class TokenRun:
     ) -> None:
         """Hand one token to the sinks as a :class:`TokenRecord` (its event is built and encoded on the worker)."""
         execution = self.execution
-        name = call.state.name
+        state = call.state
+        name = state.name
         data: dict[str, Any] = {"predictor": name, "source": source}
+        if state.path is not None:
+            data["predictor_path"] = state.path
+        if state.attempt is not None:
+            data["attempt"] = state.attempt
+        field_type = state.field_types.get(field_name)
+        if field_type is not None:
+            data["field_type"] = field_type
         call_extra = getattr(call, "extra", None)  # an LMCallStream's; a stand-in call may have none
         if call_extra:
             data.update(call_extra)
@@ -243,23 +266,42 @@ class TokenRun:
             )
         dispatch(record, execution)
 
+    def native_reasoning_seen(self, state: PredictorState) -> None:
+        """The LM's own reasoning streamed for ``state``'s predictor: its ``reasoning`` entry matched."""
+        if state.reasoning_entry is not None:
+            self.matched.add(state.reasoning_entry)
+
     def predictor_started(self, call: PredictCall, adapter: Any, signature: Any) -> None:
         chosen: Any = call.frame.fields or ()
         if isinstance(chosen, str):
             chosen = (chosen,)
-        outputs = list(signature.output_fields)
+        outputs = signature.output_fields
+        module, predict = call.frame.module, call.predict
         self.chosen.update(chosen)
         self.outputs_seen.update(outputs)
         delivered = call.state.delivered if call.state is not None else set()
-        stream_fields = frozenset(chosen) & frozenset(outputs)
-        call.state = PredictorState(
-            name=_predictor_name(call.frame.module, call.predict) if stream_fields else "",
+        path = predictor_path(module, predict) if chosen else None
+        if path is not None:
+            self.paths_seen.update(f"{path}.{name}" for name in outputs)
+        choice = choose(chosen, outputs, path, type(module).__name__)
+        self.matched.update(choice.matched)
+        native = choice.reasoning is not None and _native_reasoning_allowed(outputs)
+        stream_fields = choice.fields
+        attempt = attempt_of(predict)
+        call.state = state = PredictorState(
+            name=predictor_name(module, predict, path) if stream_fields or native else "",
             adapter=adapter_kind(adapter),
-            output_fields=outputs,
+            output_fields=list(outputs),
             stream_fields=stream_fields,
             delivered=delivered,
+            path=path,
+            attempt=attempt[1] if attempt is not None else None,
+            native_reasoning=native,
             tool_field=_tool_field(signature, stream_fields),
         )
+        state.reasoning_entry = choice.reasoning if native else None
+        if stream_fields:
+            _typed(state, adapter, signature)
 
     def predictor_finished(self, call: PredictCall, outputs: Any) -> None:
         """Replay chosen fields that produced no stream (cache hit) from the prediction."""
@@ -278,9 +320,10 @@ class TokenRun:
             if name == state.tool_field:
                 self._replay_tool_calls(stream, name, value)
                 continue
-            field_stream = FieldStream(stream, name)
+            field_stream = FieldStream(stream, name, "cache")
             field_stream.held = value if isinstance(value, str) else str(value)
-            field_stream.finish(CACHED if index == len(missing) - 1 else FIELD_END, source="cache")
+            extra = _value_extra(value) if name in state.field_types else None
+            field_stream.finish(CACHED if index == len(missing) - 1 else FIELD_END, extra=extra)
 
     def _replay_tool_calls(self, stream: LMCallStream, name: str, value: Any) -> None:
         """A cached ``dspy.ToolCalls`` value: each call's arguments as one token, linked like a streamed call."""
@@ -290,9 +333,38 @@ class TokenRun:
             extra: dict[str, Any] = {"tool_index": index, "tool_name": tool_name}
             if call_id:
                 extra["tool_call_id"] = call_id
-            field_stream = FieldStream(stream, name, extra)
+            field_stream = FieldStream(stream, name, "cache", extra=extra)
             field_stream.held = json.dumps(arguments, ensure_ascii=False, default=repr)
-            field_stream.finish(CACHED, source="cache")
+            field_stream.finish(CACHED)
+
+
+def _native_reasoning_allowed(outputs: Any) -> bool:
+    """The LM's reasoning may stream as ``reasoning`` unless a text field of that name is parsed from the reply."""
+    field_info = outputs.get(REASONING) if hasattr(outputs, "get") else None
+    if field_info is None:
+        return True
+    annotation = getattr(field_info, "annotation", str)
+    return annotation is not str and type_name(annotation) is None  # dspy.Reasoning
+
+
+def _typed(state: PredictorState, adapter: Any, signature: Any) -> None:
+    """Note the chosen fields that are not text: their type names and a parser for their values."""
+    outputs = signature.output_fields
+    for name in state.stream_fields:
+        if name == state.tool_field:  # its tokens are each tool call's arguments, not the field's syntax
+            continue
+        field_type = type_name(getattr(outputs[name], "annotation", str))
+        if field_type is not None:
+            state.field_types[name] = field_type
+    if state.field_types:
+        state.values = value_parser(adapter, signature, frozenset(state.field_types))
+
+
+def _value_extra(value: Any) -> dict[str, Any] | None:
+    try:
+        return {"value": jsonable(value)}
+    except Exception:
+        return None
 
 
 def _tool_field(signature: Any, chosen: frozenset[str]) -> str | None:
@@ -316,34 +388,6 @@ def _usage_from_history(lm: Any, outputs: Any) -> dict[str, int] | None:
         if isinstance(entry, dict) and entry.get("outputs") == outputs:
             return usage_dict(entry.get("usage"))
     return None
-
-
-_names: weakref.WeakKeyDictionary[Any, dict[int, str]] = weakref.WeakKeyDictionary()
-"""Predictor names per instrumented module instance (``named_predictors`` walks the whole module)."""
-
-
-def _predictor_name(module: Any, predict: Any) -> str:
-    """``QA.predict`` style name of a predictor inside the instrumented module."""
-    try:
-        known = _names.setdefault(module, {})
-    except TypeError:  # not weak-referenceable
-        known = {}
-    name = known.get(id(predict))
-    if name is None:
-        name = known[id(predict)] = _find_name(module, predict)
-    return name
-
-
-def _find_name(module: Any, predict: Any) -> str:
-    owner = type(module).__name__ if module is not None else "module"
-    if module is not None:
-        try:
-            for name, candidate in module.named_predictors():
-                if candidate is predict:
-                    return f"{owner}.{name}"
-        except Exception:  # named_predictors walks user attributes; never fail on it
-            pass
-    return f"{owner}.{type(predict).__name__}"
 
 
 def current_lm_span() -> LMSpan | None:

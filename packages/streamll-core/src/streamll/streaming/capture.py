@@ -36,6 +36,7 @@ from dspy.dsp.utils.settings import settings
 from streamll.core.runs import ExecutionCancelled, cancel_flag
 from streamll.streaming.bridge import LMSpan, current_lm_span
 from streamll.streaming.fields import LMCallStream, usage_dict
+from streamll.streaming.litellm_reply import assemble as _assemble
 from streamll.streaming.patches import activate, deactivate, register
 
 logger = logging.getLogger("streamll")
@@ -81,10 +82,12 @@ def _feed_event(target: LMCallStream | None, event: Any) -> None:
     kind = getattr(event, "type", None)
     if kind == "delta":
         delta = event.delta
-        kind = getattr(delta, "type", None)
-        if kind == "text" and delta.text:
+        part = getattr(delta, "type", None)
+        if part == "text" and delta.text:
             target.feed_text(delta.text)
-        elif kind == "tool_call" and target.tool_calls is not None:
+        elif part == "thinking" and delta.text:  # the LM's own reasoning (reasoning_content)
+            target.feed_reasoning(delta.text)
+        elif part == "tool_call" and target.tool_calls is not None:  # a native tool call's arguments
             target.tool_calls.feed(delta.part_index, delta.id, delta.name, delta.input)
     elif kind == "end":
         reason = event.finish_reason
@@ -260,53 +263,6 @@ def _streaming_call(completion: Any, args: tuple[Any, ...], kwargs: dict[str, An
     return arguments, int(arguments.get("num_retries") or 0)
 
 
-def _assemble(chunks: list[Any]) -> Any:
-    """The reply a non-streamed call returns, built from the chunks (``litellm.stream_chunk_builder``).
-
-    Reading a stream, LiteLLM derives ``completion_tokens_details`` (text
-    tokens, zero reasoning tokens) that a plain reply without details from the
-    provider does not have; those derived details are dropped so DSPy records
-    the same usage either way.
-    """
-    import litellm
-
-    raw = litellm.stream_chunk_builder(chunks)
-    usage: Any = getattr(raw, "usage", None)
-    details = getattr(usage, "completion_tokens_details", None)
-    if details is not None:
-        values = details.model_dump() if hasattr(details, "model_dump") else dict(vars(details))
-        derived = {"text_tokens": getattr(usage, "completion_tokens", None), "reasoning_tokens": 0}
-        if all(value is None or (key in derived and value == derived[key]) for key, value in values.items()):
-            with contextlib.suppress(Exception):  # a frozen usage object keeps LiteLLM's
-                usage.completion_tokens_details = None
-    _plain_cost(chunks, usage)
-    return raw
-
-
-def _plain_cost(chunks: list[Any], usage: Any) -> None:
-    """Undo the ``usage.cost`` LiteLLM writes into a stream's usage from its price list.
-
-    A plain reply's usage carries ``cost`` only when the provider reported one;
-    reading a stream, LiteLLM stamps its own bill there (for a model it knows
-    the price of) and keeps the provider's figure as ``upstream_usage_cost``.
-    """
-    if usage is None:
-        return
-    for chunk in reversed(chunks):
-        hidden = getattr(chunk, "_hidden_params", None)
-        if getattr(chunk, "usage", None) is None or not isinstance(hidden, dict):
-            continue
-        if "upstream_usage_cost" not in hidden:
-            return
-        upstream = hidden["upstream_usage_cost"]
-        with contextlib.suppress(Exception):
-            if upstream is None:
-                delattr(usage, "cost")
-            else:
-                usage.cost = upstream
-        return
-
-
 def _wrap_litellm(module: Any) -> None:
     """Stream DSPy's LiteLLM calls; a reply cut mid-stream is retried as LiteLLM retries a plain call.
 
@@ -416,9 +372,11 @@ def prepare() -> None:
     """Build every wrapper once (called by :func:`~streamll.streaming.patches.activate` under its lock)."""
     from dspy.clients import lm as lm_module
 
+    from streamll.streaming.attempts import prepare_attempts
     from streamll.streaming.hooks import prepare_hooks
 
     prepare_hooks()
+    prepare_attempts()
     _install_engines()
     _wrap_litellm(lm_module)
 

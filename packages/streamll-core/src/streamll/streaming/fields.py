@@ -11,6 +11,7 @@ LM's own ``finish_reason``).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,31 +30,56 @@ CANCELLED = "cancelled"
 """``finish_reason`` of the last token of a reply whose execution was cancelled (its text is partial)."""
 
 
+NATIVE = "native"
+"""``source`` of the tokens of the LM's own reasoning (``reasoning_content`` deltas), streamed as ``reasoning``."""
+REASONING = "reasoning"
+
+
 @dataclass
 class PredictorState:
-    """What the stream needs to know about one predictor call: its adapter and fields."""
+    """What the stream needs to know about one predictor call: its adapter, fields and where it sits."""
 
     name: str
     adapter: str
     output_fields: list[str]
     stream_fields: frozenset[str]
     delivered: set[str] = field(default_factory=set)
+    path: str | None = None
+    """The predictor's attribute path in the instrumented module (``named_predictors()``)."""
+    attempt: int | None = None
+    """The ``Refine`` / ``BestOfN`` attempt this call belongs to (1, 2, ...)."""
+    native_reasoning: bool = False
+    """``reasoning`` is chosen and the LM's own reasoning (``reasoning_content``) may stream as that field."""
+    field_types: dict[str, str] = field(default_factory=dict)
+    """Type names of chosen non-text fields (``"bool"``, ``"list[str]"``)."""
+    values: Callable[[str], dict[str, Any]] | None = None
+    """Parses the whole reply into the chosen typed fields' values (JSON-encodable), when possible."""
+    reasoning_entry: str | None = None
+    """The ``stream_fields`` entry that chose native reasoning for this predictor."""
     tool_field: str | None = None
     """The chosen ``dspy.ToolCalls`` output field: native tool calls' arguments stream as its tokens."""
 
+    @property
+    def wants_stream(self) -> bool:
+        """True when something of this predictor's reply is streamed as token events."""
+        return bool(self.stream_fields) or self.native_reasoning
 
-def chunk_parts(chunk: Any) -> tuple[str | None, str | None, Any]:
-    """(content delta, finish_reason, usage) of an OpenAI-style stream chunk (object or dict)."""
+
+def chunk_parts(chunk: Any) -> tuple[str | None, str | None, Any, str | None]:
+    """(content delta, finish_reason, usage, reasoning_content delta) of an OpenAI-style stream chunk."""
     is_dict = isinstance(chunk, dict)
     choices = chunk.get("choices") if is_dict else getattr(chunk, "choices", None)
     usage = chunk.get("usage") if is_dict else getattr(chunk, "usage", None)
     if not choices:
-        return None, None, usage
+        return None, None, usage, None
     choice = choices[0]
     delta = choice.get("delta") if isinstance(choice, dict) else getattr(choice, "delta", None)
     finish = choice.get("finish_reason") if isinstance(choice, dict) else getattr(choice, "finish_reason", None)
-    content = delta.get("content") if isinstance(delta, dict) else getattr(delta, "content", None)
-    return content, finish, usage
+    if isinstance(delta, dict):
+        content, reasoning = delta.get("content"), delta.get("reasoning_content")
+    else:
+        content, reasoning = getattr(delta, "content", None), getattr(delta, "reasoning_content", None)
+    return content, finish, usage, reasoning if isinstance(reasoning, str) else None
 
 
 def usage_dict(usage: Any) -> dict[str, int] | None:
@@ -78,21 +104,14 @@ def _get(item: Any, key: str) -> Any:
 def chunk_tool_calls(chunk: Any) -> list[tuple[int, str | None, str | None, str]]:
     """(index, id, name, argument fragment) of each ``delta.tool_calls`` entry of an OpenAI-style chunk."""
     choices = _get(chunk, "choices")
-    if not choices:
-        return []
-    calls = _get(_get(choices[0], "delta"), "tool_calls") if _get(choices[0], "delta") is not None else None
+    delta = _get(choices[0], "delta") if choices else None
     parts = []
-    for call in calls or ():
+    for call in (_get(delta, "tool_calls") if delta is not None else None) or ():
         function = _get(call, "function")
         index = _get(call, "index")
-        parts.append(
-            (
-                index if isinstance(index, int) else 0,
-                _get(call, "id") or None,
-                (_get(function, "name") or None) if function is not None else None,
-                (_get(function, "arguments") or "") if function is not None else "",
-            )
-        )
+        name = _get(function, "name") if function is not None else None
+        arguments = _get(function, "arguments") if function is not None else None
+        parts.append((index if isinstance(index, int) else 0, _get(call, "id") or None, name or None, arguments or ""))
     return parts
 
 
@@ -112,8 +131,7 @@ class ToolCallStreams:
         stream = self.streams.get(index)
         if stream is None:
             field_name = self.call.state.tool_field or ""
-            extra: dict[str, Any] = {"tool_index": index}
-            stream = self.streams[index] = FieldStream(self.call, field_name, extra)
+            stream = self.streams[index] = FieldStream(self.call, field_name, extra={"tool_index": index})
             self.call.state.delivered.add(field_name)
         extra = stream.extra if stream.extra is not None else {}
         if call_id and "tool_call_id" not in extra:
@@ -137,32 +155,38 @@ class FieldStream:
     last token can carry its finish_reason.
     """
 
-    __slots__ = ("call", "extra", "field", "held", "index", "pieces")
+    __slots__ = ("call", "extra", "field", "held", "index", "pieces", "source")
 
-    def __init__(self, call: LMCallStream, field_name: str, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, call: LMCallStream, field_name: str, source: str = "stream", extra: dict[str, Any] | None = None
+    ) -> None:
         self.call = call
         self.field = field_name
-        self.extra = extra
-        """Keys the token events carry in ``data`` besides the call's (a tool call's id, index and name)."""
         self.index = 0
         self.held: str | None = None
         self.pieces = 0
+        self.source = source
+        self.extra = extra
+        """Keys every token of this stream carries in ``data`` (a tool call's id, index and name)."""
 
     def push(self, piece: str) -> None:
         if self.held is not None:
-            self._emit(self.held, None)
+            self._emit(self.held, None, self.source)
         self.held = piece
         self.pieces += 1
 
-    def finish(self, reason: str, source: str = "stream") -> None:
+    def finish(self, reason: str, source: str | None = None, extra: dict[str, Any] | None = None) -> None:
+        source = source or self.source
         whole = self.index == 0 and self.pieces <= 1
         if whole and source == "stream" and self.call.chunks_with_text <= 1:
             source = "single_chunk"
-        self._emit(self.held or "", reason, source)
+        self._emit(self.held or "", reason, source, extra)
         self.held = None
 
-    def _emit(self, token: str, finish_reason: str | None, source: str = "stream") -> None:
-        self.call.run.emit_token(self.call, self.field, token, self.index, finish_reason, source, self.extra)
+    def _emit(self, token: str, finish_reason: str | None, source: str, extra: dict[str, Any] | None = None) -> None:
+        if self.extra:
+            extra = {**self.extra, **extra} if extra else self.extra
+        self.call.run.emit_token(self.call, self.field, token, self.index, finish_reason, source, extra)
         self.index += 1
 
 
@@ -194,18 +218,47 @@ class LMCallStream:
         self.tool_chunks = 0
         """Chunks that carried tool-call argument text (native function calling)."""
         self.done = False
+        self.reasoning: FieldStream | None = None
+        """The LM's own reasoning (``reasoning_content``) streaming as the ``reasoning`` field."""
+        self.native_done = False
+        self.text: list[str] | None = [] if state.values is not None else None
+        """The reply's text so far, kept only to parse typed fields' values at its end."""
+        self.deferred: list[tuple[FieldStream, str]] = []
+        """Typed fields whose last token waits for the reply's end (and the parsed value)."""
 
     def feed_text(self, content: str) -> None:
         """The next piece of the reply's text."""
         if content and not self.done:
             self.chunks_with_text += 1
+            if self.reasoning is not None:
+                self._end_native(FIELD_END)
+            if self.text is not None:
+                self.text.append(content)
             self._apply(self.parser.feed(content))
+
+    def feed_reasoning(self, content: str) -> None:
+        """The next piece of the LM's own reasoning (a ``reasoning_content`` delta)."""
+        if not content or self.done or self.native_done or not self.state.native_reasoning:
+            return
+        if self.reasoning is None:
+            self.reasoning = FieldStream(self, REASONING, NATIVE)
+            self.state.delivered.add(REASONING)
+            self.run.native_reasoning_seen(self.state)
+        self.reasoning.push(content)
+
+    def _end_native(self, reason: str) -> None:
+        if self.reasoning is not None:
+            self.reasoning.finish(reason)
+            self.reasoning = None
+            self.native_done = True
 
     def feed_chunk(self, chunk: Any) -> None:
         """An OpenAI-style chunk (litellm ``ModelResponseStream`` or DSPy's listener chunk)."""
-        content, finish, usage = chunk_parts(chunk)
+        content, finish, usage, reasoning = chunk_parts(chunk)
         if usage is not None:
             self.usage = usage_dict(usage) or self.usage
+        if reasoning:
+            self.feed_reasoning(reasoning)
         if content:
             self.feed_text(content)
         if self.tool_calls is not None:
@@ -224,11 +277,33 @@ class LMCallStream:
         self._apply(self.parser.finish())
         for stream in list(self.open.values()):
             self._park(stream)
+        if self.reasoning is not None:  # the reply had reasoning and no text (or nothing chosen after it)
+            self._end_native(reason if self.parked is None and not self.deferred else FIELD_END)
         if self.parked is not None:
-            self.parked.finish(reason)
+            self._finish(self.parked, reason)
             self.parked = None
+        self._flush_deferred(reason)
         if self.tool_calls is not None:
             self.tool_calls.end(reason)
+
+    def _flush_deferred(self, reason: str) -> None:
+        """Emit the held last tokens of typed fields, each with its parsed value (when the reply parses)."""
+        if not self.deferred:
+            return
+        values: dict[str, Any] = {}
+        if self.state.values is not None and self.text is not None and reason not in (ERROR, CANCELLED):
+            values = self.state.values("".join(self.text))
+        for stream, stream_reason in self.deferred:
+            extra = {"value": values[stream.field]} if stream.field in values else None
+            stream.finish(stream_reason, extra=extra)
+        self.deferred = []
+
+    def _finish(self, stream: FieldStream, reason: str) -> None:
+        """A field's text is complete: a typed field waits for the reply's end, a text field ends now."""
+        if stream.field in self.state.field_types:
+            self.deferred.append((stream, reason))
+        else:
+            stream.finish(reason)
 
     def _apply(self, ops: list[tuple[str, ...]]) -> None:
         selected = self.state.stream_fields
@@ -237,9 +312,9 @@ class LMCallStream:
             if kind == "open":
                 self.unseen.discard(name)
                 if self.parked is not None:  # the parked field was not the reply's last after all
-                    self.parked.finish(FIELD_END)
+                    self._finish(self.parked, FIELD_END)
                     self.parked = None
-            if name not in selected:
+            if name not in selected or (name == REASONING and self.native_done):
                 continue
             if kind == "text":
                 stream = self.open.get(name)
@@ -257,23 +332,25 @@ class LMCallStream:
         """A field's text is complete: emit its last token now, unless it may be the reply's last field."""
         self.open.pop(stream.field, None)
         if self.parked is not None:
-            self.parked.finish(FIELD_END)
+            self._finish(self.parked, FIELD_END)
             self.parked = None
         if self.unseen:
-            stream.finish(FIELD_END)
+            self._finish(stream, FIELD_END)
         else:
             self.parked = stream
 
 
 __all__ = [
     "CACHED",
-    "chunk_tool_calls",
+    "NATIVE",
     "CANCELLED",
     "ERROR",
     "FIELD_END",
     "FieldStream",
     "LMCallStream",
     "PredictorState",
+    "ToolCallStreams",
     "chunk_parts",
+    "chunk_tool_calls",
     "usage_dict",
 ]

@@ -9,17 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from streamll.streaming.parsers import Op
-
-
-def _sections(fields: Iterable[str]) -> Any:
-    from streamll.streaming.parsers import _Sections
-
-    return _Sections(fields, strip=True)
-
+from streamll.streaming.sections import Op, Sections
 
 XML_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 TAG_RE = re.compile(r"<\s*(/?)\s*([A-Za-z_][\w.\-]*)[^>]*?(/?)\s*>")
@@ -34,14 +25,16 @@ class XMLParser:
     """
 
     def __init__(self, fields: Iterable[str], *, legacy: bool | None = None) -> None:
+        """Parse replies for the output ``fields``."""
         self._legacy = xml_rules_are_legacy() if legacy is None else legacy
-        self._sections = _sections(fields)
+        self._sections = Sections(fields, strip=True)
         self._buffer = ""
         self._skip: str | None = None  # a non-field element whose content is ignored
         self._skip_depth = 0
         self._carry_cr = False
 
     def feed(self, text: str) -> list[Op]:
+        """Operations for the next chunk of reply text."""
         if self._legacy:
             self._buffer += text
         else:
@@ -56,6 +49,7 @@ class XMLParser:
         return ops
 
     def finish(self) -> list[Op]:
+        """Operations at the end of the reply (closes an open field)."""
         ops: list[Op] = []
         if self._carry_cr:
             self._buffer += "\n"

@@ -103,9 +103,11 @@ class TransportContract:
 
     @pytest.fixture
     def transport(self) -> TransportFixture:
+        """The transport under test (each suite defines this fixture)."""
         raise NotImplementedError("subclass TransportContract and provide a `transport` fixture")
 
     async def test_round_trip_keeps_bodies_and_order(self, transport: TransportFixture) -> None:
+        """Events written come back byte-identical in wire form and in order."""
         sink = transport.make_sink()
         _, events = make_execution_events(50)
         await asyncio.to_thread(write, sink, events)
@@ -119,12 +121,14 @@ class TransportContract:
         await asyncio.to_thread(sink.stop)
 
     async def test_consume_one_times_out_with_none(self, transport: TransportFixture) -> None:
+        """``consume_one(timeout=...)`` returns ``None`` when nothing arrives."""
         async with transport.make_consumer(from_beginning=True) as consumer:
             started = asyncio.get_running_loop().time()
             assert await consumer.consume_one(timeout=0.3) is None
             assert asyncio.get_running_loop().time() - started < 5.0
 
     async def test_new_consumer_without_from_beginning_sees_only_new_events(self, transport: TransportFixture) -> None:
+        """A consumer that does not start from the beginning sees only events written after it started."""
         sink = transport.make_sink()
         _, old = make_execution_events(3)
         await asyncio.to_thread(write, sink, old)
@@ -136,6 +140,7 @@ class TransportContract:
         await asyncio.to_thread(sink.stop)
 
     async def test_filters_by_event_type_and_execution(self, transport: TransportFixture) -> None:
+        """``event_types`` and ``execution_id`` filters drop other events."""
         sink = transport.make_sink()
         first, events_a = make_execution_events(4)
         _, events_b = make_execution_events(4)
@@ -149,6 +154,7 @@ class TransportContract:
         await asyncio.to_thread(sink.stop)
 
     async def test_malformed_messages_are_skipped_and_counted(self, transport: TransportFixture) -> None:
+        """A malformed message is skipped, counted and does not stop the consumer."""
         sink = transport.make_sink()
         _, events = make_execution_events(2)
         await transport.publish_raw(b"not json at all")
@@ -217,6 +223,7 @@ class TransportContract:
         await asyncio.to_thread(sink.stop)
 
     async def test_async_iteration(self, transport: TransportFixture) -> None:
+        """``async for`` yields the events in order."""
         sink = transport.make_sink()
         _, events = make_execution_events(5)
         await asyncio.to_thread(write, sink, events)
@@ -230,6 +237,7 @@ class TransportContract:
         await asyncio.to_thread(sink.stop)
 
     async def test_group_resumes_after_ack(self, transport: TransportFixture) -> None:
+        """A consumer group resumes after the last acknowledged event."""
         sink = transport.make_sink()
         _, events = make_execution_events(6)
         await asyncio.to_thread(write, sink, events)

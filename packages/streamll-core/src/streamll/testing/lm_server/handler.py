@@ -12,6 +12,7 @@ from typing import Any
 
 from streamll.testing import tool_calls
 from streamll.testing.lm_server.prompt import ChatRequest, message_text
+from streamll.testing.lm_server.reasoning import reasoning_deltas, reasoning_text
 from streamll.testing.lm_server.reply import reply_text, tokenize
 from streamll.testing.lm_server.state import Knobs, ServerState
 from streamll.testing.lm_server.wire import Completion, error_body
@@ -53,10 +54,12 @@ def _completion(request: ChatRequest, content: str, knobs: Knobs, completion_id:
     if limit is not None and len(tokens) > limit:
         tokens = tokens[: max(int(limit), 0)]
         finish_reason = "length"
+    reasoning = reasoning_text(knobs.reasoning_content, request)
     prompt_tokens = sum(len(tokenize(message_text(m))) for m in request.messages)
-    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(tokens)}
-    usage["total_tokens"] = prompt_tokens + len(tokens)
-    return Completion(completion_id, request.model or "offline", tokens, finish_reason, usage)
+    completion_tokens = len(tokens) + len(tokenize(reasoning or ""))
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+    usage["total_tokens"] = prompt_tokens + completion_tokens
+    return Completion(completion_id, request.model or "offline", tokens, finish_reason, usage, reasoning=reasoning)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -222,6 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
         delay = float(knobs.token_delay or 0.0)
         try:
             self._write_event(completion.chunk({"role": "assistant", "content": ""}))
+            for delta in reasoning_deltas(completion.reasoning, tokenize):
+                self._write_event(completion.chunk(delta))
             for count, piece in enumerate(pieces):
                 if knobs.disconnect_after is not None and count >= knobs.disconnect_after:
                     raise _Disconnect

@@ -43,7 +43,7 @@ class OfflineLMServer:
 
     Reply knobs (``answers``, ``responder``, ``one_chunk``, ``finish_reason``,
     ``max_tokens``, ``fail_status``, ``fail_times``, ``fail_message``,
-    ``disconnect_after``, ``disconnect_times``, ``token_delay``, ``raw_reply``; see
+    ``disconnect_after``, ``disconnect_times``, ``token_delay``, ``raw_reply``, ``reasoning_content``; see
     ``streamll.testing.lm_server.Knobs``) are plain attributes that may be set at any
     time, directly or through ``configure``; each request reads them once when it arrives.
     """
@@ -60,6 +60,7 @@ class OfflineLMServer:
     disconnect_times = _Knob()
     token_delay = _Knob()
     raw_reply = _Knob()
+    reasoning_content = _Knob()
 
     def __init__(
         self,

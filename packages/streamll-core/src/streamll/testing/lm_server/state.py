@@ -43,6 +43,8 @@ class Knobs:
     """Seconds to wait before each streamed chunk."""
     raw_reply: str | None = None
     """Send this text verbatim instead of a formatted reply."""
+    reasoning_content: str | Callable[[ChatRequest], str | None] | None = None
+    """A reasoning model's thinking, sent beside the reply (a string, or per request); see ``reasoning``."""
 
     def copy(self) -> Knobs:
         """An independent snapshot (its own ``answers`` dict)."""

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamll.testing.lm_server.reasoning import add_to_message
+
 __all__ = ["Completion", "error_body", "iter_sse_events"]
 
 _ERROR_TYPES: dict[int, tuple[str, str]] = {
@@ -42,10 +44,14 @@ class Completion:
     finish_reason: str
     usage: dict[str, int]
     created: int = field(default_factory=lambda: int(time.time()))
+    reasoning: str | None = None
+    """The reasoning a reasoning model sends beside the content (``reasoning_content``)."""
 
     def body(self, choices: int = 1) -> dict[str, Any]:
         """The non-streaming ``chat.completion`` object with ``choices`` identical choices."""
-        message = {"role": "assistant", "content": "".join(self.tokens), "refusal": None}
+        message = add_to_message(
+            {"role": "assistant", "content": "".join(self.tokens), "refusal": None}, self.reasoning
+        )
         return {
             "id": self.completion_id,
             "object": "chat.completion",

@@ -1,0 +1,116 @@
+"""Typed output fields: token events say the field's type and the last one carries the parsed value."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import dspy
+import pydantic
+import pytest
+import streamll
+from streamll import MemorySink
+from streamll.testing import OfflineLMServer
+
+from .conftest import ADAPTERS
+
+
+class Info(pydantic.BaseModel):
+    name: str
+    year: int
+
+
+class Typed(dspy.Signature):
+    """Answer with typed fields."""
+
+    question: str = dspy.InputField()
+    answer: str = dspy.OutputField()
+    ok: bool = dspy.OutputField()
+    count: int = dspy.OutputField()
+    tags: list[str] = dspy.OutputField()
+    kind: Literal["fact", "opinion"] = dspy.OutputField()
+    info: Info = dspy.OutputField()
+
+
+VALUES = {
+    "answer": "Machine learning learns from data.",
+    "ok": True,
+    "count": 3,
+    "tags": ["ml", "ai"],
+    "kind": "fact",
+    "info": {"name": "ML", "year": 1959},
+}
+TYPES = {"ok": "bool", "count": "int", "tags": "list[str]", "kind": "Literal['fact', 'opinion']", "info": "Info"}
+
+
+@streamll.instrument(stream_fields=list(VALUES))
+class TypedQA(dspy.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.predict = dspy.Predict(Typed)
+
+    def forward(self, question: str) -> dspy.Prediction:
+        return self.predict(question=question)
+
+
+def json_form(value: Any) -> Any:
+    return value.model_dump(mode="json") if isinstance(value, pydantic.BaseModel) else value
+
+
+@pytest.mark.parametrize("adapter", sorted(ADAPTERS))
+def test_typed_fields_carry_their_type_and_parsed_value(
+    server: OfflineLMServer, memory_sink: MemorySink, adapter: str
+) -> None:
+    server.configure(answers=VALUES)
+    with dspy.context(lm=server.lm(), adapter=ADAPTERS[adapter]()):
+        prediction = TypedQA()(question="What is ML?")
+    assert streamll.flush(10)
+
+    for name, type_name in TYPES.items():
+        events = memory_sink.tokens(name)
+        assert events, f"{name} streamed nothing"
+        assert {event.data["field_type"] for event in events} == {type_name}
+        assert [event.token_index for event in events] == list(range(len(events)))
+        last = events[-1]
+        assert last.finish_reason is not None
+        assert last.data["value"] == json_form(prediction[name]) == VALUES[name]
+        assert all("value" not in event.data for event in events[:-1])
+    answer = memory_sink.tokens("answer")
+    assert all("field_type" not in event.data and "value" not in event.data for event in answer)
+    assert "".join(event.token for event in answer) == prediction.answer  # text fields: exactly the prediction
+    assert memory_sink.values() == {f"predict.{name}": VALUES[name] for name in TYPES}
+
+
+def test_a_value_that_does_not_parse_has_no_value(server: OfflineLMServer, lm: Any, memory_sink: MemorySink) -> None:
+    """The ChatAdapter cannot parse ``many`` as an int; DSPy falls back to JSON, whose reply parses."""
+    server.configure(responder=lambda request: {"count": "many"} if request.adapter == "chat" else {"count": 4})
+
+    @streamll.instrument(stream_fields=["count"])
+    class Counted(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("question -> answer, count: int")
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.predict(question=question)
+
+    prediction = Counted()(question="How many?")
+    assert streamll.flush(10)
+
+    finals = [event for event in memory_sink.tokens("count") if event.finish_reason is not None]
+    assert len(finals) == 2, "one stream of count per LM call (ChatAdapter, then the JSONAdapter fallback)"
+    assert "value" not in finals[0].data
+    assert finals[1].data["value"] == prediction.count == 4
+
+
+def test_a_cached_typed_field_is_replayed_with_its_value(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+    server.configure(answers=VALUES)
+    with dspy.context(lm=server.lm(cache=True), adapter=dspy.ChatAdapter()):
+        TypedQA()(question="cached typed question")
+        assert streamll.flush(10)
+        memory_sink.clear()
+        prediction = TypedQA()(question="cached typed question")
+    assert streamll.flush(10)
+
+    counts = memory_sink.tokens("count")
+    assert [event.data["source"] for event in counts] == ["cache"]
+    assert counts[0].data["value"] == prediction.count == 3 and counts[0].data["field_type"] == "int"
