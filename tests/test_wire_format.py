@@ -30,10 +30,15 @@ from streamll.core.events import (
     ErrorEvent,
     Event,
     StartEvent,
+    StatusEvent,
     TokenEvent,
+    ToolEndEvent,
+    ToolErrorEvent,
+    ToolStartEvent,
 )
 from streamll.core.serialization import decode_event, encode_event, event_to_dict
 from streamll.core.spans import Span, error_data
+from streamll.core.tools import RESULT_LIMIT, ToolSpan, result_summary
 from streamll.errors import MalformedEventError
 from streamll.schema import load_schema, schema_errors, validate_event, validator
 
@@ -71,6 +76,9 @@ def example_events() -> list[Event]:
             )
             events.append(lm_end)
             events.append(module.emit("retrieval_hit", {"doc_id": 3, "score": 0.5, "why": {1, 2}}))
+            ToolSpan("add", {"a": 2, "b": 3}, extra={"step": 0}).open("Calling tool add...").close(5, status="done")
+            failing = ToolSpan("lookup", {"term": "x"}).open()
+            failing.close(error=KeyError("x"))
             try:
                 with Span("trace", "retrieve"):
                     raise KeyError("missing")
@@ -121,6 +129,13 @@ def _error_body(**data: Any) -> dict[str, Any]:
     return event_to_dict(ErrorEvent(execution_id="e1", data=data))
 
 
+def _tool_body(event_type: str, **data: Any) -> dict[str, Any]:
+    return event_to_dict(Event(event_type=event_type, execution_id="e1", data=data))
+
+
+TOOL = {"tool_call_id": "call_1", "tool_name": "add"}
+
+
 INVALID_BODIES: dict[str, Any] = {
     "not an object": ["token"],
     "no event_id": _broken({}, drop=("event_id",)),
@@ -147,6 +162,17 @@ INVALID_BODIES: dict[str, Any] = {
     "end with fractional usage": _end_body(duration_ms=1.0, usage={"prompt_tokens": 1.5}),
     "error without error_type": _error_body(error_message="boom"),
     "error without error_message": _error_body(error_type="KeyError"),
+    "tool_start without arguments": _tool_body("tool_start", **TOOL),
+    "tool_start without tool_call_id": _tool_body("tool_start", tool_name="add", arguments={}),
+    "tool_start with arguments as text": _tool_body("tool_start", **TOOL, arguments="a=2"),
+    "tool_start with an empty tool_call_id": _tool_body("tool_start", tool_call_id="", tool_name="add", arguments={}),
+    "tool_end without result": _tool_body("tool_end", **TOOL, duration_ms=1.0),
+    "tool_end without duration_ms": _tool_body("tool_end", **TOOL, result="5"),
+    "tool_end with a result object": _tool_body("tool_end", **TOOL, duration_ms=1.0, result={"x": 1}),
+    "tool_error without error_type": _tool_body("tool_error", **TOOL, error_message="boom"),
+    "tool_error without tool_name": _tool_body("tool_error", tool_call_id="c", error_type="E", error_message="m"),
+    "status without message": _tool_body("status", stage="tool_start"),
+    "status message not text": _tool_body("status", message=3),
 }
 
 
@@ -263,6 +289,10 @@ def test_schema_version_written_is_v1_and_other_majors_are_not() -> None:
         EndEvent(execution_id="e", operation="lm", data={"duration_ms": 1.5, "usage": {"total_tokens": 9}}),
         ErrorEvent(execution_id="e", data={"error_type": "KeyError", "error_message": "'k'", "duration_ms": 0.1}),
         Event(event_type="retrieval_hit", execution_id="e", parent_id="p", sequence=4, tags={"user_id": "u"}),
+        ToolStartEvent(execution_id="e", operation="tool", data={**TOOL, "arguments": {"a": 2}, "step": 1}),
+        ToolEndEvent(execution_id="e", operation="tool", data={**TOOL, "duration_ms": 0.5, "result": "5"}),
+        ToolErrorEvent(execution_id="e", data={**TOOL, "error_type": "KeyError", "error_message": "'x'"}),
+        StatusEvent(execution_id="e", data={"message": "Calling tool add...", "stage": "tool_start"}),
     ],
     ids=lambda event: event.event_type,
 )
@@ -397,3 +427,28 @@ def test_schema_check_plugin_fails_a_test_whose_events_break_the_schema(tmp_path
     assert "ERROR at teardown of test_end_without_duration" in output, output
     assert "$.data: 'duration_ms' is a required property" in output, output
     assert "wire format: 3 events validated against event.v1.json, 1 invalid" in output, output
+
+
+def test_tool_results_are_bounded_and_say_when_cut() -> None:
+    short = result_summary({"a": 1})
+    assert short == {"result": "{'a': 1}", "result_type": "dict"}
+    long = result_summary("x" * (RESULT_LIMIT + 5))
+    assert len(long["result"]) == RESULT_LIMIT
+    assert long["result_truncated"] is True and long["result_length"] == RESULT_LIMIT + 5
+
+
+def test_tool_events_carry_their_call_id_and_close_their_span() -> None:
+    sink = streamll.MemorySink(name="tools")
+    try:
+        with Span("module", "Agent", sinks=(sink,)):
+            span = ToolSpan("add", {"a": 2}, tool_call_id="call_7").open()
+            inner = streamll.emit("inside_the_tool")
+            span.close(5)
+        assert sink.flush(5)
+        start, end = sink.of_type("tool_start")[0], sink.of_type("tool_end")[0]
+    finally:
+        sink.stop()
+    assert isinstance(start, ToolStartEvent) and isinstance(end, ToolEndEvent)
+    assert start.data["tool_call_id"] == end.data["tool_call_id"] == "call_7"
+    assert end.data["span_id"] == start.event_id == inner.parent_id
+    assert end.data["result"] == "5" and end.data["duration_ms"] >= 0

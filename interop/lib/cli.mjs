@@ -28,13 +28,13 @@ export function parseArgs(argv, flags = []) {
 export class UsageError extends Error {}
 
 /**
- * Split a sink URL the way streamll writes them: `scheme://[user[:password]@]host[:port][,host2...][?k=v&...]`.
- * Returns { scheme, user, password, hosts: ["host:port", ...], params: URLSearchParams }.
+ * Split a sink URL the way streamll writes them: `scheme://[user[:password]@]host[:port][,host2...][/path][?k=v&...]`.
+ * Returns { scheme, user, password, hosts: ["host:port", ...], path (after the first "/", e.g. a Redis db), params }.
  */
 export function parseSinkUrl(text, defaultPort) {
-  const match = /^([a-z][a-z0-9+.-]*):\/\/(?:([^@/?#]*)@)?([^/?#]*)\/?(?:\?([^#]*))?$/i.exec(text || "");
+  const match = /^([a-z][a-z0-9+.-]*):\/\/(?:([^@/?#]*)@)?([^/?#]*)(?:\/([^?#]*))?(?:\?([^#]*))?$/i.exec(text || "");
   if (!match) throw new UsageError("expected a URL like nats://127.0.0.1:4222?subject=streamll.events");
-  const [, scheme, userinfo, hostList, query] = match;
+  const [, scheme, userinfo, hostList, path, query] = match;
   let user = null;
   let password = null;
   if (userinfo) {
@@ -47,7 +47,7 @@ export function parseSinkUrl(text, defaultPort) {
     .map((host) => host.trim())
     .filter(Boolean)
     .map((host) => (/:\d+$/.test(host) ? host : `${host}:${defaultPort}`));
-  return { scheme: scheme.toLowerCase(), user, password, hosts, params: new URLSearchParams(query || "") };
+  return { scheme: scheme.toLowerCase(), user, password, hosts, path: path || "", params: new URLSearchParams(query || "") };
 }
 
 /** A positive number option (seconds, counts), or the default. */

@@ -77,20 +77,23 @@ export function predictorField(event) {
 }
 
 /**
- * Text per field of one execution: token events grouped per LM call, each group in token_index order.
+ * Text per field of one execution: token events grouped per LM call (and, for a native tool
+ * call's argument tokens, per tool_call_id), each group in token_index order.
  * `fields` joins every predictor's stream of a field; `predictor_fields` keeps the stages apart
  * ("draft.answer", "respond.answer"); `values` holds the parsed values of typed fields (data.value).
+ * Tool-call arguments go to `toolInputs` (tool_call_id -> text), not to the fields.
  */
 export function fieldTexts(tokens) {
-  const groups = new Map(); // "field\u0000parent_id" -> tokens of one field in one LM call
+  const groups = new Map(); // "field\u0000parent_id\u0000tool_call_id" -> tokens of one field in one LM call
   for (const event of [...tokens].sort((a, b) => a.sequence - b.sequence)) {
-    const key = `${event.data.field}\u0000${event.parent_id}`;
+    const key = `${event.data.field}\u0000${event.parent_id}\u0000${event.data.tool_call_id ?? ""}`;
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(event);
   }
   const fields = {};
   const predictorFields = {};
   const values = {};
+  const toolInputs = {};
   const gaps = [];
   for (const group of groups.values()) {
     group.sort((a, b) => a.data.token_index - b.data.token_index);
@@ -99,13 +102,24 @@ export function fieldTexts(tokens) {
       if (event.data.token_index !== position) gaps.push(`${field}: token_index ${event.data.token_index} at position ${position}`);
     });
     const text = group.map((event) => event.data.token).join("");
+    const callId = group[0].data.tool_call_id;
+    if (typeof callId === "string") {
+      toolInputs[callId] = (toolInputs[callId] || "") + text;
+      continue;
+    }
     const qualified = predictorField(group[0]);
     fields[field] = (fields[field] || "") + text;
     predictorFields[qualified] = (predictorFields[qualified] || "") + text;
     const last = group.at(-1);
     if (last.data.finish_reason !== null && "value" in last.data) values[qualified] = last.data.value;
   }
-  return { fields, predictorFields, values, gaps };
+  return { fields, predictorFields, values, toolInputs, gaps };
+}
+
+/** One tool call as the summary reports it, from its tool_start and its tool_end / tool_error. */
+function toolCall(start) {
+  const { tool_call_id, tool_name, arguments: args, step, lm_call_id } = start.data;
+  return { tool_call_id, tool_name, arguments: args, step: step ?? null, lm_call_id: lm_call_id ?? null, outcome: null };
 }
 
 /** Everything a consumer learns from a stream of messages; summary() is what it prints. */
@@ -113,7 +127,7 @@ export class StreamCollector {
   /**
    * @param {object} options
    * @param {Function} options.validate ajv validate function (loadValidator())
-   * @param {string} options.prefix CloudEvents header prefix: "ce_" or "ce-"
+   * @param {string|null} options.prefix CloudEvents header prefix: "ce_" or "ce-"; null for a transport without headers (Redis)
    * @param {number} [options.executions] stop once this many executions have ended (default 1; 0 = never)
    * @param {number} [options.count] stop after this many messages (0 = no limit)
    * @param {string} [options.executionId] only this execution counts towards stopping and fields
@@ -148,7 +162,8 @@ export class StreamCollector {
     }
     const schemaOk = this.validate(body);
     const problems = schemaOk ? [] : describeErrors(this.validate.errors);
-    if (schemaOk) problems.push(...headerProblems(headers, body, this.prefix), ...(check ? check(body) : []));
+    const headerChecks = this.prefix === null ? [] : headerProblems(headers, body, this.prefix); // Redis has no headers
+    if (schemaOk) problems.push(...headerChecks, ...(check ? check(body) : []));
     const eventId = body && typeof body === "object" ? body.event_id ?? null : null;
     if (problems.length) {
       this.invalid.push({ event_id: eventId, event_type: body?.event_type ?? null, errors: problems });
@@ -167,13 +182,22 @@ export class StreamCollector {
   record(body) {
     let execution = this.byExecution.get(body.execution_id);
     if (!execution) {
-      execution = { execution_id: body.execution_id, module_name: null, events: 0, tokens: [], lastSequence: -1, ordered: true, ended: null };
+      execution = { execution_id: body.execution_id, module_name: null, events: 0, tokens: [], tools: [], lastSequence: -1, ordered: true, ended: null };
       this.byExecution.set(body.execution_id, execution);
     }
     execution.events += 1;
     if (body.sequence <= execution.lastSequence) execution.ordered = false;
     execution.lastSequence = Math.max(execution.lastSequence, body.sequence);
     if (body.event_type === "token") execution.tokens.push(body);
+    if (body.event_type === "tool_start") execution.tools.push(toolCall(body));
+    if (body.event_type === "tool_end" || body.event_type === "tool_error") {
+      const call = execution.tools.find((each) => each.tool_call_id === body.data.tool_call_id);
+      if (call) {
+        call.outcome = body.event_type === "tool_end" ? "end" : "error";
+        if (call.outcome === "end") call.result = body.data.result;
+        else call.error_type = body.data.error_type;
+      }
+    }
     if (body.parent_id === null && body.event_type === "start") execution.module_name = body.module_name;
     if (isEndOfExecution(body)) {
       execution.ended = body.event_type;
@@ -189,7 +213,7 @@ export class StreamCollector {
   /** The JSON summary: {valid, invalid, fields, executions, ...}. */
   summary(extra = {}) {
     const executions = [...this.byExecution.values()].map((execution) => {
-      const { fields, predictorFields, values, gaps } = fieldTexts(execution.tokens);
+      const { fields, predictorFields, values, toolInputs, gaps } = fieldTexts(execution.tokens);
       return {
         execution_id: execution.execution_id,
         module_name: execution.module_name,
@@ -201,6 +225,8 @@ export class StreamCollector {
         fields,
         predictor_fields: predictorFields,
         values,
+        tools: execution.tools,
+        tool_inputs: toolInputs,
       };
     });
     // "fields" is the text of the execution that ended the stream, else of the last execution seen

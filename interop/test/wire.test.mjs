@@ -123,3 +123,42 @@ test("--execution-id and --count decide when to stop", () => {
   const counted = new StreamCollector({ validate, prefix: "ce-", executions: 0, count: 2 });
   assert.deepEqual(feed(counted, [event(), event()]), [false, true]);
 });
+
+test("tool calls are reported, and a native call's argument tokens rebuild per call", () => {
+  const collector = new StreamCollector({ validate, prefix: "ce-" });
+  const args = (text, index, call, name, finish = null) =>
+    event({
+      event_type: "token",
+      parent_id: "lm1",
+      operation: "token",
+      data: { token: text, token_index: index, field: "tool_calls", finish_reason: finish, tool_call_id: call, tool_index: call === "c1" ? 0 : 1, tool_name: name },
+    });
+  const tool = (type, data) => event({ event_type: type, operation: "tool", module_name: data.tool_name, data });
+  feed(collector, [
+    args('{"city":', 0, "c1", "weather"),
+    args('{"city":', 0, "c2", "population"),
+    args(' "Paris"}', 1, "c1", "weather", "tool_calls"),
+    args(' "Rome"}', 1, "c2", "population", "tool_calls"),
+    tool("tool_start", { tool_call_id: "c1", tool_name: "weather", arguments: { city: "Paris" }, lm_call_id: "lm1" }),
+    tool("tool_end", { tool_call_id: "c1", tool_name: "weather", duration_ms: 1, result: "Sunny" }),
+    tool("tool_start", { tool_call_id: "c2", tool_name: "population", arguments: { city: "Rome" }, step: 1 }),
+    tool("tool_error", { tool_call_id: "c2", tool_name: "population", error_type: "KeyError", error_message: "x" }),
+    end(),
+  ]);
+  const summary = collector.summary();
+  assert.deepEqual(summary.invalid, []);
+  const [execution] = summary.executions;
+  assert.deepEqual(execution.token_gaps, []);
+  assert.deepEqual(execution.tool_inputs, { c1: '{"city": "Paris"}', c2: '{"city": "Rome"}' });
+  assert.deepEqual(execution.fields, {});
+  assert.deepEqual(
+    execution.tools.map(({ tool_name, outcome, result, error_type, step, lm_call_id }) => [tool_name, outcome, result ?? error_type, step, lm_call_id]),
+    [["weather", "end", "Sunny", null, "lm1"], ["population", "error", "KeyError", 1, null]],
+  );
+});
+
+test("a tool event without its required data is invalid", () => {
+  const collector = new StreamCollector({ validate, prefix: "ce-" });
+  feed(collector, [event({ event_type: "tool_start", data: { tool_name: "weather" } })]);
+  assert.equal(collector.summary().invalid.length, 1);
+});

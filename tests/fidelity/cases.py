@@ -50,6 +50,12 @@ def streams(outcome: Outcome) -> None:
     assert outcome.raw_result is not None
 
 
+def react_statuses(outcome: Outcome) -> None:
+    streams(outcome)
+    messages = [item.message for item in outcome.stream_responses if isinstance(item, dspy.streaming.StatusMessage)]
+    assert "Calling tool add..." in messages, messages
+
+
 def chat_fallback(outcome: Outcome) -> None:
     succeeds_after(2)(outcome)
     assert outcome.raw_result.count == 42
@@ -74,6 +80,41 @@ CASES: list[Case] = [
         stream_fields=("next_thought", "answer"),
         knobs={"responder": p.react_responder},
         check=succeeds_after(4),
+    ),
+    Case(
+        "react_tools_async",
+        p.async_react,
+        run=p.run_acall,
+        stream_fields=("next_thought", "next_tool_args", "answer"),
+        knobs={"responder": p.react_responder},
+        check=succeeds_after(4),
+    ),
+    Case(
+        "native_tool_calls",
+        p.native_tools(lookup_in_caller=False),
+        stream_fields=("tool_calls",),
+        knobs={"responder": p.native_tools_responder},
+        lm={"model": "gpt-4o-mini"},
+        adapter=lambda: dspy.ChatAdapter(use_native_function_calling=True),
+        check=succeeds_after(1),
+    ),
+    Case(
+        "native_tool_calls_litellm",
+        p.native_tools(lookup_in_caller=True),
+        stream_fields=("tool_calls",),
+        knobs={"responder": p.native_tools_responder},
+        lm={"model": "gpt-4o-mini", "engine": "litellm"},
+        adapter=lambda: dspy.ChatAdapter(use_native_function_calling=True),
+        check=succeeds_after(1),
+    ),
+    Case("direct_tool_error", p.direct_tool_error, check=raises("KeyError", 1)),
+    Case(
+        "react_streamify_status",
+        p.wrapping(p.react),
+        run=p.streamify_runner(async_streaming=True, statuses=True),
+        stream_fields=("next_thought", "answer"),
+        knobs={"responder": p.react_responder},
+        check=react_statuses,
     ),
     Case(
         "program_of_thought",

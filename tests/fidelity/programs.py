@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import tempfile
+import traceback
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -114,6 +115,80 @@ def _steps(request: Any) -> int:
 
 def react() -> Any:
     return dspy.ReAct("question -> answer", tools=[add, lookup], max_iters=4)
+
+
+def async_react(decorate: Decorate) -> Any:
+    """ReAct through ``acall``: its tools run through ``Tool.acall``."""
+
+    class Program(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.agent = react()
+
+        async def aforward(self, question: str) -> Any:
+            return await self.agent.acall(question=question)
+
+    return decorate(Program)()
+
+
+class PickTools(dspy.Signature):
+    """Choose the tools that answer the question."""
+
+    question: str = dspy.InputField()
+    tools: list[dspy.Tool] = dspy.InputField()
+    tool_calls: dspy.ToolCalls = dspy.OutputField()
+
+
+def native_tools_responder(request: Any) -> dict[str, Any]:
+    """Two native tool calls: ``add`` and ``lookup`` (which raises when executed)."""
+    calls = [{"name": "add", "arguments": {"a": 2, "b": 3}}, {"name": "lookup", "arguments": {"term": "x"}}]
+    return {"tool_calls": calls}
+
+
+def native_tools(lookup_in_caller: bool) -> Callable[[Decorate], Any]:
+    """Native function calling: the LM returns tool calls, ``ToolCall.execute`` runs them.
+
+    A failing tool's exception is caught and kept as text, as an agent loop does;
+    with ``lookup_in_caller`` the calls find their functions in the caller's frame
+    (``execute()`` without ``functions``).
+    """
+
+    def build(decorate: Decorate) -> Any:
+        class Program(dspy.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.pick = dspy.Predict(PickTools)
+
+            def forward(self, question: str) -> Any:
+                tools = [dspy.Tool(add), dspy.Tool(lookup)]
+                prediction = self.pick(question=question, tools=tools)
+                results: list[Any] = []
+                for call in prediction.tool_calls.tool_calls:
+                    try:
+                        results.append(call.execute() if lookup_in_caller else call.execute(functions=tools))
+                    except Exception as exc:
+                        results.append("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+                return [prediction, results]
+
+        return decorate(Program)()
+
+    return build
+
+
+def direct_tool_error(decorate: Decorate) -> Any:
+    """A ``dspy.Tool`` called by the program itself, raising through to the caller."""
+
+    class Program(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("question -> answer")
+            self.lookup = dspy.Tool(lookup)
+
+        def forward(self, question: str) -> Any:
+            answer = self.predict(question=question).answer
+            return self.lookup(term=answer)
+
+    return decorate(Program)()
 
 
 # ------------------------------------------------------------------ program of thought
@@ -330,8 +405,12 @@ def async_cot(decorate: Decorate) -> Any:
 # ------------------------------------------------------------------ streamify
 
 
-def streamify_runner(*, async_streaming: bool) -> Callable[[Any], Any]:
+def streamify_runner(*, async_streaming: bool, statuses: bool = False) -> Callable[[Any], Any]:
+    """Run under ``dspy.streamify``; with ``statuses`` its ``StatusMessage``s are kept beside the responses."""
+
     def run(program: Any) -> StreamedRun:
+        callbacks = dspy.settings.callbacks
+        before = list(callbacks)  # dspy 3.0's streamify() appends its status callback to the global list
         listeners = [dspy.streaming.StreamListener(signature_field_name="answer")]
         stream = dspy.streamify(program, stream_listeners=listeners, async_streaming=async_streaming)
         responses: list[Any] = []
@@ -341,19 +420,24 @@ def streamify_runner(*, async_streaming: bool) -> Callable[[Any], Any]:
             nonlocal final
             if isinstance(item, dspy.Prediction):
                 final = item
-            elif isinstance(item, dspy.streaming.StreamResponse):
+            elif isinstance(item, dspy.streaming.StreamResponse) or (
+                statuses and isinstance(item, dspy.streaming.StatusMessage)
+            ):
                 responses.append(item)
 
-        if async_streaming:
+        try:
+            if async_streaming:
 
-            async def main() -> None:
-                async for item in stream(question=QUESTION):
+                async def main() -> None:
+                    async for item in stream(question=QUESTION):
+                        take(item)
+
+                asyncio.run(main())
+            else:
+                for item in stream(question=QUESTION):
                     take(item)
-
-            asyncio.run(main())
-        else:
-            for item in stream(question=QUESTION):
-                take(item)
+        finally:  # ... and leaves it there: later programs would run DSPy's callback path
+            callbacks[:] = before
         return StreamedRun(responses, final)
 
     return run

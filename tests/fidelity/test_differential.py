@@ -13,6 +13,7 @@ every returned prediction must also be what streamll streamed for it.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import dspy
@@ -156,6 +157,9 @@ def test_instrumented_program_does_what_the_plain_one_does(
     for prediction in predictions:
         for name in {entry.rpartition(".")[2] for entry in case.stream_fields}:
             value = prediction.get(name) if name in prediction else None
+            if isinstance(value, dspy.ToolCalls):  # native tool calls: their arguments stream per call
+                assert_tool_arguments(actual.tokens, name, value, exact=one_reply)
+                continue
             if value is not None and not isinstance(value, str) and type_name(type(value)) is not None:
                 assert_typed_value(actual.tokens, name, value, exact=one_reply)
                 continue
@@ -166,6 +170,22 @@ def test_instrumented_program_does_what_the_plain_one_does(
                 assert texts.get(name) == [value], f"{name!r}: streamed {texts.get(name)} for the value {value!r}"
             else:
                 assert value in texts.get(name, []), f"{name!r} of {prediction!r} was not streamed as such: {texts}"
+
+
+def assert_tool_arguments(tokens: list[Any], name: str, value: Any, *, exact: bool) -> None:
+    """Each native tool call's argument tokens join to its arguments' JSON (per ``tool_call_id``)."""
+    texts: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for event in tokens:
+        if event.field == name and "tool_call_id" in event.data:
+            texts[event.data["tool_call_id"]] = texts.get(event.data["tool_call_id"], "") + event.token
+            names[event.data["tool_call_id"]] = event.data.get("tool_name", "")
+    streamed = [(names[call_id], json.loads(text)) for call_id, text in texts.items()]
+    calls = [(call.name, call.args) for call in value.tool_calls]
+    if exact:
+        assert streamed == calls, f"{name!r}: streamed tool calls {streamed} for {calls}"
+    else:
+        assert all(call in streamed for call in calls), f"{name!r}: streamed tool calls {streamed} for {calls}"
 
 
 def assert_typed_value(tokens: list[Any], name: str, value: Any, *, exact: bool) -> None:

@@ -24,6 +24,8 @@ with contextlib.suppress(ImportError):
     from tests.nats.conftest import names, nats_url  # noqa: F401
 with contextlib.suppress(ImportError):
     from tests.kafka.conftest import kafka_bootstrap, topic, url_for  # noqa: F401
+with contextlib.suppress(ImportError):
+    from tests.redis.conftest import redis_url  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from streamll.testing import OfflineLMServer
 from tests.helpers import skip_or_fail
 
 INTEROP_DIR = Path(__file__).resolve().parents[2] / "interop"
-REQUIRED_MODULES = ("ajv", "ajv-formats", "kafkajs", "nats")
+REQUIRED_MODULES = ("ajv", "ajv-formats", "kafkajs", "nats", "redis")
 
 
 def node_unavailable(why: str) -> None:

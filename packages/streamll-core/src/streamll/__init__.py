@@ -15,7 +15,17 @@ from streamll.config import Configuration, configure
 from streamll.core import events
 from streamll.core.context import get_context, set_context
 from streamll.core.emitter import emit
-from streamll.core.events import EndEvent, ErrorEvent, Event, StartEvent, TokenEvent
+from streamll.core.events import (
+    EndEvent,
+    ErrorEvent,
+    Event,
+    StartEvent,
+    StatusEvent,
+    TokenEvent,
+    ToolEndEvent,
+    ToolErrorEvent,
+    ToolStartEvent,
+)
 from streamll.core.runs import ExecutionCancelled
 from streamll.core.spans import Span
 from streamll.errors import (
@@ -101,9 +111,13 @@ __all__ = [
     "SinkStats",
     "Span",
     "StartEvent",
+    "StatusEvent",
     "StreamllError",
     "TerminalSink",
     "TokenEvent",
+    "ToolEndEvent",
+    "ToolErrorEvent",
+    "ToolStartEvent",
     "UnknownSchemeError",
     "__version__",
     "acancel",

@@ -28,7 +28,7 @@ import dspy
 from streamll.config import resolve_sinks
 from streamll.core.context import context_tags
 from streamll.core.spans import Span
-from streamll.streaming import capture
+from streamll.streaming import capture, status
 from streamll.streaming.bridge import TokenRun
 from streamll.streaming.frames import FRAME_KEY, Frame, adopt, current_frame, frame_of, hide_frames
 from streamll.streaming.names import check_entry
@@ -79,6 +79,16 @@ def _inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _check_status_messages(provider: Any) -> None:
+    if provider is None or isinstance(provider, bool):
+        return
+    if not callable(getattr(provider, "tool_start_status_message", None)):
+        raise TypeError(
+            "status_messages must be True, False or a dspy.streaming.StatusMessageProvider, "
+            f"not {type(provider).__name__}"
+        )
+
+
 class _StreamFields:
     """``_streamll_stream_fields`` on an instrumented class: per call while a call runs.
 
@@ -123,6 +133,7 @@ class _Call:
             sinks=_class_sinks(type(module)),
             data=_io_data(module, "inputs", lambda: _inputs(args, kwargs)),
         )
+        self._inputs = kwargs
         self._adopted: list[contextvars.Token[Any]] = []
         self._dspy_context: Any = None
         self._run: TokenRun | None = None
@@ -142,10 +153,13 @@ class _Call:
         frame = Frame(self.module, fields, run, self.parent, self.span.span_id, dict(context_tags.get()))
         self._dspy_context = dspy.context(**{FRAME_KEY: frame})
         self._dspy_context.__enter__()
+        status.report(status.provider_for(self.module), "module_start", self.module, self._inputs)
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self._dspy_context.__exit__(None, None, None)
+        if exc is None:
+            status.report(status.provider_for(self.module), "module_end", self.result)
         try:
             outputs = None if exc is not None else _io_data(self.module, "outputs", lambda: _summary(self.result))
             self.span.close(exc, outputs)
@@ -259,6 +273,7 @@ def instrument(
     sinks: Sequence[Any] | None = None,
     include_inputs: bool = True,
     include_outputs: bool = True,
+    status_messages: Any = True,
 ) -> Callable[[M], M]: ...
 
 
@@ -270,6 +285,7 @@ def instrument(
     sinks: Sequence[Any] | None = None,
     include_inputs: bool = True,
     include_outputs: bool = True,
+    status_messages: Any = True,
 ) -> M | Callable[[M], M]:
     """Class decorator for ``dspy.Module`` subclasses.
 
@@ -288,12 +304,17 @@ def instrument(
         include_outputs: put the result in the module ``end`` event's
             ``data["outputs"]``. Token events are chosen by ``stream_fields``;
             ``configure(redact=...)`` scrubs or drops any event before it leaves.
+        status_messages: ``status`` events, worded by a DSPy
+            ``StatusMessageProvider``: ``True`` uses DSPy's default one (tool
+            calls only, as ``dspy.streamify``), a provider instance its own
+            texts, ``False`` none.
 
     Usable bare (``@streamll.instrument``: lifecycle events, no token
     streaming unless chosen dynamically) or with arguments.
     """
     fields = _check_stream_fields(stream_fields)
     resolved = resolve_sinks(sinks)[0] if sinks is not None else None
+    _check_status_messages(status_messages)
 
     def decorate(target: M) -> M:
         if not (isinstance(target, type) and issubclass(target, dspy.Module)):
@@ -313,6 +334,7 @@ def instrument(
         module_class._streamll_sinks = _SinksOf()
         module_class._streamll_include_inputs = bool(include_inputs)
         module_class._streamll_include_outputs = bool(include_outputs)
+        module_class._streamll_status_messages = status_messages if status_messages is not None else False
         module_class.__call__ = _sync_wrapper(call)
         module_class.acall = _async_wrapper(acall)
         module_class._streamll_instrumented = True

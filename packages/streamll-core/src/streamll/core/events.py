@@ -21,8 +21,13 @@ from streamll.core import codec
 SCHEMA_VERSION = "1"
 """Version of the wire format written by this release (see docs/wire-format.md)."""
 
-EVENT_TYPES = ("token", "start", "end", "error")
-"""Event types streamll itself emits; user code may emit any other name."""
+EVENT_TYPES = ("token", "start", "end", "error", "tool_start", "tool_end", "tool_error", "status")
+"""Event types streamll itself emits; user code may emit any other name.
+
+``tool_start`` / ``tool_end`` / ``tool_error`` and ``status`` were added within
+v1 (new event types are additive: readers that do not know them treat them as
+custom events).
+"""
 
 
 _id_prefix = ""
@@ -327,13 +332,61 @@ class ErrorEvent(Event):
     event_type: Literal["error"] = "error"
 
 
-_LIFECYCLE: tuple[type[Event], ...] = (StartEvent, EndEvent, ErrorEvent)
+class ToolStartEvent(Event):
+    """A tool is about to run (``operation`` ``"tool"``, ``module_name`` the tool's name).
+
+    ``data`` holds ``tool_call_id``, ``tool_name`` and ``arguments``; when known,
+    ``lm_call_id`` (the ``event_id`` of the LM call's start event that chose
+    the tool) and ``step`` (the ReAct iteration, counting from 0).
+    """
+
+    default_event_type: ClassVar[str | None] = "tool_start"
+    event_type: Literal["tool_start"] = "tool_start"
+
+
+class ToolEndEvent(Event):
+    """A tool returned: ``data`` holds ``tool_call_id``, ``tool_name``, ``duration_ms`` and a bounded ``result``."""
+
+    default_event_type: ClassVar[str | None] = "tool_end"
+    event_type: Literal["tool_end"] = "tool_end"
+
+
+class ToolErrorEvent(Event):
+    """A tool raised: ``data`` holds ``tool_call_id``, ``tool_name``, ``error_type``, ``error_message``.
+
+    The exception itself propagates exactly as in the plain program.
+    """
+
+    default_event_type: ClassVar[str | None] = "tool_error"
+    event_type: Literal["tool_error"] = "tool_error"
+
+
+class StatusEvent(Event):
+    """A one-line status message (``data["message"]``), as DSPy's ``StatusMessageProvider`` words it."""
+
+    default_event_type: ClassVar[str | None] = "status"
+    event_type: Literal["status"] = "status"
+
+
+_LIFECYCLE: tuple[type[Event], ...] = (
+    StartEvent,
+    EndEvent,
+    ErrorEvent,
+    ToolStartEvent,
+    ToolEndEvent,
+    ToolErrorEvent,
+    StatusEvent,
+)
 
 EVENT_CLASSES: dict[str, type[Event]] = {
     "token": TokenEvent,
     "start": StartEvent,
     "end": EndEvent,
     "error": ErrorEvent,
+    "tool_start": ToolStartEvent,
+    "tool_end": ToolEndEvent,
+    "tool_error": ToolErrorEvent,
+    "status": StatusEvent,
 }
 """Python class for each event type streamll emits; any other type decodes as :class:`Event`."""
 
@@ -346,8 +399,12 @@ __all__ = [
     "ErrorEvent",
     "Event",
     "StartEvent",
+    "StatusEvent",
     "TOKEN_FIELDS",
     "TokenEvent",
+    "ToolEndEvent",
+    "ToolErrorEvent",
+    "ToolStartEvent",
     "build_event",
     "new_event_id",
     "utc_now",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from streamll.core.events import Event, TokenEvent
@@ -34,6 +35,8 @@ def _format(event: Event) -> str:
     if isinstance(event, TokenEvent):
         return f"[TOKEN] {event.field}: {json.dumps(event.token, ensure_ascii=False)}"
     label = event.event_type.upper()
+    if event.event_type in _AGENT_LINES:
+        return f"[{label}] {_AGENT_LINES[event.event_type](event_to_dict(event)['data'])}"
     subject = " ".join(part for part in (event.operation, event.module_name) if part)
     details = []
     data = event.data
@@ -49,6 +52,24 @@ def _format(event: Event) -> str:
         details.append(json.dumps(event_to_dict(event)["data"], ensure_ascii=False))
     suffix = f"({', '.join(details)})" if details else ""
     return " ".join(part for part in (f"[{label}]", subject, suffix) if part)
+
+
+def _step(data: dict[str, Any]) -> str:
+    return f" (step {data['step']})" if isinstance(data.get("step"), int) else ""
+
+
+def _duration(data: dict[str, Any]) -> str:
+    duration = data.get("duration_ms")
+    return f"{duration:.0f} ms" if isinstance(duration, (int, float)) and not isinstance(duration, bool) else ""
+
+
+_AGENT_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "tool_start": lambda d: f"{d.get('tool_name')}({json.dumps(d.get('arguments'), ensure_ascii=False)}){_step(d)}",
+    "tool_end": lambda d: f"{d.get('tool_name')} -> {json.dumps(d.get('result'), ensure_ascii=False)} ({_duration(d)})",
+    "tool_error": lambda d: f"{d.get('tool_name')} ({_duration(d)}, {d.get('error_type')}: {d.get('error_message')})",
+    "status": lambda d: str(d.get("message")),
+}
+"""One readable line per agent event: ``[TOOL_START] add({"a": 2}) (step 0)``, ``[STATUS] Calling tool add...``."""
 
 
 class TerminalSink(BaseSink):

@@ -12,6 +12,7 @@ and DSPy receives the assembled reply as an ordinary call.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from contextvars import ContextVar
@@ -37,6 +38,7 @@ from streamll.streaming.fields import (
 from streamll.streaming.frames import Frame
 from streamll.streaming.names import attempt_of, choose, predictor_name, predictor_path
 from streamll.streaming.parsers import adapter_kind
+from streamll.streaming.tools import ChosenCalls, ReactState, record_chosen
 from streamll.streaming.typed import jsonable, type_name, value_parser
 
 logger = logging.getLogger("streamll")
@@ -45,13 +47,16 @@ logger = logging.getLogger("streamll")
 class PredictCall:
     """One call of a ``dspy.Predict`` inside an instrumented run (one per thread or task)."""
 
-    __slots__ = ("frame", "lm", "predict", "state")
+    __slots__ = ("extra", "frame", "lm", "predict", "react", "state")
 
     def __init__(self, predict: Any, frame: Frame) -> None:
         self.predict = predict
         self.frame = frame
         self.state: PredictorState | None = None
         self.lm: LMSpan | None = None
+        self.extra: dict[str, Any] = {}
+        """Keys every token event of this call carries in ``data`` (``step`` for a ReAct iteration)."""
+        self.react: ReactState | None = None
 
 
 current_predict: ContextVar[PredictCall | None] = ContextVar("streamll_predict_call", default=None)
@@ -70,6 +75,8 @@ class LMSpan:
         self.attempts = 0
         self.failed = False
         self.stream: LMCallStream | None = None
+        self.status_provider: Any = None
+        """The run's status message provider (``lm_start`` / ``lm_end`` messages)."""
         state = predict_call.state if predict_call is not None else None
         self.refine_attempt = state.attempt if state is not None else None
         """The ``Refine`` / ``BestOfN`` attempt of the calling predictor (``data["attempt"]``)."""
@@ -107,11 +114,12 @@ class LMSpan:
         if self.attempts and self.failed:
             self._open()
         self.attempts += 1
-        state = self.predict_call.state if self.predict_call is not None else None
-        if state is None or not state.wants_stream:
+        call = self.predict_call
+        state = call.state if call is not None else None
+        if call is None or state is None or not state.wants_stream:
             self.stream = None
             return None
-        self.stream = LMCallStream(self.run, state, self.start_id, self.tags)
+        self.stream = LMCallStream(self.run, state, self.start_id, self.tags, call.extra)
         return self.stream
 
     def fail_attempt(self, exc: BaseException) -> None:
@@ -138,6 +146,12 @@ class LMSpan:
             return
         if self.stream is not None and not self.stream.done:
             self.stream.end(self.stream.finish_reason or "stop")
+        try:
+            record_chosen(self.run, self.start_id, outputs)
+        except Exception:
+            logger.exception("streamll: could not read the LM's tool calls")
+        if self.predict_call is not None and self.predict_call.react is not None:
+            self.predict_call.react.lm_call_id = self.start_id
         self._close(None, lm, outputs)
 
     def _close(
@@ -149,7 +163,7 @@ class LMSpan:
         if stream is not None:
             if stream.finish_reason:
                 data["finish_reason"] = stream.finish_reason
-            data["streamed"] = stream.chunks_with_text > 0
+            data["streamed"] = stream.chunks_with_text > 0 or stream.tool_chunks > 0
         if finish_reason is not None:
             data["finish_reason"] = finish_reason
         usage = (_usage_from_history(lm, outputs) if lm is not None else None) or (
@@ -181,6 +195,8 @@ class TokenRun:
         self.outputs_seen: set[str] = set()
         self.paths_seen: set[str] = set()
         """``path.field`` of every output field seen (for the unmatched-field warning)."""
+        self.chosen_tools = ChosenCalls()
+        """Tool calls LM replies asked for, to link each executed call to its LM call."""
 
     def unmatched_fields(self) -> set[str]:
         """Chosen ``stream_fields`` entries that matched no predictor's output in this run."""
@@ -208,6 +224,9 @@ class TokenRun:
         field_type = state.field_types.get(field_name)
         if field_type is not None:
             data["field_type"] = field_type
+        call_extra = getattr(call, "extra", None)  # an LMCallStream's; a stand-in call may have none
+        if call_extra:
+            data.update(call_extra)
         if extra:
             data.update(extra)
         if (
@@ -278,6 +297,7 @@ class TokenRun:
             path=path,
             attempt=attempt[1] if attempt is not None else None,
             native_reasoning=native,
+            tool_field=_tool_field(signature, stream_fields),
         )
         state.reasoning_entry = choice.reasoning if native else None
         if stream_fields:
@@ -291,16 +311,31 @@ class TokenRun:
         missing = [name for name in state.output_fields if name in state.stream_fields - state.delivered]
         if not missing:
             return
-        stream = LMCallStream(self, state, current_span.get(), dict(context_tags.get()))
+        stream = LMCallStream(self, state, current_span.get(), dict(context_tags.get()), call.extra)
         for index, name in enumerate(missing):
             try:
                 value = outputs[name]
             except (KeyError, TypeError):
                 continue
+            if name == state.tool_field:
+                self._replay_tool_calls(stream, name, value)
+                continue
             field_stream = FieldStream(stream, name, "cache")
             field_stream.held = value if isinstance(value, str) else str(value)
             extra = _value_extra(value) if name in state.field_types else None
             field_stream.finish(CACHED if index == len(missing) - 1 else FIELD_END, extra=extra)
+
+    def _replay_tool_calls(self, stream: LMCallStream, name: str, value: Any) -> None:
+        """A cached ``dspy.ToolCalls`` value: each call's arguments as one token, linked like a streamed call."""
+        for index, tool_call in enumerate(getattr(value, "tool_calls", None) or ()):
+            tool_name, arguments = str(getattr(tool_call, "name", "")), getattr(tool_call, "args", None) or {}
+            call_id = getattr(tool_call, "id", None) or self.chosen_tools.peek(tool_name, arguments)
+            extra: dict[str, Any] = {"tool_index": index, "tool_name": tool_name}
+            if call_id:
+                extra["tool_call_id"] = call_id
+            field_stream = FieldStream(stream, name, "cache", extra=extra)
+            field_stream.held = json.dumps(arguments, ensure_ascii=False, default=repr)
+            field_stream.finish(CACHED)
 
 
 def _native_reasoning_allowed(outputs: Any) -> bool:
@@ -316,6 +351,8 @@ def _typed(state: PredictorState, adapter: Any, signature: Any) -> None:
     """Note the chosen fields that are not text: their type names and a parser for their values."""
     outputs = signature.output_fields
     for name in state.stream_fields:
+        if name == state.tool_field:  # its tokens are each tool call's arguments, not the field's syntax
+            continue
         field_type = type_name(getattr(outputs[name], "annotation", str))
         if field_type is not None:
             state.field_types[name] = field_type
@@ -328,6 +365,18 @@ def _value_extra(value: Any) -> dict[str, Any] | None:
         return {"value": jsonable(value)}
     except Exception:
         return None
+
+
+def _tool_field(signature: Any, chosen: frozenset[str]) -> str | None:
+    """The chosen output field of type ``dspy.ToolCalls`` (native function calling), if any."""
+    if not chosen:
+        return None
+    from dspy.adapters.types.tool import ToolCalls
+
+    for name, field in signature.output_fields.items():
+        if name in chosen and field.annotation is ToolCalls:
+            return str(name)
+    return None
 
 
 def _usage_from_history(lm: Any, outputs: Any) -> dict[str, int] | None:

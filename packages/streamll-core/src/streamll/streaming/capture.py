@@ -87,6 +87,8 @@ def _feed_event(target: LMCallStream | None, event: Any) -> None:
             target.feed_text(delta.text)
         elif part == "thinking" and delta.text:  # the LM's own reasoning (reasoning_content)
             target.feed_reasoning(delta.text)
+        elif part == "tool_call" and target.tool_calls is not None:  # a native tool call's arguments
+            target.tool_calls.feed(delta.part_index, delta.id, delta.name, delta.input)
     elif kind == "end":
         reason = event.finish_reason
         reason = "tool_calls" if reason == "tool_call" else reason

@@ -59,6 +59,8 @@ class PredictorState:
     """Parses the whole reply into the chosen typed fields' values (JSON-encodable), when possible."""
     reasoning_entry: str | None = None
     """The ``stream_fields`` entry that chose native reasoning for this predictor."""
+    tool_field: str | None = None
+    """The chosen ``dspy.ToolCalls`` output field: native tool calls' arguments stream as its tokens."""
 
     @property
     def wants_stream(self) -> bool:
@@ -98,6 +100,57 @@ def usage_dict(usage: Any) -> dict[str, int] | None:
     return counts or None
 
 
+def _get(item: Any, key: str) -> Any:
+    return item.get(key) if isinstance(item, dict) else getattr(item, key, None)
+
+
+def chunk_tool_calls(chunk: Any) -> list[tuple[int, str | None, str | None, str]]:
+    """(index, id, name, argument fragment) of each ``delta.tool_calls`` entry of an OpenAI-style chunk."""
+    choices = _get(chunk, "choices")
+    delta = _get(choices[0], "delta") if choices else None
+    parts = []
+    for call in (_get(delta, "tool_calls") if delta is not None else None) or ():
+        function = _get(call, "function")
+        index = _get(call, "index")
+        name = _get(function, "name") if function is not None else None
+        arguments = _get(function, "arguments") if function is not None else None
+        parts.append((index if isinstance(index, int) else 0, _get(call, "id") or None, name or None, arguments or ""))
+    return parts
+
+
+class ToolCallStreams:
+    """Native tool calls' argument text of one LM reply, one token sequence per call.
+
+    Each call's tokens carry ``tool_call_id``, ``tool_index`` and ``tool_name``
+    in ``data``; ``token_index`` counts per call, and each call's last token has
+    the reply's ``finish_reason`` (``tool_calls``).
+    """
+
+    def __init__(self, call: LMCallStream) -> None:
+        self.call = call
+        self.streams: dict[int, FieldStream] = {}
+
+    def feed(self, index: int, call_id: str | None, name: str | None, arguments: str) -> None:
+        stream = self.streams.get(index)
+        if stream is None:
+            field_name = self.call.state.tool_field or ""
+            stream = self.streams[index] = FieldStream(self.call, field_name, extra={"tool_index": index})
+            self.call.state.delivered.add(field_name)
+        extra = stream.extra if stream.extra is not None else {}
+        if call_id and "tool_call_id" not in extra:
+            extra["tool_call_id"] = call_id
+        if name and "tool_name" not in extra:
+            extra["tool_name"] = name
+        if arguments:
+            self.call.tool_chunks += 1
+            stream.push(arguments)
+
+    def end(self, reason: str) -> None:
+        for stream in self.streams.values():
+            stream.finish(reason)
+        self.streams.clear()
+
+
 class FieldStream:
     """Token events of one field in one LM reply: indexes 0..n-1, the last with a finish_reason.
 
@@ -105,15 +158,19 @@ class FieldStream:
     last token can carry its finish_reason.
     """
 
-    __slots__ = ("call", "field", "held", "index", "pieces", "source")
+    __slots__ = ("call", "extra", "field", "held", "index", "pieces", "source")
 
-    def __init__(self, call: LMCallStream, field_name: str, source: str = "stream") -> None:
+    def __init__(
+        self, call: LMCallStream, field_name: str, source: str = "stream", extra: dict[str, Any] | None = None
+    ) -> None:
         self.call = call
         self.field = field_name
         self.index = 0
         self.held: str | None = None
         self.pieces = 0
         self.source = source
+        self.extra = extra
+        """Keys every token of this stream carries in ``data`` (a tool call's id, index and name)."""
 
     def push(self, piece: str) -> None:
         if self.held is not None:
@@ -130,6 +187,8 @@ class FieldStream:
         self.held = None
 
     def _emit(self, token: str, finish_reason: str | None, source: str, extra: dict[str, Any] | None = None) -> None:
+        if self.extra:
+            extra = {**self.extra, **extra} if extra else self.extra
         self.call.run.emit_token(self.call, self.field, token, self.index, finish_reason, source, extra)
         self.index += 1
 
@@ -137,18 +196,30 @@ class FieldStream:
 class LMCallStream:
     """The reply of one LM request for one predictor call, parsed as it streams."""
 
-    def __init__(self, run: TokenRun, state: PredictorState, parent_id: str | None, tags: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        run: TokenRun,
+        state: PredictorState,
+        parent_id: str | None,
+        tags: dict[str, Any],
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         self.run = run
         self.state = state
         self.parent_id = parent_id
         self.tags = tags
+        self.extra = extra or {}
+        """Keys every token event of this reply carries in ``data`` (``step`` for a ReAct iteration)."""
         self.parser: FieldParser = parser_for(state.adapter, state.output_fields)
         self.open: dict[str, FieldStream] = {}
+        self.tool_calls: ToolCallStreams | None = ToolCallStreams(self) if state.tool_field else None
         self.parked: FieldStream | None = None
         self.unseen = set(state.output_fields)
         self.finish_reason: str | None = None
         self.usage: dict[str, int] | None = None
         self.chunks_with_text = 0
+        self.tool_chunks = 0
+        """Chunks that carried tool-call argument text (native function calling)."""
         self.done = False
         self.reasoning: FieldStream | None = None
         """The LM's own reasoning (``reasoning_content``) streaming as the ``reasoning`` field."""
@@ -193,6 +264,9 @@ class LMCallStream:
             self.feed_reasoning(reasoning)
         if content:
             self.feed_text(content)
+        if self.tool_calls is not None:
+            for index, call_id, name, arguments in chunk_tool_calls(chunk):
+                self.tool_calls.feed(index, call_id, name, arguments)
         if finish is not None:
             self.finish_reason = finish
             self.end(finish)
@@ -212,6 +286,8 @@ class LMCallStream:
             self._finish(self.parked, reason)
             self.parked = None
         self._flush_deferred(reason)
+        if self.tool_calls is not None:
+            self.tool_calls.end(reason)
 
     def _flush_deferred(self, reason: str) -> None:
         """Emit the held last tokens of typed fields, each with its parsed value (when the reply parses)."""
@@ -276,6 +352,8 @@ __all__ = [
     "FieldStream",
     "LMCallStream",
     "PredictorState",
+    "ToolCallStreams",
     "chunk_parts",
+    "chunk_tool_calls",
     "usage_dict",
 ]

@@ -21,9 +21,11 @@ import logging
 from contextvars import Token
 from typing import Any
 
+from streamll.streaming import status
 from streamll.streaming.bridge import LMSpan, PredictCall, current_predict
 from streamll.streaming.frames import adopt, current_frame
 from streamll.streaming.patches import register
+from streamll.streaming.tools import prepare_tools, react_step
 
 logger = logging.getLogger("streamll")
 
@@ -40,6 +42,14 @@ def _enter_predict(predict: Any) -> tuple[PredictCall, list[Token[Any]]] | None:
     if frame is None:
         return None
     call = PredictCall(predict, frame)
+    try:
+        react = react_step(predict)
+    except Exception:
+        logger.exception("streamll: could not follow the ReAct iteration")
+        react = None
+    if react is not None:
+        call.react = react
+        call.extra = {"step": react.step}
     tokens = adopt(frame)
     tokens.append(current_predict.set(call))
     return call, tokens
@@ -50,6 +60,11 @@ def _finished(call: PredictCall, outputs: Any) -> None:
         call.frame.run.predictor_finished(call, outputs)
     except Exception:
         logger.exception("streamll: could not replay cached fields")
+    status.report(status.provider_for(call.frame.module), "module_end", outputs)
+
+
+def _report_start(call: PredictCall, predict: Any, kwargs: dict[str, Any]) -> None:
+    status.report(status.provider_for(call.frame.module), "module_start", predict, kwargs)
 
 
 def _wrap_predict(cls: type) -> None:
@@ -61,6 +76,7 @@ def _wrap_predict(cls: type) -> None:
         if entered is None:
             return forward(self, *args, **kwargs)
         call, tokens = entered
+        _report_start(call, self, kwargs)
         try:
             outputs = forward(self, *args, **kwargs)
             _finished(call, outputs)
@@ -78,6 +94,7 @@ def _wrap_predict(cls: type) -> None:
         if entered is None:
             return await aforward(self, *args, **kwargs)
         call, tokens = entered
+        _report_start(call, self, kwargs)
         try:
             outputs = await aforward(self, *args, **kwargs)
             _finished(call, outputs)
@@ -121,7 +138,10 @@ def _wrap_adapter(cls: type) -> None:
     _set(cls, "acall", async_call)
 
 
-def _enter_lm(lm: Any) -> tuple[LMSpan, PredictCall | None, Any, list[Token[Any]]] | None:
+_Entered = tuple[LMSpan, PredictCall | None, Any, list[Token[Any]]]
+
+
+def _enter_lm(lm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Entered | None:
     frame = current_frame()
     if frame is None:
         return None
@@ -136,7 +156,17 @@ def _enter_lm(lm: Any) -> tuple[LMSpan, PredictCall | None, Any, list[Token[Any]
     previous = None
     if call is not None:
         previous, call.lm = call.lm, span
+    span.status_provider = provider = status.provider_for(frame.module)
+    if provider is not None:
+        status.report(provider, "lm_start", lm, _lm_inputs(args, kwargs), module_name=span.model)
     return span, call, previous, tokens
+
+
+def _lm_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The LM call's arguments by name (``prompt``, ``messages``, the keyword ones), as DSPy's callbacks see them."""
+    inputs = dict(zip(("prompt", "messages"), args, strict=False))
+    inputs.update(kwargs)
+    return inputs
 
 
 def _exit_lm(
@@ -149,6 +179,8 @@ def _exit_lm(
         span.finish(lm, outputs, exc)
     except Exception:
         logger.exception("streamll: could not close an LM span")
+    if exc is None:
+        status.report(span.status_provider, "lm_end", outputs, module_name=span.model)
     _reset(tokens)
 
 
@@ -157,7 +189,7 @@ def _wrap_lm(cls: type) -> None:
 
     @functools.wraps(call)
     def sync_call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        entered = _enter_lm(self)
+        entered = _enter_lm(self, args, kwargs)
         if entered is None:
             return call(self, *args, **kwargs)
         try:
@@ -174,7 +206,7 @@ def _wrap_lm(cls: type) -> None:
 
     @functools.wraps(acall)
     async def async_call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        entered = _enter_lm(self)
+        entered = _enter_lm(self, args, kwargs)
         if entered is None:
             return await acall(self, *args, **kwargs)
         try:
@@ -194,7 +226,7 @@ def _set(cls: type, name: str, wrapper: Any) -> None:
 
 
 def prepare_hooks() -> None:
-    """Build the wrappers of Predict, the base Adapter and BaseLM (once, under the patches lock)."""
+    """Build the wrappers of Predict, the base Adapter, BaseLM and the tool entry points (once, under the lock)."""
     from dspy.adapters.base import Adapter
     from dspy.clients.base_lm import BaseLM
     from dspy.predict.predict import Predict
@@ -202,6 +234,7 @@ def prepare_hooks() -> None:
     _wrap_predict(Predict)
     _wrap_adapter(Adapter)
     _wrap_lm(BaseLM)
+    prepare_tools()
 
 
 __all__ = ["prepare_hooks"]

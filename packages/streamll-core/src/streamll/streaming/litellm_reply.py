@@ -24,18 +24,32 @@ def assemble(chunks: list[Any]) -> Any:
     if details is not None and _derived_details(details, getattr(usage, "completion_tokens", None)):
         with contextlib.suppress(Exception):  # a frozen usage object keeps LiteLLM's
             usage.completion_tokens_details = None
-    if usage is not None and _computed_cost(raw, usage):
-        with contextlib.suppress(Exception):
-            del usage.cost
+    _plain_cost(chunks, usage)
     return raw
 
 
-def _computed_cost(raw: Any, usage: Any) -> bool:
-    """True when the usage's ``cost`` is the one LiteLLM computed from its prices (not a provider's own)."""
-    cost = getattr(usage, "cost", None)
-    hidden = getattr(raw, "_hidden_params", None)
-    computed = hidden.get("response_cost") if isinstance(hidden, dict) else None
-    return cost is not None and computed is not None and cost == computed
+def _plain_cost(chunks: list[Any], usage: Any) -> None:
+    """Undo the ``usage.cost`` LiteLLM writes into a stream's usage from its price list.
+
+    A plain reply's usage carries ``cost`` only when the provider reported one;
+    reading a stream, LiteLLM stamps its own bill there (for a model it knows
+    the price of) and keeps the provider's figure as ``upstream_usage_cost``.
+    """
+    if usage is None:
+        return
+    for chunk in reversed(chunks):
+        hidden = getattr(chunk, "_hidden_params", None)
+        if getattr(chunk, "usage", None) is None or not isinstance(hidden, dict):
+            continue
+        if "upstream_usage_cost" not in hidden:
+            return
+        upstream = hidden["upstream_usage_cost"]
+        with contextlib.suppress(Exception):
+            if upstream is None:
+                delattr(usage, "cost")
+            else:
+                usage.cost = upstream
+        return
 
 
 def _derived_details(details: Any, completion_tokens: Any) -> bool:

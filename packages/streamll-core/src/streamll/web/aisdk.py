@@ -4,14 +4,18 @@ One execution becomes one assistant message: ``start``; per LM call a step
 (``start-step`` / ``finish-step``); the reasoning field's tokens as
 ``reasoning-start`` / ``-delta`` / ``-end`` parts and every other chosen
 field's as ``text-*`` parts (one part per field and LM call); custom events
-as ``data-<event_type>`` parts; tool calls as ``tool-input-available`` /
-``tool-output-available``; at the end ``finish`` with the finish reason and,
+as ``data-<event_type>`` parts; tool calls as dynamic tool parts (argument
+tokens of a native tool call, and a ReAct step's ``next_tool_args`` tokens, as
+``tool-input-start`` / ``tool-input-delta``, then ``tool-input-available``;
+``tool_end`` / ``tool_error`` as ``tool-output-available`` /
+``tool-output-error``); at the end ``finish`` with the finish reason and,
 in ``messageMetadata``, the execution id and the summed token usage. The
 stream ends with ``[DONE]``.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from streamll.executions import StoredEvent
@@ -19,6 +23,8 @@ from streamll.executions import StoredEvent
 HEADER = ("x-vercel-ai-ui-message-stream", "v1")
 DONE = "[DONE]"
 REASONING_FIELDS = frozenset({"reasoning"})
+REACT_ARGS_FIELD, REACT_NAME_FIELD = "next_tool_args", "next_tool_name"
+"""ReAct's step fields: a step's ``next_tool_args`` tokens are its tool call's input, as they stream."""
 FINISH_REASONS = {
     "stop": "stop",
     "length": "length",
@@ -42,6 +48,12 @@ class UIMessageStream:
         """Open part id -> its kind (``text`` / ``reasoning``)."""
         self._usage: dict[str, int] = {}
         self._finish_reason: str | None = None
+        self._tool_inputs: dict[str, list[str]] = {}
+        """Argument text so far of each native tool call whose input is streaming."""
+        self._tools_available: dict[str, str] = {}
+        """Tool calls whose ``tool-input-available`` was sent, with the tool name it gave."""
+        self._react_names: dict[str, str] = {}
+        """Text of ``next_tool_name`` so far, per ReAct step's LM call (``parent_id``)."""
 
     def chunks(self, event: StoredEvent) -> list[dict[str, Any]]:
         """The chunks ``event`` adds (possibly none)."""
@@ -54,8 +66,16 @@ class UIMessageStream:
         data: dict[str, Any] = raw if isinstance(raw, dict) else {}
         operation = fields.get("operation")
         kind = event.event_type
-        if kind == "token":
+        if kind == "token" and isinstance(data.get("tool_call_id"), str):
+            out += self._tool_input_delta(data)
+        elif kind == "token" and "step" in data and data.get("field") == REACT_ARGS_FIELD:
+            out += self._react_input_delta(fields, data)
+        elif kind == "token":
             out += self._token(fields, data)
+        elif kind == "tool_start":
+            out += self._tool_started(data)
+        elif kind in ("tool_end", "tool_error"):
+            out.append(self._tool_finished(data, kind))
         elif operation == "lm" and kind == "start":
             out += self._close_step()
             out.append({"type": "start-step"})
@@ -76,6 +96,7 @@ class UIMessageStream:
         return out
 
     def _token(self, fields: dict[str, Any], data: dict[str, Any]) -> list[dict[str, Any]]:
+        self._react_name(fields, data)
         field = str(data.get("field") or "")
         part_kind = "reasoning" if field in self.reasoning_fields else "text"
         part_id = f"{field}:{fields.get('parent_id') or ''}"
@@ -93,6 +114,60 @@ class UIMessageStream:
             out.append({"type": f"{part_kind}-end", "id": part_id})
             del self._open[part_id]
         return out
+
+    def _tool_input_delta(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        """A chunk of a native tool call's arguments: the part starts, grows, and is available at its last chunk."""
+        call_id = str(data["tool_call_id"])
+        name = str(data.get("tool_name") or "tool")
+        out: list[dict[str, Any]] = []
+        if call_id in self._tools_available:
+            return out
+        if call_id not in self._tool_inputs:
+            self._tool_inputs[call_id] = []
+            out.append({"type": "tool-input-start", "toolCallId": call_id, "toolName": name, "dynamic": True})
+        token = data.get("token")
+        if isinstance(token, str) and token:
+            self._tool_inputs[call_id].append(token)
+            out.append({"type": "tool-input-delta", "toolCallId": call_id, "inputTextDelta": token})
+        if data.get("finish_reason") is not None:
+            text = "".join(self._tool_inputs.pop(call_id))
+            try:
+                arguments: Any = json.loads(text) if text else {}
+            except ValueError:
+                arguments = text
+            out.append(self._available(call_id, name, arguments))
+        return out
+
+    def _react_input_delta(self, fields: dict[str, Any], data: dict[str, Any]) -> list[dict[str, Any]]:
+        """A ReAct step's ``next_tool_args`` token: the input of the tool call ``call_<parent_id>`` as it streams."""
+        parent = str(fields.get("parent_id") or "")
+        name = self._react_names.get(parent, "").strip() or "tool"
+        return self._tool_input_delta({**data, "tool_call_id": f"call_{parent}", "tool_name": name})
+
+    def _react_name(self, fields: dict[str, Any], data: dict[str, Any]) -> None:
+        if "step" in data and data.get("field") == REACT_NAME_FIELD and isinstance(data.get("token"), str):
+            parent = str(fields.get("parent_id") or "")
+            self._react_names[parent] = self._react_names.get(parent, "") + data["token"]
+
+    def _available(self, call_id: str, name: str, arguments: Any) -> dict[str, Any]:
+        self._tools_available[call_id] = name if isinstance(arguments, dict) else ""  # text input: tool_start redoes it
+        return {"type": "tool-input-available", "toolCallId": call_id, "toolName": name, "input": arguments,
+                "dynamic": True}  # fmt: skip
+
+    def _tool_started(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        """The tool runs: its input is available (again, when the streamed one lacked the name or did not parse)."""
+        call_id, name = str(data.get("tool_call_id") or ""), str(data.get("tool_name") or "tool")
+        if not call_id or self._tools_available.get(call_id) == name:
+            return []
+        self._tool_inputs.pop(call_id, None)
+        return [self._available(call_id, name, data.get("arguments", {}))]
+
+    def _tool_finished(self, data: dict[str, Any], kind: str) -> dict[str, Any]:
+        call_id = str(data.get("tool_call_id") or "")
+        if kind == "tool_error":
+            text = f"{data.get('error_type')}: {data.get('error_message')}"
+            return {"type": "tool-output-error", "toolCallId": call_id, "errorText": text, "dynamic": True}
+        return {"type": "tool-output-available", "toolCallId": call_id, "output": data.get("result"), "dynamic": True}
 
     def _tool_input(self, fields: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         return {

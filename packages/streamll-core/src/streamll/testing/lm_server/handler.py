@@ -10,6 +10,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from streamll.testing import tool_calls
 from streamll.testing.lm_server.prompt import ChatRequest, message_text
 from streamll.testing.lm_server.reasoning import reasoning_deltas, reasoning_text
 from streamll.testing.lm_server.reply import reply_text, tokenize
@@ -171,6 +172,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         request = ChatRequest.parse(body, dict(self.headers.items()))
         try:
+            if (calls := tool_calls.tool_calls_for(request, knobs)) is not None:  # native tool calls
+                tool_calls.send(self, request, calls, state.next_id(), knobs)
+                return
             content = reply_text(request, knobs)
         except Exception as exc:  # a failing responder becomes an HTTP 500
             self._send_error_json(500, f"Responder failed: {type(exc).__name__}: {exc}")

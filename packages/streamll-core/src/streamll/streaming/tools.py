@@ -1,0 +1,372 @@
+"""Tool calls inside an instrumented run: thin wrappers on DSPy's tool entry points.
+
+* ``Tool.__call__`` / ``Tool.acall``: every ``dspy.Tool`` call (ReAct's, or the user's own);
+* ``ToolCalls.ToolCall.execute``: native function calling's tool calls;
+* ``ReAct.forward`` / ``aforward``: the iteration (``step``) of ReAct's predictor calls
+  and of the tools they choose.
+
+Each tool call becomes a :class:`~streamll.core.tools.ToolSpan` (``tool_start``,
+then ``tool_end`` or ``tool_error``). The wrappers never change what the program
+sees: arguments, results and exceptions pass through untouched, and a raised
+exception leaves without the wrapper's frame in its traceback (ReAct puts the
+traceback of a failed tool into the next prompt, so an extra frame would change
+the LM request).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import sys
+import threading
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamll.core.context import context_tags, current_execution, current_span
+from streamll.core.tools import ToolSpan
+from streamll.streaming import status
+from streamll.streaming.frames import adopt, current_frame
+from streamll.streaming.patches import register
+
+logger = logging.getLogger("streamll")
+
+WRAPPED_ATTR = "__streamll_wrapped__"
+
+
+@dataclass
+class ReactState:
+    """One running ReAct call: its predictor, the current iteration and the LM call that chose the tool."""
+
+    predictor: Any
+    step: int = -1
+    lm_call_id: str | None = None
+    called: bool = False
+    """The step's tool was called (a tool that tool calls gets an id of its own)."""
+
+
+def react_call_id(lm_call_id: str) -> str:
+    """The ``tool_call_id`` of a ReAct step's tool: ``call_`` + the ``event_id`` of the LM call that chose it.
+
+    The step's ``next_tool_args`` tokens have that LM call as their ``parent_id``,
+    so a consumer can put the streamed arguments and the tool call together.
+    """
+    return f"call_{lm_call_id}"
+
+
+current_react: ContextVar[ReactState | None] = ContextVar("streamll_react", default=None)
+_executing: ContextVar[str | None] = ContextVar("streamll_executing_tool", default=None)
+"""Name of the tool a ``ToolCall.execute`` is running here (a ``dspy.Tool`` it calls is the same call)."""
+
+
+@dataclass
+class ChosenCall:
+    """A tool call an LM reply asked for (native function calling)."""
+
+    tool_call_id: str | None
+    name: str
+    arguments: Any
+    lm_call_id: str
+    claimed: bool = False
+
+
+@dataclass
+class ChosenCalls:
+    """Tool calls chosen by LM replies in one run, so ``execute`` can be linked to the LM call and its id."""
+
+    calls: list[ChosenCall] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, call: ChosenCall) -> None:
+        with self.lock:
+            self.calls.append(call)
+            del self.calls[:-256]  # bounded: a long agent keeps only its recent choices
+
+    def peek(self, name: str, arguments: Any) -> str | None:
+        """The id of the first unclaimed chosen call with this name and these arguments (not claimed)."""
+        with self.lock:
+            for call in self.calls:
+                if not call.claimed and call.name == name and call.arguments == arguments:
+                    return call.tool_call_id
+        return None
+
+    def claim(self, tool_call_id: str | None, name: str, arguments: Any) -> ChosenCall | None:
+        """The first unclaimed chosen call with this id (or, without an id, this name and these arguments)."""
+        with self.lock:
+            for call in self.calls:
+                if call.claimed:
+                    continue
+                if tool_call_id is not None and call.tool_call_id == tool_call_id:
+                    call.claimed = True
+                    return call
+                if tool_call_id is None and call.name == name and call.arguments == arguments:
+                    call.claimed = True
+                    return call
+        return None
+
+
+def record_chosen(run: Any, lm_call_id: str, outputs: Any) -> None:
+    """Remember the tool calls in an LM call's outputs (a list of dicts with ``tool_calls``)."""
+    if not isinstance(outputs, list):
+        return
+    chosen: ChosenCalls | None = getattr(run, "chosen_tools", None)
+    if chosen is None:
+        return
+    for output in outputs:
+        calls = output.get("tool_calls") if isinstance(output, dict) else None
+        for call in calls or ():
+            parsed = _provider_call(call)
+            if parsed is not None:
+                chosen.add(ChosenCall(parsed[0], parsed[1], parsed[2], lm_call_id))
+
+
+def _provider_call(call: Any) -> tuple[str | None, str, Any] | None:
+    """(id, name, parsed arguments) of an OpenAI-shaped tool call (dict or object)."""
+    get = call.get if isinstance(call, dict) else lambda key, default=None: getattr(call, key, default)
+    function = get("function")
+    if function is None:
+        return None
+    fget = function.get if isinstance(function, dict) else lambda key, default=None: getattr(function, key, default)
+    name, arguments = fget("name"), fget("arguments")
+    if not isinstance(name, str):
+        return None
+    if isinstance(arguments, str):
+        with contextlib.suppress(ValueError):  # arguments that are not JSON stay text
+            arguments = json.loads(arguments)
+    call_id = get("id")
+    return (call_id if isinstance(call_id, str) and call_id else None), name, arguments
+
+
+# ---------------------------------------------------------------------------- entering and leaving a tool
+
+
+class _Entered:
+    __slots__ = ("instance", "provider", "span", "tokens")
+
+    def __init__(self, span: ToolSpan, tokens: list[Token[Any]], provider: Any, instance: Any) -> None:
+        self.span = span
+        self.tokens = tokens
+        self.provider = provider
+        self.instance = instance
+
+
+def _enter(instance: Any, name: str, arguments: dict[str, Any], call_id: str | None) -> _Entered | None:
+    """Open a tool span when an instrumented run is active here (None otherwise; never raises)."""
+    frame = current_frame()
+    if frame is None:
+        return None
+    tokens = adopt(frame)
+    try:
+        extra: dict[str, Any] = {}
+        react = current_react.get()
+        if react is not None and react.step >= 0:
+            extra["step"] = react.step
+            if react.lm_call_id is not None:
+                extra["lm_call_id"] = react.lm_call_id
+                if not react.called:  # the step's own tool: its id names the LM call that chose it
+                    call_id = call_id or react_call_id(react.lm_call_id)
+            react.called = True
+        chosen: ChosenCalls | None = getattr(frame.run, "chosen_tools", None)
+        match = chosen.claim(call_id, name, arguments) if chosen is not None else None
+        if match is not None:
+            call_id = call_id or match.tool_call_id
+            extra["lm_call_id"] = match.lm_call_id
+        provider = status.provider_for(frame.module)
+        text = None if name == "finish" else status.message(provider, "tool_start", instance, arguments)
+        span = ToolSpan(
+            name,
+            arguments,
+            tool_call_id=call_id,
+            extra=extra,
+            execution=current_execution.get(),
+            parent_id=current_span.get(),
+            tags=dict(context_tags.get()),
+        ).open(text)
+    except Exception:
+        logger.exception("streamll: could not open a tool span")
+        _reset(tokens)
+        return None
+    return _Entered(span, tokens, provider, instance)
+
+
+def _exit(entered: _Entered, result: Any, error: BaseException | None) -> None:
+    try:
+        text = None
+        if error is None and result != "Completed.":  # ReAct's finish tool, as DSPy's status callback skips it
+            text = status.message(entered.provider, "tool_end", result)
+        entered.span.close(result, error, text)
+    except Exception:
+        logger.exception("streamll: could not close a tool span")
+    finally:
+        _reset(entered.tokens)
+
+
+def _reset(tokens: list[Token[Any]]) -> None:
+    for token in reversed(tokens):
+        token.var.reset(token)
+
+
+def _drop_own_frame(exc: BaseException, frame: Any) -> None:
+    """Take the wrapper's own frame off the traceback, so a bare ``raise`` leaves the plain program's."""
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_frame is frame:
+        exc.__traceback__ = tb.tb_next
+
+
+def _nested_same_tool(name: str) -> bool:
+    """``execute`` already opened a span for this very tool (it calls a ``dspy.Tool`` it was given)."""
+    return _executing.get() == name
+
+
+# ---------------------------------------------------------------------------- dspy.Tool
+
+
+def _wrap_tool(cls: type) -> None:
+    call, acall = cls.__dict__["__call__"], cls.__dict__.get("acall")
+
+    @functools.wraps(call)
+    def sync_call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        name = str(getattr(self, "name", None) or type(self).__name__)
+        entered = None if _nested_same_tool(name) else _enter(self, name, dict(kwargs), None)
+        if entered is None:
+            return call(self, *args, **kwargs)
+        try:
+            result = call(self, *args, **kwargs)
+        except BaseException as exc:
+            _exit(entered, None, exc)
+            _drop_own_frame(exc, sys._getframe())
+            raise
+        _exit(entered, result, None)
+        return result
+
+    _set(cls, "__call__", sync_call)
+    if acall is None:
+        return
+
+    @functools.wraps(acall)
+    async def async_call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        name = str(getattr(self, "name", None) or type(self).__name__)
+        entered = None if _nested_same_tool(name) else _enter(self, name, dict(kwargs), None)
+        if entered is None:
+            return await acall(self, *args, **kwargs)
+        try:
+            result = await acall(self, *args, **kwargs)
+        except BaseException as exc:
+            _exit(entered, None, exc)
+            _drop_own_frame(exc, sys._getframe())
+            raise
+        _exit(entered, result, None)
+        return result
+
+    _set(cls, "acall", async_call)
+
+
+# ---------------------------------------------------------------------------- ToolCalls.ToolCall.execute
+
+
+def _lookup(name: str, caller: Any) -> dict[str, Any]:
+    """What ``execute(functions=None)`` finds in its caller's frame, as the dict DSPy would search."""
+    func = caller.f_locals.get(name) or caller.f_globals.get(name)
+    return {name: func} if func is not None else {}
+
+
+def _wrap_execute(cls: type) -> None:
+    execute = cls.__dict__.get("execute")
+    if execute is None:
+        return
+
+    @functools.wraps(execute)
+    def sync_execute(self: Any, functions: Any = None, *args: Any, **kwargs: Any) -> Any:
+        name = str(getattr(self, "name", ""))
+        arguments = getattr(self, "args", None)
+        arguments = dict(arguments) if isinstance(arguments, dict) else {}
+        entered = _enter(self, name, arguments, getattr(self, "id", None) or None)
+        if entered is None:
+            return execute(self, functions, *args, **kwargs)
+        if functions is None:  # DSPy looks in its caller's frame: that must still be the user's
+            functions = _lookup(name, sys._getframe(1))
+        executing = _executing.set(name)
+        try:
+            result = execute(self, functions, *args, **kwargs)
+        except BaseException as exc:
+            _executing.reset(executing)
+            _exit(entered, None, exc)
+            _drop_own_frame(exc, sys._getframe())
+            raise
+        _executing.reset(executing)
+        _exit(entered, result, None)
+        return result
+
+    _set(cls, "execute", sync_execute)
+
+
+# ---------------------------------------------------------------------------- ReAct iterations
+
+
+def _wrap_react(cls: type) -> None:
+    forward, aforward = cls.__dict__["forward"], cls.__dict__.get("aforward")
+
+    @functools.wraps(forward)
+    def sync_forward(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if current_frame() is None:
+            return forward(self, *args, **kwargs)
+        token = current_react.set(ReactState(getattr(self, "react", None)))
+        try:
+            return forward(self, *args, **kwargs)
+        finally:
+            current_react.reset(token)
+
+    _set(cls, "forward", sync_forward)
+    if aforward is None:
+        return
+
+    @functools.wraps(aforward)
+    async def async_forward(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if current_frame() is None:
+            return await aforward(self, *args, **kwargs)
+        token = current_react.set(ReactState(getattr(self, "react", None)))
+        try:
+            return await aforward(self, *args, **kwargs)
+        finally:
+            current_react.reset(token)
+
+    _set(cls, "aforward", async_forward)
+
+
+def react_step(predict: Any) -> ReactState | None:
+    """When ``predict`` is the running ReAct's predictor, start its next iteration and return the state."""
+    state = current_react.get()
+    if state is None or state.predictor is not predict:
+        return None
+    state.step += 1
+    state.lm_call_id = None
+    state.called = False
+    return state
+
+
+def _set(cls: type, name: str, wrapper: Any) -> None:
+    setattr(wrapper, WRAPPED_ATTR, True)
+    register(cls, name, wrapper)
+
+
+def prepare_tools() -> None:
+    """Build the wrappers of ``dspy.Tool``, ``ToolCalls.ToolCall`` and ``dspy.ReAct`` (once)."""
+    from dspy.adapters.types.tool import Tool, ToolCalls
+    from dspy.predict.react import ReAct
+
+    _wrap_tool(Tool)
+    _wrap_execute(ToolCalls.ToolCall)
+    _wrap_react(ReAct)
+
+
+__all__ = [
+    "ChosenCalls",
+    "ReactState",
+    "current_react",
+    "prepare_tools",
+    "react_call_id",
+    "react_step",
+    "record_chosen",
+]

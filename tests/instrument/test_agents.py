@@ -1,0 +1,328 @@
+"""Agents stream: tool events, ReAct iterations and native tool-call arguments, through DSPy's real path.
+
+Every test drives a real DSPy program against the offline LM server and reads
+the events a MemorySink received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import threading
+import traceback
+from typing import Any
+
+import dspy
+import pytest
+import streamll
+from streamll import MemorySink
+from streamll.core.events import Event, TokenEvent, ToolEndEvent, ToolErrorEvent, ToolStartEvent
+from streamll.core.tools import RESULT_LIMIT
+from streamll.testing import OfflineLMServer
+
+from tests.agent_programs import (
+    ANSWER,
+    NATIVE_CALLS,
+    PLAN,
+    arguments_text,
+    native_adapter,
+    native_agent,
+    native_lm,
+    native_responder,
+    react_agent,
+    react_responder,
+)
+
+QUESTION = "What is Paris like today?"
+
+
+def run_react(server: OfflineLMServer, sink: MemorySink, mode: str = "sync", **options: Any) -> Any:
+    server.configure(responder=react_responder)
+    agent = react_agent(**options)
+    with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()):
+        prediction = agent(question=QUESTION) if mode == "sync" else asyncio.run(agent.acall(question=QUESTION))
+    assert streamll.flush(10)
+    return prediction
+
+
+def of_step(events: list[Event], step: int) -> list[Event]:
+    return [event for event in events if event.data.get("step") == step]
+
+
+def tool_calls(sink: MemorySink) -> list[tuple[Event, Event]]:
+    """(tool_start, its tool_end or tool_error) pairs in order, matched by tool_call_id."""
+    ends = {
+        event.data["tool_call_id"]: event for event in sink.events if event.event_type in ("tool_end", "tool_error")
+    }
+    return [(start, ends[start.data["tool_call_id"]]) for start in sink.of_type("tool_start")]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_react_with_tools_shows_every_iteration_as_it_happens(
+    server: OfflineLMServer, memory_sink: MemorySink, mode: str
+) -> None:
+    prediction = run_react(server, memory_sink, mode)
+    assert prediction.answer == ANSWER
+
+    calls = tool_calls(memory_sink)
+    assert [start.data["tool_name"] for start, _ in calls] == [name for name, _ in PLAN]
+    lm_starts = {event.event_id for event in memory_sink.of_type("start") if event.operation == "lm"}
+    for step, ((start, end), (name, args)) in enumerate(zip(calls, PLAN, strict=True)):
+        assert isinstance(start, ToolStartEvent) and start.operation == "tool" and start.module_name == name
+        assert start.data["arguments"] == args and start.data["step"] == end.data["step"] == step
+        assert end.data["span_id"] == start.event_id and end.data["duration_ms"] >= 0
+        # the LM call that chose the tool: its start event, and the parent of the step's tokens
+        assert start.data["lm_call_id"] in lm_starts
+        assert start.data["tool_call_id"] == f"call_{start.data['lm_call_id']}"
+        tokens = [event for event in of_step(memory_sink.tokens(), step)]
+        assert {token.parent_id for token in tokens} == {start.data["lm_call_id"]}
+        texts = {
+            field: "".join(t.token for t in tokens if t.field == field) for field in ("next_thought", "next_tool_name")
+        }
+        assert texts == {"next_thought": f"Step {step}: I will use {name}.", "next_tool_name": name}
+        assert json.loads("".join(t.token for t in tokens if t.field == "next_tool_args")) == args
+        # in order: the step's tokens, then its tool call, then the next step
+        assert max(token.sequence for token in tokens) < start.sequence < end.sequence
+        later = of_step(memory_sink.tokens(), step + 1)
+        assert all(token.sequence > end.sequence for token in later)
+
+    weather, lookup, population, finish = (end for _, end in calls)
+    assert isinstance(weather, ToolEndEvent) and weather.data["result"] == "Sunny and 21 C in Paris."
+    assert population.data["result"] == "2100000" and population.data["result_type"] == "int"
+    assert isinstance(lookup, ToolErrorEvent)
+    assert lookup.data["error_type"] == "KeyError" and "no entry for Paris" in lookup.data["error_message"]
+    assert finish.data["result"] == "Completed."
+    # ReAct caught the error and showed it to the LM, exactly as without streamll
+    assert "Execution error in lookup" in prediction.trajectory["observation_1"]
+
+    answer = memory_sink.tokens("answer")
+    assert "".join(token.token for token in answer) == ANSWER
+    assert all("step" not in token.data for token in answer)
+
+
+def test_a_tool_is_seen_while_it_runs(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+    seen: list[bool] = []
+
+    def watched(city: str) -> str:
+        """A tool that waits until its own tool_start event reached the sink."""
+        seen.append(memory_sink.wait_for(lambda events: any(e.event_type == "tool_start" for e in events), 5))
+        return "ok"
+
+    @streamll.instrument
+    class Direct(dspy.Module):
+        def forward(self) -> Any:
+            return dspy.Tool(watched)(city="Paris")
+
+    assert Direct()() == "ok"
+    assert seen == [True]
+
+
+def test_status_messages_are_dspys_by_default(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+    run_react(server, memory_sink)
+    messages = [(event.data["stage"], event.data["message"]) for event in memory_sink.of_type("status")]
+    expected_tools = ["weather", "population"]  # the failing lookup has no end message; finish has none at all
+    assert [text for stage, text in messages if stage == "tool_start"] == [
+        f"Calling tool {name}..." for name in ("weather", "lookup", "population")
+    ]
+    assert [stage for stage, _ in messages if stage == "tool_end"] == ["tool_end"] * len(expected_tools)
+    assert {stage for stage, _ in messages} == {"tool_start", "tool_end"}  # DSPy's provider says nothing else
+
+
+class Narrator(dspy.streaming.StatusMessageProvider):
+    def tool_start_status_message(self, instance: Any, inputs: dict[str, Any]) -> str:
+        return f"using {instance.name} with {sorted(inputs)}"
+
+    def module_start_status_message(self, instance: Any, inputs: dict[str, Any]) -> str:
+        return f"starting {type(instance).__name__}"
+
+    def lm_end_status_message(self, outputs: Any) -> str:
+        return "the LM answered"
+
+
+def test_a_status_message_provider_of_ones_own(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+    run_react(server, memory_sink, status_messages=Narrator())
+    messages = [(event.data["stage"], event.data["message"]) for event in memory_sink.of_type("status")]
+    assert ("tool_start", "using weather with ['city']") in messages
+    assert ("module_start", "starting Agent") in messages and ("module_start", "starting Predict") in messages
+    assert messages.count(("lm_end", "the LM answered")) == len(PLAN) + 1
+    inherited = dspy.streaming.StatusMessageProvider().tool_end_status_message(None)
+    assert messages.count(("tool_end", inherited)) == 2  # weather and population; lookup raised
+    starts = memory_sink.of_type("tool_start")
+    assert starts[0].data["status"] == "using weather with ['city']"
+
+
+def test_status_messages_can_be_turned_off(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+    run_react(server, memory_sink, status_messages=False)
+    assert memory_sink.of_type("status") == []
+    assert len(memory_sink.of_type("tool_start")) == len(PLAN)
+
+
+def test_status_messages_must_be_a_provider() -> None:
+    with pytest.raises(
+        TypeError, match=r"status_messages must be True, False or a dspy\.streaming\.StatusMessageProvider"
+    ):
+        streamll.instrument(status_messages="loud")
+
+
+@pytest.mark.parametrize(
+    ("engine", "adapter"),
+    [(None, native_adapter), ("litellm", native_adapter), (None, dspy.JSONAdapter)],
+    ids=["native-engine", "litellm", "json-adapter"],
+)
+def test_native_tool_calls_stream_their_arguments_per_call(
+    server: OfflineLMServer, memory_sink: MemorySink, engine: str | None, adapter: Any
+) -> None:
+    server.configure(responder=native_responder)
+    with dspy.context(lm=native_lm(server, engine), adapter=adapter()):
+        results = native_agent()(question=QUESTION)
+    assert results == ["Sunny and 21 C in Paris.", 2_100_000]
+    assert streamll.flush(10)
+
+    lm_start = next(event for event in memory_sink.of_type("start") if event.operation == "lm")
+    lm_end = next(event for event in memory_sink.of_type("end") if event.operation == "lm")
+    assert lm_end.data["finish_reason"] == "tool_calls" and lm_end.data["streamed"] is True
+    tokens = memory_sink.tokens("tool_calls")
+    by_call: dict[str, list[TokenEvent]] = {}
+    for token in tokens:
+        by_call.setdefault(token.data["tool_call_id"], []).append(token)
+    assert len(by_call) == len(NATIVE_CALLS)
+    starts = memory_sink.of_type("tool_start")
+    for index, (call, start) in enumerate(zip(NATIVE_CALLS, starts, strict=True)):
+        call_tokens = by_call[start.data["tool_call_id"]]  # the LM's own id links tokens and tool events
+        assert "".join(token.token for token in call_tokens) == arguments_text(call)
+        assert [token.token_index for token in call_tokens] == list(range(len(call_tokens)))
+        assert [token.finish_reason for token in call_tokens][-1] == "tool_calls"
+        assert all(token.finish_reason is None for token in call_tokens[:-1])
+        assert {(token.data["tool_name"], token.data["tool_index"]) for token in call_tokens} == {(call["name"], index)}
+        assert {token.parent_id for token in call_tokens} == {lm_start.event_id}
+        assert start.data["tool_name"] == call["name"] and start.data["arguments"] == call["arguments"]
+        assert start.data["lm_call_id"] == lm_start.event_id
+        assert len(call_tokens) > 1  # streamed in pieces, not one blob
+        assert max(token.sequence for token in call_tokens) < start.sequence
+    ends = memory_sink.of_type("tool_end")
+    assert [end.data["tool_call_id"] for end in ends] == [start.data["tool_call_id"] for start in starts]
+
+
+def test_cached_tool_calls_replay_each_call_linked(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+    server.configure(responder=native_responder)
+    cached = server.lm("gpt-4o-mini", cache=True, temperature=0.654321)  # a request nothing else sends
+    with dspy.context(lm=cached, adapter=native_adapter()):
+        native_agent()(question="cache these calls")
+        requests = len(server.requests)
+        assert streamll.flush(10)
+        memory_sink.clear()
+        assert native_agent()(question="cache these calls") == ["Sunny and 21 C in Paris.", 2_100_000]
+    assert len(server.requests) == requests, "the second call must come from DSPy's cache"
+    assert streamll.flush(10)
+
+    tokens = memory_sink.tokens("tool_calls")
+    assert [(t.data["tool_name"], t.data["tool_index"], t.finish_reason, t.data["source"]) for t in tokens] == [
+        ("weather", 0, "cached", "cache"),
+        ("population", 1, "cached", "cache"),
+    ]
+    assert [json.loads(token.token) for token in tokens] == [call["arguments"] for call in NATIVE_CALLS]
+    starts = memory_sink.of_type("tool_start")
+    assert [token.data["tool_call_id"] for token in tokens] == [start.data["tool_call_id"] for start in starts]
+
+
+def test_tool_calls_stream_only_when_chosen(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+    server.configure(responder=native_responder)
+    with dspy.context(lm=native_lm(server), adapter=native_adapter()):
+        native_agent(stream_fields=[])(question=QUESTION)
+    assert streamll.flush(10)
+    assert memory_sink.tokens() == []
+    starts = memory_sink.of_type("tool_start")
+    assert [start.data["tool_name"] for start in starts] == ["weather", "population"]
+    assert all(start.data["tool_call_id"].startswith("call_") and "lm_call_id" in start.data for start in starts)
+
+
+def test_a_raising_tool_raises_exactly_as_without_streamll(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+    def broken(x: int) -> int:
+        """Always fails."""
+        raise ValueError(f"bad {x}")
+
+    tool = dspy.Tool(broken)
+
+    def frames(exc: BaseException) -> list[str]:
+        return [frame.name for frame in traceback.extract_tb(exc.__traceback__)]
+
+    try:
+        tool(x=1)
+    except ValueError as exc:
+        plain = frames(exc)
+
+    @streamll.instrument
+    class Direct(dspy.Module):
+        def forward(self) -> Any:
+            try:
+                return tool(x=1)
+            except ValueError as exc:
+                return exc
+
+    caught = Direct()()
+    assert isinstance(caught, ValueError) and str(caught) == "bad 1"
+    assert frames(caught)[-len(plain) + 1 :] == plain[1:]  # below the call site, the very same frames
+    assert not any("streamll" in frame.filename for frame in traceback.extract_tb(caught.__traceback__))
+    assert streamll.flush(10)
+    (error,) = memory_sink.of_type("tool_error")
+    assert error.data["error_type"] == "ValueError" and error.data["error_message"] == "bad 1"
+
+
+def test_big_results_are_cut(memory_sink: MemorySink) -> None:
+    def dump() -> str:
+        """A large result."""
+        return "x" * (RESULT_LIMIT * 3)
+
+    @streamll.instrument
+    class Direct(dspy.Module):
+        def forward(self) -> Any:
+            return dspy.Tool(dump)()
+
+    assert len(Direct()()) == RESULT_LIMIT * 3  # the program still gets all of it
+    assert streamll.flush(10)
+    (end,) = memory_sink.of_type("tool_end")
+    assert len(end.data["result"]) == RESULT_LIMIT
+    assert end.data["result_truncated"] is True and end.data["result_length"] == RESULT_LIMIT * 3
+
+
+def test_tools_outside_an_instrumented_call_emit_nothing(memory_sink: MemorySink) -> None:
+    """Even while an instrumented call runs in another thread (DSPy's tool methods are wrapped then)."""
+    inside, release = threading.Event(), threading.Event()
+
+    def double(x: int) -> int:
+        """Twice x."""
+        return 2 * x
+
+    @streamll.instrument
+    class Waiting(dspy.Module):
+        def forward(self) -> Any:
+            inside.set()
+            assert release.wait(10)
+            return None
+
+    worker = threading.Thread(target=Waiting())
+    worker.start()
+    try:
+        assert inside.wait(10)
+        assert dspy.Tool(double)(x=2) == 4
+    finally:
+        release.set()
+        worker.join(10)
+    assert streamll.flush(10)
+    assert memory_sink.of_type("tool_start") == [] and len(memory_sink.of_type("start")) == 1
+
+
+def test_the_terminal_shows_tool_calls_as_lines(server: OfflineLMServer) -> None:
+    output = io.StringIO()
+    sink = streamll.TerminalSink(output, show_tokens=False)
+    streamll.configure(sinks=[sink])
+    try:
+        run_react(server, MemorySink(name="unused"))
+    finally:
+        streamll.configure(sinks=None)
+        sink.stop()
+    lines = [line for line in output.getvalue().splitlines() if line.startswith(("[TOOL", "[STATUS"))]
+    assert lines[:2] == ['[TOOL_START] weather({"city": "Paris"}) (step 0)', "[STATUS] Calling tool weather..."]
+    assert lines[2].startswith('[TOOL_END] weather -> "Sunny and 21 C in Paris." (')
+    assert any(line.startswith("[TOOL_ERROR] lookup (") and "KeyError" in line for line in lines)
