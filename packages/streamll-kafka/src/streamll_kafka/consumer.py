@@ -22,6 +22,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from streamll.backoff import Backoff
 from streamll.consumer import BaseConsumer, Received
 from streamll.errors import ConsumerError
 
@@ -32,6 +33,9 @@ logger = logging.getLogger("streamll.kafka")
 
 MAX_RECORDS = 500
 """Records fetched per poll and held in memory at most."""
+
+RETRY = Backoff(0.1, 0.5)
+"""Waits after a retriable fetch error (the client reconnects by itself meanwhile)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ class KafkaStreamConsumer(BaseConsumer[KafkaHandle]):
         self._consumer: AIOKafkaConsumer | None = None
         self._listener: _Assignments | None = None
         self._records: deque[ConsumerRecord[Any, Any]] = deque()
+        self._failed_polls = 0
+        """Retriable fetch errors in a row (the retry number for :data:`RETRY`)."""
         self._committed: dict[int, int] = {}
 
     @classmethod
@@ -168,8 +174,10 @@ class KafkaStreamConsumer(BaseConsumer[KafkaHandle]):
                 raise
             self.stats.last_error = f"{type(exc).__name__}: {exc}"
             logger.warning("streamll kafka consumer: %s: %s (retrying)", type(exc).__name__, exc)
-            await asyncio.sleep(min(timeout, 0.5))
+            self._failed_polls += 1
+            await asyncio.sleep(min(timeout, RETRY.delay(self._failed_polls)))
             return
+        self._failed_polls = 0
         for records in batches.values():
             self._records.extend(records)
 
