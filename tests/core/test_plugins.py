@@ -240,6 +240,17 @@ def test_every_python_example_in_the_plugin_guide_compiles() -> None:
         compile(block, str(DOCS), "exec")
 
 
+def test_the_guides_url_options_example_works() -> None:
+    block = next(block for block in python_blocks() if "class JsonlOptions" in block)
+    namespace: dict[str, Any] = {"__name__": "streamll_jsonl.url"}
+    exec(compile(block, str(DOCS), "exec", dont_inherit=True), namespace)  # as its own module: no __future__ here
+    options = namespace["parse_url"]("jsonl:///tmp/e.jsonl?rotate_bytes=2048&fsync_every=500ms&buffer_size=10")
+    assert (options.path, options.fsync_every, options.sink_options) == ("/tmp/e.jsonl", 0.5, {"buffer_size": 10})
+    assert repr(options) == "JsonlOptions('jsonl:///tmp/e.jsonl?rotate_bytes=2048')"
+    with pytest.raises(ConfigurationError, match=r"jsonl URL option rotate_bytes='1': must be >= 1024"):
+        namespace["parse_url"]("jsonl:///tmp/e.jsonl?rotate_bytes=1")
+
+
 def test_the_guides_example_sink_works(installed_plugins: Callable[..., None], tmp_path: Path) -> None:
     sink_module = next(block for block in python_blocks() if "class JsonlSink" in block)
     namespace: dict[str, Any] = {"__name__": "streamll_jsonl.sink"}

@@ -16,12 +16,10 @@ from streamll.core.records import TokenRecord
 from streamll.core.serialization import decode_event, encode_event
 from streamll.sinks.base import BaseSink
 from streamll.streaming.bridge import TokenRun
+from streamll.streaming.fields import PredictorState
 
-CALL = SimpleNamespace(
-    state=SimpleNamespace(name="QA.predict", path=None, attempt=None, field_types={}),
-    parent_id="f" * 32,
-    tags={"user_id": "u1"},
-)
+STATE = PredictorState(name="QA.predict", adapter="chat", output_fields=["answer"], stream_fields=frozenset({"answer"}))
+CALL = SimpleNamespace(state=STATE, parent_id="f" * 32, tags={"user_id": "u1"})
 
 
 def emit(run: TokenRun, token: Any = " word", index: Any = 0, finish: Any = None) -> None:

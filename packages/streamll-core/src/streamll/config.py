@@ -20,13 +20,14 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from streamll.core import emitter, policy
 from streamll.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from streamll.sinks.base import BaseSink
+from streamll.plugins import create_sink, mask_credentials
+from streamll.sinks.adapter import adapt, is_duck_sink
+from streamll.sinks.base import BaseSink
+from streamll.sinks.terminal import TerminalSink
 
 SINKS_ENV = "STREAMLL_SINKS"
 NO_SINKS = "none"
@@ -43,10 +44,6 @@ _default: tuple[BaseSink, ...] | None = None
 
 def resolve_sinks(sinks: Iterable[Any]) -> tuple[tuple[BaseSink, ...], list[BaseSink]]:
     """Turn sink objects and URLs into sinks; returns (all, the ones built from URLs)."""
-    from streamll.plugins import create_sink
-    from streamll.sinks.adapter import adapt, is_duck_sink
-    from streamll.sinks.base import BaseSink
-
     if isinstance(sinks, (str, bytes)):
         raise ConfigurationError("sinks must be a list of sinks or URLs, not a single string")
     resolved: list[BaseSink] = []
@@ -89,15 +86,18 @@ class Configuration:
     """
 
     def __init__(self, previous: _State, permanent: bool) -> None:
+        """Remember the configuration to restore (``permanent``: not on ``with`` exit)."""
         self._previous = previous
         self._permanent = permanent
 
     def __enter__(self) -> Configuration:
+        """The configuration is already applied; ``with`` only restores it at the end."""
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        """Put the previous configuration back (unless ``permanent``)."""
         if not self._permanent:
             _apply(self._previous)
 
@@ -191,8 +191,6 @@ def _env_sinks(raw: str) -> tuple[BaseSink, ...]:
     with _lock:
         if _from_env is not None and _from_env[0] == raw:
             return _from_env[1]
-        from streamll.plugins import mask_credentials
-
         sinks: list[BaseSink] = []
         skipped = 0
         for url in (part.strip() for part in raw.split(",")):
@@ -226,8 +224,6 @@ def _default_sinks() -> tuple[BaseSink, ...]:
     if _default is None:
         with _lock:
             if _default is None:
-                from streamll.sinks.terminal import TerminalSink
-
                 _default = (TerminalSink(name="terminal"),)
     return _default
 

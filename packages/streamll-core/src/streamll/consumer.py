@@ -78,6 +78,7 @@ class BaseConsumer(Generic[M]):
     """
 
     def __init__(self, *, event_types: Iterable[str] | str | None = None, execution_id: str | None = None) -> None:
+        """Keep only events of ``event_types`` (a name or names) and of ``execution_id``, when given."""
         if isinstance(event_types, str):
             event_types = [event_types]
         self.event_types = frozenset(event_types) if event_types is not None else None
@@ -212,15 +213,18 @@ class BaseConsumer(Generic[M]):
     # ------------------------------------------------------------------ protocols
 
     async def __aenter__(self) -> BaseConsumer[M]:
+        """Start the consumer."""
         await self.start()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        """Stop the consumer."""
         await self.stop()
 
     def __aiter__(self) -> AsyncIterator[Event]:
+        """Events as they arrive, until the consumer stops."""
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Event]:

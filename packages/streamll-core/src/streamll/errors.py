@@ -23,6 +23,7 @@ class UnknownSchemeError(ConfigurationError):
     """No installed plugin handles this URL scheme."""
 
     def __init__(self, scheme: str, kind: str, extra: str | None, available: list[str]) -> None:
+        """Name the scheme, the kind of factory missing, the extra that would provide it, and what is available."""
         self.scheme = scheme
         self.kind = kind
         self.extra = extra

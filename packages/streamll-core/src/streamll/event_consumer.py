@@ -111,6 +111,7 @@ class EventConsumer:
         ack_on_error: bool = False,
         **options: Any,
     ) -> None:
+        """Set the consumer up; nothing connects until :meth:`start` (or ``async with``)."""
         url = broker_url or os.environ.get(BROKER_URL_ENV)
         if not url:
             raise ConfigurationError(
@@ -278,13 +279,16 @@ class EventConsumer:
         )
 
     async def __aenter__(self) -> EventConsumer:
+        """Start consuming."""
         await self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        """Stop consuming."""
         await self.stop()
 
     def __repr__(self) -> str:
+        """The consumer it reads from and the event types it has handlers for."""
         types = ", ".join(sorted(self._handlers)) or "no handlers"
         return f"<EventConsumer {self.consumer!r} ({types})>"
 

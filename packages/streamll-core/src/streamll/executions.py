@@ -52,6 +52,7 @@ class StoredEvent:
     __slots__ = ("_sse", "body", "fields")
 
     def __init__(self, body: bytes, fields: dict[str, Any]) -> None:
+        """One stored event: its wire body and the transport's fields next to it."""
         self.body = body
         self.fields = fields
         self._sse: bytes | None = None
@@ -124,12 +125,14 @@ class ExecutionLog:
         """(Producer side) stop listening for ``execution_id``."""
 
     async def __aenter__(self) -> ExecutionLog:
+        """Open the log."""
         await self.open()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        """Close the log."""
         await self.aclose()
 
 

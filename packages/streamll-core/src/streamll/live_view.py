@@ -35,6 +35,7 @@ class LiveView:
     """What ``--live`` shows, updated one event at a time."""
 
     def __init__(self, max_executions: int = MAX_EXECUTIONS) -> None:
+        """Keep at most ``max_executions`` executions on screen."""
         self.max_executions = max_executions
         self.executions: OrderedDict[str, _Execution] = OrderedDict()
 

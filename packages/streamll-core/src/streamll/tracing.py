@@ -85,6 +85,7 @@ class ExecutionRun:
         sinks: list[Any] | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
+        """Fix the run's id (given or new) and resolve its sinks; nothing is emitted until ``with``."""
         if execution_id is None:
             execution_id = new_event_id()
         elif not isinstance(execution_id, str) or not EXECUTION_ID_PATTERN.match(execution_id):
@@ -109,6 +110,7 @@ class ExecutionRun:
         self._cancel.set()
 
     def __enter__(self) -> ExecutionRun:
+        """Start the execution: its start event, the cancel signal, and listening for cancellation."""
         if self._entered:
             raise RuntimeError("an ExecutionRun can be entered once; create another with streamll.execution()")
         self._entered = True
@@ -132,6 +134,7 @@ class ExecutionRun:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
+        """End the execution (marked ``cancelled`` if asked to stop); swallows its own ``ExecutionCancelled``."""
         swallowed = isinstance(exc, ExecutionCancelled) and self.cancelled
         if swallowed:
             exc = None
@@ -147,14 +150,17 @@ class ExecutionRun:
         return swallowed
 
     async def __aenter__(self) -> ExecutionRun:
+        """Same as ``__enter__``."""
         return self.__enter__()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
+        """Same as ``__exit__``."""
         return self.__exit__(exc_type, exc, tb)
 
     def __repr__(self) -> str:
+        """The id and whether cancellation was requested."""
         return f"<ExecutionRun {self.execution_id} cancelled={self.cancelled}>"
 
 

@@ -76,6 +76,7 @@ class KafkaStreamConsumer(BaseConsumer[KafkaHandle]):
         event_types: Iterable[str] | str | None = None,
         execution_id: str | None = None,
     ) -> None:
+        """Read the topic of ``url`` (or ``topic``); keywords override the URL's options; connects on ``start()``."""
         super().__init__(event_types=event_types, execution_id=execution_id)
         options = parse_kafka_url(url)
         if topic is not None:
@@ -207,6 +208,7 @@ class KafkaStreamConsumer(BaseConsumer[KafkaHandle]):
                 self._committed.pop(partition, None)
 
     def __repr__(self) -> str:
+        """The brokers and topic (no secrets), the group, and whether it is started."""
         group = f" group={self.group!r}" if self.group else ""
         return f"<KafkaStreamConsumer {self.options.display_url}{group} started={self.is_started}>"
 

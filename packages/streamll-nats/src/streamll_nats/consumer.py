@@ -67,6 +67,7 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
         inactive_threshold: float | None = None,
         group: str | None = None,
     ) -> None:
+        """Read the stream of ``url``; keyword arguments override the URL's options. Connects on ``start()``."""
         super().__init__(event_types=event_types, execution_id=execution_id)
         if group is not None:  # the name every other streamll consumer uses for a resumable reader
             if durable is not None and durable != group:
@@ -320,6 +321,7 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
             await close_quietly(nc, flush=True)
 
     def __repr__(self) -> str:
+        """The servers, subject and stream (no secrets), durable or ephemeral, and whether it is started."""
         mode = f"durable={self.durable!r}" if self.durable else "ephemeral"
         return f"<NatsStreamConsumer {self.options.masked_url()!r} {mode} started={self.is_started}>"
 

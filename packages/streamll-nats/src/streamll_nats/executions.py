@@ -43,6 +43,7 @@ class NatsExecutionLog(ExecutionLog):
     """Reads one execution from its own subject (see the module docstring)."""
 
     def __init__(self, url: str) -> None:
+        """Parse ``url``; nothing connects until :meth:`open`."""
         self.options = parse_url(url)
         self._nc: Client | None = None
         self._lock = asyncio.Lock()

@@ -74,6 +74,7 @@ class RedisStreamConsumer(BaseConsumer[str]):
         count: int | None = None,
         ack_timeout: float | None = None,
     ) -> None:
+        """Read the stream of ``url`` (or ``stream``); keywords override the URL's options; connects on ``start()``."""
         super().__init__(event_types=event_types, execution_id=execution_id)
         if ack_timeout is not None:
             if not ack_timeout > 0:
@@ -339,6 +340,7 @@ class RedisStreamConsumer(BaseConsumer[str]):
                 await self._connection_lost(exc)
 
     def __repr__(self) -> str:
+        """The URL (no secrets), the group and consumer, and whether it is started."""
         group = f" group={self.group!r} consumer={self.consumer!r}" if self.group else ""
         return f"<RedisStreamConsumer {self.options.display_url!r}{group} started={self.is_started}>"
 

@@ -84,6 +84,7 @@ class RedisExecutionLog(ExecutionLog):
     count: int = 500
 
     def __init__(self, url: str) -> None:
+        """Parse ``url``; nothing connects until :meth:`open`."""
         self.options = parse_redis_url(url)
         self._client: aioredis.Redis | None = None
         self._pubsub: Any = None

@@ -57,6 +57,7 @@ class LegacyRedisSink(RedisSink):
         legacy_layout: bool = True,
         **broker_kwargs: Any,
     ) -> None:
+        """Take 0.1's arguments (URL, stream key, FastStream connection keywords) and map them onto ``RedisSink``."""
         url = redis_url or V01_DEFAULT_URL
         unknown = sorted(set(broker_kwargs) - _V01_CONNECTION_KWARGS - _SINK_KWARGS)
         if unknown:

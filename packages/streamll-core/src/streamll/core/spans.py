@@ -40,6 +40,7 @@ class Span:
         data: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
+        """A closed span; :meth:`open` (or ``with``) emits its start event."""
         self.operation = operation
         self.name = name
         self.method_name = method_name
@@ -113,19 +114,23 @@ class Span:
         dispatch(event, execution)
 
     def __enter__(self) -> Span:
+        """Open the span."""
         return self.open()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        """Close the span: an end event, or an error event for ``exc``."""
         self.close(exc)
 
     async def __aenter__(self) -> Span:
+        """Open the span."""
         return self.open()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        """Close the span: an end event, or an error event for ``exc``."""
         self.close(exc)
 
 

@@ -259,10 +259,11 @@ class LocalModelServer:
     def lm(self, **kwargs: Any) -> dspy.LM:
         """A ``dspy.LM`` for this server: ``openai/<alias>``, ``temperature=0``, no cache, no retries.
 
-        Any keyword argument of ``dspy.LM`` overrides the defaults.
+        Any keyword argument of ``dspy.LM`` overrides the defaults. Like ``OfflineLMServer.lm``,
+        this leaves the environment alone: set ``LITELLM_LOCAL_MODEL_COST_MAP=True`` before
+        importing DSPy to keep LiteLLM from fetching its cost map online.
         """
         api_base = self.api_base
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         import dspy
 
         options: dict[str, Any] = {
@@ -277,4 +278,5 @@ class LocalModelServer:
         return dspy.LM(f"openai/{self.alias}", **options)
 
     def __repr__(self) -> str:
+        """Where the server listens (or ``stopped``) and which model file it serves."""
         return f"LocalModelServer({self.base_url or 'stopped'}, model={self.model_path or 'default'})"

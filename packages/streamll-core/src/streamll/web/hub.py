@@ -79,6 +79,7 @@ class Hub:
     """The feeds of one relay process."""
 
     def __init__(self, log: ExecutionLog) -> None:
+        """One feed per execution being watched, all read from ``log``."""
         self.log = log
         self.feeds: dict[str, _Feed] = {}
 
