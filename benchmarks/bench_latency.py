@@ -189,18 +189,30 @@ async def raw_kafka(rate: int, count: int, bootstrap: str, topic: str) -> None:
 
 def sink_round(sink: Any, rate: int, count: int) -> None:
     from streamll.core.context import Execution
-    from streamll.core.records import TokenRecord
 
     execution = Execution()
     enqueue = sink.enqueue
+    try:
+        from streamll.core.records import TokenRecord
+    except ImportError:  # a streamll before token records (for before / after figures): the model path
+        from streamll.core.emitter import make_event
+        from streamll.core.events import TokenEvent
 
-    def send(index: int, due: int) -> None:
-        enqueue(
-            TokenRecord(
-                execution.execution_id, None, execution.next_sequence(), {"t": due}, {}, None, "token",
-                f" word{index}", index, "answer", None,
-            )
-        )  # fmt: skip
+        def send(index: int, due: int) -> None:
+            event, _ = make_event(
+                "token", {"t": due}, execution=execution, cls=TokenEvent, token=f" word{index}", token_index=index,
+                field="answer",
+            )  # fmt: skip
+            enqueue(event)
+    else:
+
+        def send(index: int, due: int) -> None:
+            enqueue(
+                TokenRecord(
+                    execution.execution_id, None, execution.next_sequence(), {"t": due}, {}, None, "token",
+                    f" word{index}", index, "answer", None,
+                )
+            )  # fmt: skip
 
     paced(rate, count, send)
     if not sink.flush(60):

@@ -23,9 +23,8 @@ import time
 import uuid
 
 import nats
-from _common import json_bodies, report, time_sink
+from _common import json_bodies, report, time_sink, token_events
 from nats.js.errors import NotFoundError
-from streamll.testing.contract import make_execution_events
 from streamll_nats import NatsSink, message_headers
 
 DEFAULT_URL = os.environ.get("STREAMLL_BENCH_NATS_URL", "nats://127.0.0.1:4222")
@@ -37,7 +36,7 @@ def bench_sink(url: str, events: list, batch_size: int) -> float:  # type: ignor
     sink = NatsSink(
         f"{url}?subject={subject}&stream={stream}", batch_size=batch_size, overflow="block", block_timeout=60
     )
-    elapsed = time_sink(sink, events, warmup=make_execution_events(0)[1][0])
+    elapsed = time_sink(sink, events, warmup=token_events(1)[0])
     asyncio.run(_delete(url, stream))
     return len(events) / elapsed
 
@@ -84,14 +83,14 @@ def main() -> None:
     args = parser.parse_args()
 
     batch_size = NatsSink.batch_size
-    _, events = make_execution_events(args.events - 2)
+    events = token_events(args.events)
     sink_rates: list[float] = []
     raw_rates: list[float] = []
     for _ in range(args.rounds):
         raw_rates.append(asyncio.run(bench_raw(args.url, events, batch_size)))
         sink_rates.append(bench_sink(args.url, events, batch_size))
     report(
-        f"NATS JetStream at {args.url}: {len(events)} token/lifecycle events, batch size {batch_size}",
+        f"NATS JetStream at {args.url}: {len(events)} token events, batch size {batch_size}",
         raw="raw nats-py publish_async",
         raw_rates=raw_rates,
         sink="NatsSink (enqueue..flush)",

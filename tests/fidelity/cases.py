@@ -162,6 +162,23 @@ CASES: list[Case] = [
         requires=p.has_engines,
         check=succeeds_after(1),
     ),
+    Case("priced_model", p.wrapping(p.cot), stream_fields=("reasoning", "answer"), lm={"model": "gpt-4o-mini"}),
+    Case(
+        "priced_model_litellm",
+        p.wrapping(p.cot),
+        stream_fields=("reasoning", "answer"),
+        lm={"model": "gpt-4o-mini", "engine": "litellm"},
+        requires=p.has_engines,
+    ),
+    Case(
+        "reasoning_native_feature",
+        p.wrapping(p.reasoning_typed),
+        stream_fields=("reasoning", "answer"),
+        knobs={"reasoning_content": p.REASONING_CONTENT},
+        lm={"model": "o3-mini", "temperature": 1.0, "max_tokens": 16000},
+        requires=p.has_reasoning_type,
+        check=succeeds_after(1),
+    ),
     Case(
         "reasoning_typed_field",
         p.wrapping(p.reasoning_typed),

@@ -87,6 +87,28 @@ def test_a_reasoning_typed_field_streams_the_native_reasoning_it_holds(
     assert "".join(event.token for event in memory_sink.tokens("answer")) == prediction.answer
 
 
+def test_dspy_native_reasoning_streams_what_the_reasoning_field_receives(
+    server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    """On a model DSPy knows to reason, a ``dspy.Reasoning`` field leaves the prompt and asks for reasoning_effort."""
+    reasoning_type = getattr(dspy, "Reasoning", None)
+    if reasoning_type is None:
+        allowed_skip(f"dspy {dspy.__version__} has no dspy.Reasoning")
+    thought = dspy.Signature("question -> answer").prepend("reasoning", dspy.OutputField(), type_=reasoning_type)
+    server.configure(reasoning_content=THINKING)
+    lm = server.lm(model="o3-mini", temperature=1.0, max_tokens=16000)
+    with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
+        prediction = program(["reasoning", "answer"], lambda: dspy.Predict(thought))(question="What is ML?")
+    assert streamll.flush(10)
+
+    (request,) = server.parsed_requests()
+    assert request.output_fields == ["answer"] and request.body.get("reasoning_effort")  # DSPy's native path
+    streams = memory_sink.tokens("reasoning")
+    assert "".join(event.token for event in streams) == str(prediction.reasoning) == THINKING
+    assert {event.data["source"] for event in streams} == {"native"}
+    assert "".join(event.token for event in memory_sink.tokens("answer")) == prediction.answer
+
+
 def test_chain_of_thought_keeps_streaming_its_text_reasoning(server: OfflineLMServer, memory_sink: MemorySink) -> None:
     """ChainOfThought's ``reasoning`` is a text field parsed from the reply: that is what the prediction holds."""
     server.configure(reasoning_content=THINKING)

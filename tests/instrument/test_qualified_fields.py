@@ -100,3 +100,28 @@ def test_a_malformed_entry_is_a_one_line_error(entry: str) -> None:
     with pytest.raises(ValueError, match="predictor-qualified") as raised:
         streamll.instrument(stream_fields=[entry])
     assert "\n" not in str(raised.value)
+
+
+def test_concurrent_calls_keep_each_stage_apart(server: OfflineLMServer, lm: Any, memory_sink: MemorySink) -> None:
+    """``module.batch`` runs the pipeline in DSPy's worker threads: every execution has its own two stages."""
+    server.configure(
+        responder=lambda request: {
+            "answer": f"{'Final' if 'draft' in request.inputs else 'Draft'}: {request.inputs.get('question')}"
+        }
+    )
+    program = pipeline(["answer"])
+    questions = [f"Question {n}?" for n in range(4)]
+    examples = [dspy.Example(question=q).with_inputs("question") for q in questions]
+    predictions = program.batch(examples, num_threads=4, disable_progress_bar=True)
+    assert streamll.flush(10)
+
+    executions = {event.execution_id for event in memory_sink.tokens()}
+    assert len(executions) == len(questions)
+    seen = {}
+    for execution_id in executions:
+        texts = memory_sink.texts(execution_id=execution_id)
+        assert set(texts) == {"draft.predict.answer", "respond.answer"}
+        question = texts["respond.answer"].removeprefix("Final: ")
+        assert texts["draft.predict.answer"] == f"Draft: {question}"
+        seen[question] = texts["respond.answer"]
+    assert seen == {q: p.answer for q, p in zip(questions, predictions, strict=True)}

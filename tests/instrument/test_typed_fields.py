@@ -114,3 +114,22 @@ def test_a_cached_typed_field_is_replayed_with_its_value(server: OfflineLMServer
     counts = memory_sink.tokens("count")
     assert [event.data["source"] for event in counts] == ["cache"]
     assert counts[0].data["value"] == prediction.count == 3 and counts[0].data["field_type"] == "int"
+
+
+async def test_an_async_call_streams_typed_values_too(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+    @streamll.instrument(stream_fields=["predict.count", "answer"])
+    class AsyncCounted(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("question -> answer, count: int")
+
+        async def aforward(self, question: str) -> dspy.Prediction:
+            return await self.predict.acall(question=question)
+
+    server.configure(answers={"answer": "Four.", "count": 4})
+    with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()):
+        prediction = await AsyncCounted().acall(question="How many?")
+    assert streamll.flush(10)
+
+    assert memory_sink.values() == {"predict.count": 4} and prediction.count == 4
+    assert memory_sink.text("predict.answer") == prediction.answer == "Four."

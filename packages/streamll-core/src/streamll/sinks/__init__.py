@@ -5,6 +5,7 @@ from typing import Any
 from streamll.sinks.adapter import SinkAdapter
 from streamll.sinks.base import BaseSink, Overflow
 from streamll.sinks.memory import MemorySink
+from streamll.sinks.results import BatchResult
 from streamll.sinks.stats import SinkStats
 from streamll.sinks.terminal import TerminalSink
 
@@ -18,4 +19,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["BaseSink", "MemorySink", "Overflow", "SinkAdapter", "SinkStats", "TerminalSink"]
+__all__ = ["BaseSink", "BatchResult", "MemorySink", "Overflow", "SinkAdapter", "SinkStats", "TerminalSink"]

@@ -5,7 +5,10 @@ runs it through the adapter's :mod:`~streamll.streaming.parsers` parser, and
 emits one token event per piece of every chosen field. A field's last token is
 emitted the moment its end is known: when the next field begins (chosen or
 not), or, for the reply's last field, when the reply ends (so it can carry the
-LM's own ``finish_reason``).
+LM's own ``finish_reason``). A typed (non-``str``) field's last token waits for
+the reply's end, to carry the parsed value (:mod:`~streamll.streaming.typed`).
+The LM's own reasoning (``reasoning_content`` pieces, :meth:`LMCallStream.feed_reasoning`)
+streams as the ``reasoning`` field with source ``native``, ending when the text begins.
 """
 
 from __future__ import annotations

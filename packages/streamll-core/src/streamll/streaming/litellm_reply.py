@@ -13,7 +13,8 @@ def assemble(chunks: list[Any]) -> Any:
     tokens, and reasoning tokens counted from ``reasoning_content`` with its own
     tokenizer) that a plain reply without details from the provider does not
     have; those derived details are dropped so DSPy records the same usage
-    either way.
+    either way. So is the ``cost`` LiteLLM adds to a stream's usage for a model
+    it has prices for (a plain reply has that cost in ``_hidden_params`` only).
     """
     import litellm
 
