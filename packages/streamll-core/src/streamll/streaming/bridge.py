@@ -12,7 +12,6 @@ and DSPy receives the assembled reply as an ordinary call.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from contextvars import ContextVar
@@ -37,8 +36,9 @@ from streamll.streaming.fields import (
 )
 from streamll.streaming.frames import Frame
 from streamll.streaming.names import attempt_of, choose, predictor_name, predictor_path
+from streamll.streaming.native_tools import ChosenCalls, record_chosen, replay_tool_calls, tool_field
 from streamll.streaming.parsers import adapter_kind
-from streamll.streaming.tools import ChosenCalls, ReactState, record_chosen
+from streamll.streaming.tools import ReactState
 from streamll.streaming.typed import jsonable, type_name, value_parser
 
 logger = logging.getLogger("streamll")
@@ -214,21 +214,8 @@ class TokenRun:
     ) -> None:
         """Hand one token to the sinks as a :class:`TokenRecord` (its event is built and encoded on the worker)."""
         execution = self.execution
-        state = call.state
-        name = state.name
-        data: dict[str, Any] = {"predictor": name, "source": source}
-        if state.path is not None:
-            data["predictor_path"] = state.path
-        if state.attempt is not None:
-            data["attempt"] = state.attempt
-        field_type = state.field_types.get(field_name)
-        if field_type is not None:
-            data["field_type"] = field_type
-        call_extra = getattr(call, "extra", None)  # an LMCallStream's; a stand-in call may have none
-        if call_extra:
-            data.update(call_extra)
-        if extra:
-            data.update(extra)
+        name = call.state.name
+        data = _token_data(call, field_name, source, extra)
         if (
             type(token) is str
             and type(field_name) is str
@@ -297,7 +284,7 @@ class TokenRun:
             path=path,
             attempt=attempt[1] if attempt is not None else None,
             native_reasoning=native,
-            tool_field=_tool_field(signature, stream_fields),
+            tool_field=tool_field(signature, stream_fields),
         )
         state.reasoning_entry = choice.reasoning if native else None
         if stream_fields:
@@ -318,24 +305,31 @@ class TokenRun:
             except (KeyError, TypeError):
                 continue
             if name == state.tool_field:
-                self._replay_tool_calls(stream, name, value)
+                replay_tool_calls(stream, name, value, self.chosen_tools)
                 continue
             field_stream = FieldStream(stream, name, "cache")
             field_stream.held = value if isinstance(value, str) else str(value)
             extra = _value_extra(value) if name in state.field_types else None
             field_stream.finish(CACHED if index == len(missing) - 1 else FIELD_END, extra=extra)
 
-    def _replay_tool_calls(self, stream: LMCallStream, name: str, value: Any) -> None:
-        """A cached ``dspy.ToolCalls`` value: each call's arguments as one token, linked like a streamed call."""
-        for index, tool_call in enumerate(getattr(value, "tool_calls", None) or ()):
-            tool_name, arguments = str(getattr(tool_call, "name", "")), getattr(tool_call, "args", None) or {}
-            call_id = getattr(tool_call, "id", None) or self.chosen_tools.peek(tool_name, arguments)
-            extra: dict[str, Any] = {"tool_index": index, "tool_name": tool_name}
-            if call_id:
-                extra["tool_call_id"] = call_id
-            field_stream = FieldStream(stream, name, "cache", extra=extra)
-            field_stream.held = json.dumps(arguments, ensure_ascii=False, default=repr)
-            field_stream.finish(CACHED)
+
+def _token_data(call: LMCallStream, field_name: str, source: str, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """A token event's ``data`` besides the four token keys: where it comes from, its type, the call's extras."""
+    state = call.state
+    data: dict[str, Any] = {"predictor": state.name, "source": source}
+    if state.path is not None:
+        data["predictor_path"] = state.path
+    if state.attempt is not None:
+        data["attempt"] = state.attempt
+    field_type = state.field_types.get(field_name)
+    if field_type is not None:
+        data["field_type"] = field_type
+    call_extra = getattr(call, "extra", None)  # an LMCallStream's; a stand-in call may have none
+    if call_extra:
+        data.update(call_extra)
+    if extra:
+        data.update(extra)
+    return data
 
 
 def _native_reasoning_allowed(outputs: Any) -> bool:
@@ -365,18 +359,6 @@ def _value_extra(value: Any) -> dict[str, Any] | None:
         return {"value": jsonable(value)}
     except Exception:
         return None
-
-
-def _tool_field(signature: Any, chosen: frozenset[str]) -> str | None:
-    """The chosen output field of type ``dspy.ToolCalls`` (native function calling), if any."""
-    if not chosen:
-        return None
-    from dspy.adapters.types.tool import ToolCalls
-
-    for name, field in signature.output_fields.items():
-        if name in chosen and field.annotation is ToolCalls:
-            return str(name)
-    return None
 
 
 def _usage_from_history(lm: Any, outputs: Any) -> dict[str, int] | None:

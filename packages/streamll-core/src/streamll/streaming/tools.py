@@ -15,20 +15,18 @@ the LM request).
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
 import logging
 import sys
-import threading
 from contextvars import ContextVar, Token
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from streamll.core.context import context_tags, current_execution, current_span
 from streamll.core.tools import ToolSpan
 from streamll.streaming import status
 from streamll.streaming.frames import adopt, current_frame
+from streamll.streaming.native_tools import ChosenCalls
 from streamll.streaming.patches import register
 
 logger = logging.getLogger("streamll")
@@ -59,84 +57,6 @@ def react_call_id(lm_call_id: str) -> str:
 current_react: ContextVar[ReactState | None] = ContextVar("streamll_react", default=None)
 _executing: ContextVar[str | None] = ContextVar("streamll_executing_tool", default=None)
 """Name of the tool a ``ToolCall.execute`` is running here (a ``dspy.Tool`` it calls is the same call)."""
-
-
-@dataclass
-class ChosenCall:
-    """A tool call an LM reply asked for (native function calling)."""
-
-    tool_call_id: str | None
-    name: str
-    arguments: Any
-    lm_call_id: str
-    claimed: bool = False
-
-
-@dataclass
-class ChosenCalls:
-    """Tool calls chosen by LM replies in one run, so ``execute`` can be linked to the LM call and its id."""
-
-    calls: list[ChosenCall] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, call: ChosenCall) -> None:
-        with self.lock:
-            self.calls.append(call)
-            del self.calls[:-256]  # bounded: a long agent keeps only its recent choices
-
-    def peek(self, name: str, arguments: Any) -> str | None:
-        """The id of the first unclaimed chosen call with this name and these arguments (not claimed)."""
-        with self.lock:
-            for call in self.calls:
-                if not call.claimed and call.name == name and call.arguments == arguments:
-                    return call.tool_call_id
-        return None
-
-    def claim(self, tool_call_id: str | None, name: str, arguments: Any) -> ChosenCall | None:
-        """The first unclaimed chosen call with this id (or, without an id, this name and these arguments)."""
-        with self.lock:
-            for call in self.calls:
-                if call.claimed:
-                    continue
-                if tool_call_id is not None and call.tool_call_id == tool_call_id:
-                    call.claimed = True
-                    return call
-                if tool_call_id is None and call.name == name and call.arguments == arguments:
-                    call.claimed = True
-                    return call
-        return None
-
-
-def record_chosen(run: Any, lm_call_id: str, outputs: Any) -> None:
-    """Remember the tool calls in an LM call's outputs (a list of dicts with ``tool_calls``)."""
-    if not isinstance(outputs, list):
-        return
-    chosen: ChosenCalls | None = getattr(run, "chosen_tools", None)
-    if chosen is None:
-        return
-    for output in outputs:
-        calls = output.get("tool_calls") if isinstance(output, dict) else None
-        for call in calls or ():
-            parsed = _provider_call(call)
-            if parsed is not None:
-                chosen.add(ChosenCall(parsed[0], parsed[1], parsed[2], lm_call_id))
-
-
-def _provider_call(call: Any) -> tuple[str | None, str, Any] | None:
-    """(id, name, parsed arguments) of an OpenAI-shaped tool call (dict or object)."""
-    get = call.get if isinstance(call, dict) else lambda key, default=None: getattr(call, key, default)
-    function = get("function")
-    if function is None:
-        return None
-    fget = function.get if isinstance(function, dict) else lambda key, default=None: getattr(function, key, default)
-    name, arguments = fget("name"), fget("arguments")
-    if not isinstance(name, str):
-        return None
-    if isinstance(arguments, str):
-        with contextlib.suppress(ValueError):  # arguments that are not JSON stay text
-            arguments = json.loads(arguments)
-    call_id = get("id")
-    return (call_id if isinstance(call_id, str) and call_id else None), name, arguments
 
 
 # ---------------------------------------------------------------------------- entering and leaving a tool
@@ -361,12 +281,4 @@ def prepare_tools() -> None:
     _wrap_react(ReAct)
 
 
-__all__ = [
-    "ChosenCalls",
-    "ReactState",
-    "current_react",
-    "prepare_tools",
-    "react_call_id",
-    "react_step",
-    "record_chosen",
-]
+__all__ = ["ReactState", "current_react", "prepare_tools", "react_call_id", "react_step"]
