@@ -127,6 +127,17 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def mutation(session: nox.Session) -> None:
+    """mutmut over the hot path and the wire format; scores per module (tools/mutation.py).
+
+    ``nox -s mutation`` runs the bounded sample CI runs (the wire format, a few minutes);
+    ``nox -s mutation -- core sinks`` named groups; ``nox -s mutation -- all`` every group (an hour or more).
+    """
+    session.install(*_packages(*PLUGINS), *TEST_DEPS, "mutmut>=3.3,<4")
+    session.run("python", "tools/mutation.py", *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Ratio benchmarks (each prints its baseline, streamll, and the ratio)."""
     session.install(*_packages(*PLUGINS, core_extras="[web]"))
