@@ -55,7 +55,10 @@ GROUPS = {
         ("src/streamll/core/cloudevents.py", "src/streamll/core/serialization.py"),
         ("tests/test_wire_format.py", "tests/core/test_events.py"),
     ),
-    "events": Group(("src/streamll/core/events.py",), ("tests/test_wire_format.py", "tests/core/test_events.py")),
+    "events": Group(
+        ("src/streamll/core/events.py",),
+        ("tests/test_wire_format.py", "tests/core/test_events.py", "tests/core/test_build_event.py"),
+    ),
     "core": Group(
         (
             "src/streamll/core/context.py",
@@ -135,6 +138,7 @@ def to_toml(config: dict[str, object], prefix: str = "") -> str:
 
 
 SPINNER = re.compile("[\u2800-\u28ff]")
+PROGRESS = re.compile(r"^(\d+)/(\d+) ")
 
 
 def run_quietly(command: list[str], where: Path) -> None:
@@ -143,7 +147,8 @@ def run_quietly(command: list[str], where: Path) -> None:
         assert run.stdout is not None
         for line in run.stdout:
             frames = [frame.strip() for frame in SPINNER.split(line.replace("\r", "")) if frame.strip()]
-            if frames:
+            progress = PROGRESS.match(frames[-1]) if frames else None
+            if frames and (progress is None or int(progress[1]) % 100 == 0 or progress[1] == progress[2]):
                 print(frames[-1], flush=True)
 
 
