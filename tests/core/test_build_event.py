@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import pickle
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -139,21 +140,41 @@ def test_well_typed_values_take_the_fast_path(cls: type[Event], event_type: str)
 
 
 def test_token_attributes_come_from_data_when_not_given() -> None:
-    data: dict[str, Any] = {"token": "x", "token_index": 4, "field": "answer", "finish_reason": None}
+    data: dict[str, Any] = {"token": "x", "token_index": 4, "field": "answer", "finish_reason": "stop"}
     event = build_event(TokenEvent, "token", "e", None, 0, data, {}, {})
     assert isinstance(event, TokenEvent) and event.data is data
-    assert (event.token, event.token_index, event.field, event.finish_reason) == ("x", 4, "answer", None)
-    empty = build_event(TokenEvent, "token", "e", None, 0, {}, {}, {})
-    assert isinstance(empty, TokenEvent)
+    assert (event.token, event.token_index, event.field, event.finish_reason) == ("x", 4, "answer", "stop")
+    nothing: dict[str, Any] = {}
+    empty = build_event(TokenEvent, "token", "e", None, 0, nothing, {}, {})
+    assert isinstance(empty, TokenEvent) and empty.data is nothing  # the defaults need no validation either
     assert (empty.token, empty.token_index, empty.field, empty.finish_reason) == ("", 0, "", None)
+
+
+def test_a_fast_built_event_behaves_like_any_other() -> None:
+    """Copying, pickling and comparing work on an event that skipped validation."""
+    event = build_event(Event, "custom", "e", "p", 1, {"k": 1}, {"t": "v"}, {"module_name": "QA"})
+    twin = Event(**event.model_dump())
+    assert copy.deepcopy(event) == event == twin and event.model_copy() == event
+    assert pickle.loads(pickle.dumps(event)) == event
+    assert event.model_dump() == twin.model_dump()
 
 
 def test_ill_typed_values_are_validated_like_the_model() -> None:
     """A str sequence is converted, an int key becomes text, a str token_index in data is converted."""
     event = build_event(Event, "custom", "e", None, "3", {1: "one"}, {None: "n"}, {})  # type: ignore[arg-type]
     assert event.sequence == 3 and event.data == {"1": "one"} and event.tags == {"null": "n"}
-    token = build_event(TokenEvent, "token", "e", None, 0, {"token_index": "2", "token": "t"}, {}, {})
+    token = build_event(TokenEvent, "token", "e", "p", 0, {"token_index": "2", "token": "t"}, {}, {})
     assert isinstance(token, TokenEvent) and token.token_index == 2 and token.data["token_index"] == 2
+    assert token.parent_id == "p" and token.execution_id == "e"
+    only_tags = build_event(Event, "custom", "e", None, 0, {"ok": 1}, {1: "x"}, {})  # type: ignore[dict-item]
+    assert only_tags.tags == {"1": "x"} and only_tags.data == {"ok": 1}
+
+    class NoRepr:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    odd = build_event(Event, "custom", "e", None, 0, {NoRepr(): 1}, {}, {})  # type: ignore[dict-item]
+    assert odd.data == {"<unrepresentable NoRepr>": 1}
     with pytest.raises(ValidationError):
         build_event(StartEvent, "end", "e", None, 0, {}, {}, {})
 
@@ -167,13 +188,26 @@ def test_event_ids_are_32_hex_digits_unique_and_prefixed_per_process() -> None:
     assert counters == list(range(counters[0], counters[0] + 1000)) or counters[0] > 2**64 - 1000
 
 
+def test_a_new_prefix_starts_a_fresh_counter() -> None:
+    """What a forked child runs: 64 new random bits, and a counter from 32 random bits."""
+    before = new_event_id()
+    events_module._new_id_prefix()
+    after = [new_event_id() for _ in range(3)]
+    assert all(ID.match(event_id) for event_id in after)
+    assert after[0][:16] == events_module._id_prefix != before[:16]
+    counters = [int(event_id[16:], 16) for event_id in after]
+    assert counters == [counters[0], counters[0] + 1, counters[0] + 2] and counters[0] < 2**32
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_gets_a_prefix_of_its_own() -> None:
     read, write = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: report one id and leave at once
-        os.write(write, new_event_id().encode())
-        os._exit(0)
+    if pid == 0:  # the child: report one id and leave at once, whatever happens
+        try:
+            os.write(write, new_event_id().encode())
+        finally:
+            os._exit(0)
     os.close(write)
     child = os.read(read, 64).decode()
     os.close(read)
