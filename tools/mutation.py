@@ -69,7 +69,7 @@ GROUPS = {
             "src/streamll/core/runs.py",
             "src/streamll/core/policy.py",
         ),
-        ("tests/core", "tests/test_wire_format.py", "tests/compat/test_trace_metadata.py"),
+        ("tests/core", "tests/compat", "tests/test_wire_format.py", "tests/instrument/test_lifecycle.py"),
     ),
     "sinks": Group(
         ("src/streamll/sinks/base.py", "src/streamll/sinks/worker.py", "src/streamll/sinks/spill.py"),
