@@ -143,3 +143,30 @@ def test_stop_without_a_timeout_waits_for_the_write_in_progress(
     assert [item.data["i"] for item in sink.written] == [0, 1]
     assert (sink.stats.delivered, sink.stats.dropped) == (2, 0)
     assert not [message for message in caplog.messages if "gated" in message], caplog.messages
+
+
+class HalfSink(BaseSink):
+    """Delivers only the first event of each batch and says so."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.written: list[Event] = []
+
+    async def write_batch(self, events: list[Any]) -> int | None:
+        self.written.append(events[0])
+        return 1
+
+
+def test_events_a_batch_did_not_deliver_are_counted_failed_and_reported(
+    sinks: list[BaseSink], caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = HalfSink(name="half", batch_size=3, linger=0.5)
+    sinks.append(sink)
+    with caplog.at_level(logging.ERROR, logger="streamll"):
+        for index in range(3):
+            sink.enqueue(event(index))
+        assert sink.flush(timeout=10)
+    stats = sink.stats
+    assert (stats.delivered, stats.failed, stats.batches) == (1, 2, 1)
+    assert stats.last_error == "write_batch delivered 1 of 3 event(s)"
+    assert "streamll sink half: write_batch delivered 1 of 3 event(s); the rest counted as failed" in caplog.messages
