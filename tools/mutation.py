@@ -16,8 +16,8 @@ Usage (``nox -s mutation -- ARGS`` passes ARGS here)::
 
 Prints the score per module (killed or timed out / every mutant checked; a mutant
 no test reaches counts as surviving) and the surviving mutants' names
-(``cd .mutation/GROUP && mutmut show NAME`` shows one); writes ``.mutation/scores.json``. Exit status 1 when a module of the run scores
-under ``--fail-under`` (default 0: report only).
+(``cd .mutation/GROUP && mutmut show NAME`` shows one); writes ``.mutation/scores.json``.
+Exit status 1 when a module of the run scores under ``--fail-under`` (default 0: report only).
 """
 
 from __future__ import annotations
