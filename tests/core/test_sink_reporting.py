@@ -154,19 +154,20 @@ class HalfSink(BaseSink):
 
     async def write_batch(self, events: list[Any]) -> int | None:
         self.written.append(events[0])
-        return 1
+        return 1  # of len(events)
 
 
 def test_events_a_batch_did_not_deliver_are_counted_failed_and_reported(
     sinks: list[BaseSink], caplog: pytest.LogCaptureFixture
 ) -> None:
-    sink = HalfSink(name="half", batch_size=3, linger=0.5)
+    sink = HalfSink(name="half", batch_size=3, linger=2.0)  # the linger gathers the three into one batch
     sinks.append(sink)
     with caplog.at_level(logging.ERROR, logger="streamll"):
         for index in range(3):
             sink.enqueue(event(index))
         assert sink.flush(timeout=10)
     stats = sink.stats
-    assert (stats.delivered, stats.failed, stats.batches) == (1, 2, 1)
-    assert stats.last_error == "write_batch delivered 1 of 3 event(s)"
-    assert "streamll sink half: write_batch delivered 1 of 3 event(s); the rest counted as failed" in caplog.messages
+    batches = stats.batches  # 1, unless the machine stalled this thread for the whole linger
+    assert (stats.delivered, stats.failed) == (batches, 3 - batches) and batches < 3
+    assert stats.last_error is not None and stats.last_error.startswith("write_batch delivered 1 of ")
+    assert f"streamll sink half: {stats.last_error}; the rest counted as failed" in caplog.messages
