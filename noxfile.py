@@ -98,12 +98,43 @@ def dspy_matrix(session: nox.Session, dspy: str) -> None:
     session.run("pytest", *DSPY_SUITES, "-p", "no:cacheprovider", *session.posargs)
 
 
+LINT_TARGETS = ["packages", "tests", "benchmarks", "examples", "tools", "noxfile.py"]
+PACKAGE_MODULES = ["streamll", *(f"streamll_{name}" for name in PLUGINS)]
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff and mypy over every package."""
+    """ruff and mypy over every package, then the structure checks (import cycles, module/function sizes).
+
+    Every check runs even when an earlier one fails, so one run lists all problems.
+    """
     session.install("ruff>=0.6", "mypy>=1.11", *_packages(*PLUGINS))
-    session.run("ruff", "check", "packages", "tests", "benchmarks", "noxfile.py")
-    session.run("mypy", "packages/streamll-core/src/streamll")
+    checks = {
+        "ruff check": ["ruff", "check", *LINT_TARGETS],
+        "ruff format": ["ruff", "format", "--check", *LINT_TARGETS],
+        "mypy": ["mypy", *(arg for module in PACKAGE_MODULES for arg in ("-p", module))],
+        "import cycles": ["python", "tools/check_import_cycles.py"],
+        "size limits": ["python", "tools/check_sizes.py"],
+    }
+    failed = []
+    for name, command in checks.items():
+        try:
+            session.run(*command)
+        except nox.command.CommandFailed:
+            failed.append(name)
+    if failed:
+        session.error(f"lint failed: {', '.join(failed)}")
+
+
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """mutmut over the hot path and the wire format; scores per module (tools/mutation.py).
+
+    ``nox -s mutation`` runs the bounded sample CI runs (the wire format, a few minutes);
+    ``nox -s mutation -- core sinks`` named groups; ``nox -s mutation -- all`` every group (an hour or more).
+    """
+    session.install(*_packages(*PLUGINS), *TEST_DEPS, "mutmut>=3.3,<4")
+    session.run("python", "tools/mutation.py", *session.posargs)
 
 
 @nox.session

@@ -328,6 +328,18 @@ def test_unencodable_data_still_gives_a_valid_body() -> None:
     assert body["data"]["n"] == 1
 
 
+def test_an_unwritable_value_beside_a_writable_container_keeps_the_container() -> None:
+    """Only the value that cannot be written becomes text; a list holding an opaque object stays a list."""
+
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque>"
+
+    event = Event(event_type="custom", execution_id="e", data={"raw": b"\xff", "items": [Opaque(), 1]})
+    body = json.loads(encode_event(event))
+    assert body["data"] == {"raw": "\ufffd", "items": ["<opaque>", 1]}
+
+
 @pytest.mark.parametrize("name", sorted(INVALID_BODIES))
 def test_invalid_bodies_are_rejected(name: str) -> None:
     body = INVALID_BODIES[name]
@@ -359,8 +371,9 @@ def test_cloudevents_headers_match_the_body(event: Event, prefix: str, monkeypat
     assert headers[prefix + "specversion"] == "1.0"
     assert headers[prefix + "subject"] == event.execution_id
     assert headers[prefix + "source"] == f"/streamll/{event.module_name or 'app'}"  # the documented default
+    assert headers[prefix + "streamllschemaversion"] == event.schema_version == "1"
     time = headers[prefix + "time"]
-    assert RFC3339.match(time), time
+    assert RFC3339.match(time) and time.endswith("Z"), time  # UTC written as Z, never +00:00
     assert datetime.fromisoformat(time) == event.timestamp
     assert all(isinstance(value, str) for value in headers.values())
 

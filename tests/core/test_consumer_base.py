@@ -183,3 +183,34 @@ def test_unknown_names_are_attribute_errors() -> None:
 
     with pytest.raises(AttributeError):
         streamll.consumer.NoSuchConsumer  # noqa: B018
+
+
+async def test_a_malformed_message_is_logged_with_its_reason_and_a_preview(caplog: pytest.LogCaptureFixture) -> None:
+    long_garbage = b"x" * 200
+    with caplog.at_level("WARNING", logger="streamll"):
+        async with QueueConsumer([b"[1, 2]", long_garbage]) as consumer:
+            assert await consumer.consume_one(timeout=0.3) is None
+    assert caplog.messages[:2] == [
+        "streamll consumer QueueConsumer: skipped a malformed message (expected a JSON object, got list): b'[1, 2]'",
+        "streamll consumer QueueConsumer: skipped a malformed message (not JSON: Expecting value: line 1 column 1 "
+        f"(char 0)): {long_garbage[:80]!r}",
+    ]
+    stats = consumer.stats.as_dict()
+    assert stats["malformed"] == 2 and stats["consumed"] == 0
+    assert stats["last_error"] == "not JSON: Expecting value: line 1 column 1 (char 0)"
+
+
+def test_plugin_consumers_are_importable_from_streamll_consumer() -> None:
+    import importlib.util
+
+    import streamll.consumer
+
+    if importlib.util.find_spec("streamll_redis") is None:
+        with pytest.raises(ImportError, match=r"RedisStreamConsumer needs the redis plugin"):
+            streamll.consumer.RedisStreamConsumer  # noqa: B018
+    else:
+        from streamll_redis import RedisStreamConsumer
+
+        assert streamll.consumer.RedisStreamConsumer is RedisStreamConsumer
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchConsumer'"):
+        streamll.consumer.NoSuchConsumer  # noqa: B018

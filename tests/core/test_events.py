@@ -237,6 +237,32 @@ def test_malformed_bodies_raise_malformed_event_error(body: bytes) -> None:
         decode_event(body)
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{nope", r"^not JSON: Expecting property name enclosed in double quotes"),
+        (b"[" * 100_000, r"^not JSON: nested too deeply$"),
+        (b"[1, 2]", r"^expected a JSON object, got list$"),
+        (b'{"data": {}}', r"^missing non-empty string field 'event_type'$"),
+        (b'{"event_type": ""}', r"^missing non-empty string field 'event_type'$"),
+        (b'{"event_type": "token", "schema_version": "2.0"}', r"^unsupported schema_version '2.0' \(this reader"),
+        (
+            b'{"event_type": "token", "data": {"token_index": "first"}}',
+            r"^wrong shape for a 'token' event: 1 error\(s\)$",
+        ),
+        (
+            b'{"event_type": "x", "timestamp": "0001-01-01T00:00:00+05:00"}',
+            r"^unreadable 'x' event: (OverflowError|ValueError): ",
+        ),
+    ],
+)
+def test_a_malformed_body_is_named_in_one_line(body: bytes, message: str) -> None:
+    """Each rejection says what was wrong: consumers log it and skip the message."""
+    with pytest.raises(MalformedEventError, match=message) as info:
+        decode_event(body)
+    assert "\n" not in str(info.value)
+
+
 def test_malformed_event_error_is_a_streamll_error_and_a_value_error() -> None:
     with pytest.raises(streamll.StreamllError) as info:
         decode_event(b'{"event_type": "x", "schema_version": "2"}')

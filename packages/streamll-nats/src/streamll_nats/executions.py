@@ -115,7 +115,8 @@ class NatsExecutionLog(ExecutionLog):
             except NotFoundError:
                 continue
             stored = StoredEvent.parse(last.data or b"")
-            updated = last.time.timestamp() if getattr(last, "time", None) is not None else None
+            stored_at = getattr(last, "time", None)
+            updated = stored_at.timestamp() if stored_at is not None else None
             summaries.append(
                 ExecutionSummary(
                     subject[len(prefix) :],

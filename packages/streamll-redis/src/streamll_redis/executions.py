@@ -142,7 +142,8 @@ class RedisExecutionLog(ExecutionLog):
         index = index_key(self.options.stream)
         members = await client.zrevrange(index, 0, max(0, limit - 1), withscores=True)
         pipe = client.pipeline(transaction=False)
-        ids = [member.decode() if isinstance(member, bytes) else str(member) for member, _score in members]
+        names = [entry[0] for entry in members]  # (member, score) pairs
+        ids = [name.decode() if isinstance(name, bytes) else str(name) for name in names]
         for execution_id in ids:
             key = execution_key(self.options.stream, execution_id)
             pipe.xlen(key)
