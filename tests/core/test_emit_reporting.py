@@ -53,12 +53,12 @@ def test_a_failure_to_resolve_the_sinks_is_logged_with_the_event_type(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The last line of defence: whatever goes wrong finding the sinks, emit() logs it and returns."""
-    import streamll.config
+    import streamll.core.emitter
 
     def broken() -> tuple[Any, ...]:
         raise OSError("sink table unreadable")
 
-    monkeypatch.setattr(streamll.config, "active_sinks", broken)
+    monkeypatch.setattr(streamll.core.emitter, "_default_sinks", broken)
     with caplog.at_level(logging.ERROR, logger="streamll"):
         event = streamll.emit("lost", {"n": 1})
     assert event.event_type == "lost"
