@@ -171,3 +171,31 @@ def test_events_a_batch_did_not_deliver_are_counted_failed_and_reported(
     assert (stats.delivered, stats.failed) == (batches, 3 - batches) and batches < 3
     assert stats.last_error is not None and stats.last_error.startswith("write_batch delivered 1 of ")
     assert f"streamll sink half: {stats.last_error}; the rest counted as failed" in caplog.messages
+
+
+class _SlowHandler(logging.Handler):
+    """A log handler that takes a while to write (a remote log shipper, say)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        threading.Event().wait(0.3)
+        self.messages.append(record.getMessage())
+
+
+def test_flush_returns_after_a_batchs_failures_are_reported(sinks: list[BaseSink]) -> None:
+    """A program that flushes and then reads its logs sees the failure that flush waited for."""
+    handler = _SlowHandler()
+    streamll_logger = logging.getLogger("streamll")
+    streamll_logger.addHandler(handler)
+    try:
+        sink = HalfSink(name="half-slow-log", batch_size=3, linger=2.0)
+        sinks.append(sink)
+        for index in range(3):
+            sink.enqueue(event(index))
+        assert sink.flush(timeout=10)
+        assert any("the rest counted as failed" in message for message in handler.messages), handler.messages
+    finally:
+        streamll_logger.removeHandler(handler)

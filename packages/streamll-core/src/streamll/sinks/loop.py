@@ -211,7 +211,6 @@ class DeliveryLoop(BufferedSink):
         missing = max(0, size - delivered - len(rejected) - counted_by_sink)
         self._healthy = True
         with self._lock:
-            self._writing -= size
             self._stats.delivered += delivered
             self._stats.batches += 1
             self._stats.failed += len(rejected) + missing
@@ -219,13 +218,15 @@ class DeliveryLoop(BufferedSink):
                 self._stats.last_error = rejected[-1]
             if missing:
                 self._stats.last_error = f"write_batch delivered {delivered} of {size} event(s)"
-            self._idle.notify_all()
         for reason in rejected:
             self._log(logging.ERROR, "%s (counted as failed, not retried)", reason)
         if missing:
             self._log(
                 logging.ERROR, "write_batch delivered %d of %d event(s); the rest counted as failed", delivered, size
             )
+        with self._lock:  # only now is the batch settled: flush() returns after its failures are reported
+            self._writing -= size
+            self._idle.notify_all()
 
     async def _complete_oldest(self, in_flight: deque[_InFlight]) -> bool:
         """Wait for the oldest batch in flight and count it; False when it failed (it stays in ``in_flight``)."""
