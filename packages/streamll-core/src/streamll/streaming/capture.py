@@ -36,6 +36,7 @@ from dspy.dsp.utils.settings import settings
 from streamll.core.runs import ExecutionCancelled, cancel_flag
 from streamll.streaming.bridge import LMSpan, current_lm_span
 from streamll.streaming.fields import LMCallStream, usage_dict
+from streamll.streaming.litellm_errors import plain_failure, raise_keeping_context
 from streamll.streaming.litellm_reply import assemble as _assemble
 from streamll.streaming.patches import activate, deactivate, register
 
@@ -310,10 +311,13 @@ def _wrap_litellm(module: Any) -> None:
                         close()
                 return _assemble(chunks)
             except Exception as exc:
-                span.fail_attempt(exc)
+                failure = plain_failure(exc, arguments["request"]) if reading else exc
+                span.fail_attempt(failure)
                 if reading and attempt < retries:
                     continue
-                raise
+                if failure is exc:
+                    raise
+                raise_keeping_context(failure)
             except BaseException as exc:
                 span.fail_attempt(exc)
                 raise
@@ -354,10 +358,13 @@ def _wrap_litellm(module: Any) -> None:
                         await aclose()
                 return _assemble(chunks)
             except Exception as exc:
-                span.fail_attempt(exc)
+                failure = plain_failure(exc, arguments["request"]) if reading else exc
+                span.fail_attempt(failure)
                 if reading and attempt < retries:
                     continue
-                raise
+                if failure is exc:
+                    raise
+                raise_keeping_context(failure)
             except BaseException as exc:
                 span.fail_attempt(exc)
                 raise
