@@ -19,7 +19,7 @@ from typing import Any, Literal
 import dspy
 import pydantic
 
-from .harness import QUESTION, Decorate, StreamedRun
+from .harness import QUESTION, Decorate, Known, StreamedRun
 
 QUESTIONS = ("What is machine learning?", "What is a neural network?", "What is a gradient?")
 
@@ -277,6 +277,15 @@ def has_engines() -> str | None:
     if importlib.util.find_spec("dspy.clients.engines") is None:
         return f"dspy {dspy.__version__} has no engine= (every LM call uses LiteLLM)"
     return None
+
+
+NATIVE_CUT_MESSAGE = Known(
+    ("fields",),
+    "dspy >= 3.4's native engine words a cut reply by its framing in the top-level message: "
+    "'connection closed mid-chunk' streamed, 'connection closed with N body bytes outstanding' plain",
+    applies=lambda: has_engines() is None,
+)
+"""The same type (LMTransportError) either way; only the message differs."""
 
 
 def has_reasoning_type() -> str | None:

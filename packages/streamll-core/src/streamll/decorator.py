@@ -317,32 +317,44 @@ def instrument(
     _check_status_messages(status_messages)
 
     def decorate(target: M) -> M:
-        if not (isinstance(target, type) and issubclass(target, dspy.Module)):
-            raise TypeError(
-                f"@streamll.instrument decorates dspy.Module subclasses, not {target!r}; "
-                "define `class MyModule(dspy.Module)` and decorate the class"
-            )
-        module_class: Any = target
-        call = getattr(module_class.__call__, ORIGINAL_ATTR, module_class.__call__)
-        acall = getattr(module_class.acall, ORIGINAL_ATTR, module_class.acall)
-        module_class._streamll_stream_fields = _StreamFields(fields)
-        key = None
-        if resolved is not None:
-            key = f"{target.__module__}.{target.__qualname__}:{id(target)}"
-            _sinks_by_class[key] = resolved
-        module_class._streamll_sinks_key = key
-        module_class._streamll_sinks = _SinksOf()
-        module_class._streamll_include_inputs = bool(include_inputs)
-        module_class._streamll_include_outputs = bool(include_outputs)
-        module_class._streamll_status_messages = status_messages if status_messages is not None else False
-        module_class.__call__ = _sync_wrapper(call)
-        module_class.acall = _async_wrapper(acall)
-        module_class._streamll_instrumented = True
-        return target
+        return _decorate(target, fields, resolved, include_inputs, include_outputs, status_messages)
 
     if cls is not None:
         return decorate(cls)
     return decorate
+
+
+def _decorate(
+    target: M,
+    fields: tuple[str, ...],
+    resolved: Any,
+    include_inputs: bool,
+    include_outputs: bool,
+    status_messages: Any,
+) -> M:
+    """Wrap ``target``'s ``__call__`` and ``acall`` and store the options ``instrument`` checked on the class."""
+    if not (isinstance(target, type) and issubclass(target, dspy.Module)):
+        raise TypeError(
+            f"@streamll.instrument decorates dspy.Module subclasses, not {target!r}; "
+            "define `class MyModule(dspy.Module)` and decorate the class"
+        )
+    module_class: Any = target
+    call = getattr(module_class.__call__, ORIGINAL_ATTR, module_class.__call__)
+    acall = getattr(module_class.acall, ORIGINAL_ATTR, module_class.acall)
+    module_class._streamll_stream_fields = _StreamFields(fields)
+    key = None
+    if resolved is not None:
+        key = f"{target.__module__}.{target.__qualname__}:{id(target)}"
+        _sinks_by_class[key] = resolved
+    module_class._streamll_sinks_key = key
+    module_class._streamll_sinks = _SinksOf()
+    module_class._streamll_include_inputs = bool(include_inputs)
+    module_class._streamll_include_outputs = bool(include_outputs)
+    module_class._streamll_status_messages = status_messages if status_messages is not None else False
+    module_class.__call__ = _sync_wrapper(call)
+    module_class.acall = _async_wrapper(acall)
+    module_class._streamll_instrumented = True
+    return target
 
 
 __all__ = ["instrument"]

@@ -7,16 +7,14 @@ events keep ``token``, ``token_index``, ``field`` and ``finish_reason`` in
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streamll.core import codec
+from streamll.core.ids import new_event_id
 
 SCHEMA_VERSION = "1"
 """Version of the wire format written by this release (see docs/wire-format.md)."""
@@ -28,31 +26,6 @@ EVENT_TYPES = ("token", "start", "end", "error", "tool_start", "tool_end", "tool
 v1 (new event types are additive: readers that do not know them treat them as
 custom events).
 """
-
-
-_id_prefix = ""
-_id_counter: Iterator[int] = itertools.count()
-
-
-def _new_id_prefix() -> None:
-    """64 random bits from the OS for this process (again in a forked child), so ids never repeat across processes."""
-    global _id_prefix, _id_counter
-    _id_prefix = os.urandom(8).hex()
-    _id_counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
-
-
-_new_id_prefix()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_id_prefix)
-
-
-def new_event_id() -> str:
-    """A unique 128-bit id as 32 hex characters: 64 random bits per process, then a 64-bit counter.
-
-    Cheap enough for every token (a counter, not a system call), unique
-    across processes and forks; ids need to be unique, not secret.
-    """
-    return f"{_id_prefix}{next(_id_counter) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def utc_now() -> datetime:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from streamll.core import events
+from streamll.core import ids
 from streamll.core.events import SCHEMA_VERSION, Event, TokenEvent, build_event
 
 _from_timestamp = datetime.fromtimestamp
@@ -78,8 +78,8 @@ class TokenRecord:
         field: str,
         finish_reason: str | None,
     ) -> None:
-        self._id_prefix = events._id_prefix
-        self._id_number = next(events._id_counter)
+        self._id_prefix = ids._id_prefix
+        self._id_number = next(ids._id_counter)
         self.clock = time.time()
         self.execution_id = execution_id
         self.parent_id = parent_id

@@ -1,11 +1,21 @@
-"""Every running sink in the process, so ``flush()`` and interpreter exit can reach them."""
+"""Every running sink in the process, so ``flush()``, SIGTERM and interpreter exit can reach them.
+
+Dependencies point one way: this module uses :mod:`streamll.sinks.worker` and
+:mod:`streamll.sinks.shutdown`, and registers the exit drain and the fork reset
+itself; neither of those modules imports it.
+"""
 
 from __future__ import annotations
 
+import atexit
+import os
 import threading
 import time
 import weakref
 from typing import TYPE_CHECKING
+
+from streamll.sinks.shutdown import install_sigterm_drain
+from streamll.sinks.worker import exit_timeout
 
 if TYPE_CHECKING:
     from streamll.sinks.base import BaseSink
@@ -16,11 +26,9 @@ _running: weakref.WeakSet[BaseSink] = weakref.WeakSet()
 
 def track(sink: BaseSink) -> None:
     """Remember a started sink (and make sure SIGTERM drains it: see :mod:`streamll.sinks.shutdown`)."""
-    from streamll.sinks.shutdown import install_sigterm_drain
-
     with _lock:
         _running.add(sink)
-    install_sigterm_drain()
+    install_sigterm_drain(running_sinks, stop_all_sinks)
 
 
 def untrack(sink: BaseSink) -> None:
@@ -64,5 +72,14 @@ def stop_all_sinks(timeout: float | None = None) -> bool:
         ok = sink.stop(remaining) and ok
     return ok
 
+
+def _drain_at_exit() -> None:
+    stop_all_sinks(timeout=exit_timeout())
+
+
+atexit.register(_drain_at_exit)
+if hasattr(os, "register_at_fork"):
+    # Registered after the worker's hook (this module imports the worker), so it runs after it, as before.
+    os.register_at_fork(after_in_child=reset_after_fork)
 
 __all__ = ["flush_all", "reset_after_fork", "running_sinks", "stop_all_sinks", "track", "untrack"]

@@ -21,9 +21,12 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+from streamll.sinks.worker import exit_timeout
 
 if TYPE_CHECKING:
     from streamll.sinks.state import SinkState
@@ -37,19 +40,25 @@ DRAIN_GRACE = 2.0
 _lock = threading.Lock()
 _settled = False
 """True once streamll installed its handler, or found the program's own and said so."""
+_sinks: tuple[Callable[[], object], Callable[[float], object]] | None = None
+"""``(pending, drain)`` from :func:`install_sigterm_drain`: the registry owns the sinks, not this module."""
 
 
 def _wanted() -> bool:
     return os.environ.get(HANDLE_SIGTERM_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def install_sigterm_drain() -> None:
+def install_sigterm_drain(pending: Callable[[], object], drain: Callable[[float], object]) -> None:
     """Install the draining SIGTERM handler unless the program has its own (cheap after the first call).
 
-    Only the main thread can install signal handlers: a sink first started on
-    another thread leaves it to the next sink started on the main thread.
+    ``pending()`` says whether any sink runs and ``drain(timeout)`` stops them
+    all; the caller (:mod:`streamll.sinks.registry`) passes them so this module
+    does not depend on the registry. Only the main thread can install signal
+    handlers: a sink first started on another thread leaves it to the next sink
+    started on the main thread.
     """
-    global _settled
+    global _settled, _sinks
+    _sinks = (pending, drain)
     if _settled or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
         return
     with _lock:
@@ -72,15 +81,12 @@ def install_sigterm_drain() -> None:
 
 def _drain_then_terminate(signum: int, frame: FrameType | None) -> None:
     """Drain every sink (bounded by the exit timeout), then end the process by the same signal."""
-    from streamll.sinks.registry import running_sinks, stop_all_sinks
-    from streamll.sinks.worker import exit_timeout
-
     timeout = exit_timeout()
     signal.signal(signum, signal.SIG_DFL)  # a second SIGTERM during the drain ends the process at once
     try:
-        if running_sinks():
+        if _sinks is not None and _sinks[0]():
             # On its own thread: this handler may have interrupted the main thread inside a sink's lock.
-            drain = threading.Thread(target=stop_all_sinks, args=(timeout,), name="streamll-sigterm", daemon=True)
+            drain = threading.Thread(target=_sinks[1], args=(timeout,), name="streamll-sigterm", daemon=True)
             drain.start()
             drain.join(timeout + DRAIN_GRACE)
     finally:

@@ -8,7 +8,6 @@ waits on a network.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import logging
 import os
 import queue
@@ -165,21 +164,11 @@ def exit_timeout() -> float:
         return DEFAULT_EXIT_TIMEOUT
 
 
-def _drain_at_exit() -> None:
-    from streamll.sinks.registry import stop_all_sinks
-
-    stop_all_sinks(timeout=exit_timeout())
-
-
 def _after_fork_in_child() -> None:
-    """A forked child starts with no worker and no running sinks; its first events start them afresh."""
-    from streamll.sinks.registry import reset_after_fork
-
+    """A forked child starts with no worker (the registry forgets its sinks in its own fork hook, run after this)."""
     worker._forget_after_fork()
-    reset_after_fork()
 
 
-atexit.register(_drain_at_exit)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 

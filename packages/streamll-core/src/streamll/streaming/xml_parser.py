@@ -64,66 +64,78 @@ class XMLParser:
         while position < len(buffer):
             current = self._sections.current
             if current is not None:
-                cut = buffer.find("<", position) if self._legacy else _next_special(buffer, position)
-                if cut == -1:
-                    cut = len(buffer)
-                if cut > position:
-                    self._sections.text(buffer[position:cut], ops)
-                    position = cut
-                    continue
-                if buffer.startswith("&", position):
-                    end = buffer.find(";", position)
-                    if end == -1:
-                        if final or len(buffer) - position > 12:
-                            self._sections.text("&", ops)
-                            position += 1
-                            continue
-                        break
-                    self._sections.text(_decode_entity(buffer[position : end + 1]), ops)
-                    position = end + 1
-                    continue
-                closing = f"</{current}>"
-                if buffer.startswith(closing, position):
-                    self._sections.close(ops)
-                    position += len(closing)
-                    continue
-                if closing.startswith(buffer[position:]) and not final:
-                    break
-                end = buffer.find(">", position)
-                if end == -1 and not final:
-                    break
-                markup = buffer[position : (end + 1 if end != -1 else len(buffer))]
-                self._sections.text(markup, ops)
-                position += len(markup)
-                continue
-            start = buffer.find("<", position)
-            if start == -1:
-                position = len(buffer)
+                position, wait = self._scan_section(buffer, position, current, ops, final=final)
+            else:
+                position, wait = self._scan_between(buffer, position, ops)
+            if wait:
                 break
-            end = buffer.find(">", start)
-            if end == -1:
-                position = start
-                break
-            position = end + 1
-            tag = TAG_RE.fullmatch(buffer[start : end + 1])
-            if tag is None:
-                continue
-            closing_tag, name, self_closing = tag.group(1), tag.group(2), tag.group(3)
-            if self._skip is not None:
-                if name == self._skip:
-                    self._skip_depth += -1 if closing_tag else (0 if self_closing else 1)
-                    if self._skip_depth == 0:
-                        self._skip = None
-                continue
-            if closing_tag:
-                continue
-            self._sections.open(name, ops)
-            if self._sections.current is None:
-                if not self_closing:
-                    self._skip, self._skip_depth = name, 1
-            elif self_closing:
-                self._sections.close(ops)
         self._buffer = buffer[position:]
+
+    def _scan_section(
+        self, buffer: str, position: int, current: str, ops: list[Op], *, final: bool
+    ) -> tuple[int, bool]:
+        """One step inside the open section: text, an entity, its closing tag or other markup as text.
+
+        Returns the new position and whether to wait for more input (the rest may be an incomplete tag).
+        """
+        cut = buffer.find("<", position) if self._legacy else _next_special(buffer, position)
+        if cut == -1:
+            cut = len(buffer)
+        if cut > position:
+            self._sections.text(buffer[position:cut], ops)
+            return cut, False
+        if buffer.startswith("&", position):
+            end = buffer.find(";", position)
+            if end == -1:
+                if final or len(buffer) - position > 12:
+                    self._sections.text("&", ops)
+                    return position + 1, False
+                return position, True
+            self._sections.text(_decode_entity(buffer[position : end + 1]), ops)
+            return end + 1, False
+        closing = f"</{current}>"
+        if buffer.startswith(closing, position):
+            self._sections.close(ops)
+            return position + len(closing), False
+        if closing.startswith(buffer[position:]) and not final:
+            return position, True
+        end = buffer.find(">", position)
+        if end == -1 and not final:
+            return position, True
+        markup = buffer[position : (end + 1 if end != -1 else len(buffer))]
+        self._sections.text(markup, ops)
+        return position + len(markup), False
+
+    def _scan_between(self, buffer: str, position: int, ops: list[Op]) -> tuple[int, bool]:
+        """One step outside any section: find the next tag and open, close or skip a section by it.
+
+        Returns the new position and whether to wait for more input.
+        """
+        start = buffer.find("<", position)
+        if start == -1:
+            return len(buffer), True
+        end = buffer.find(">", start)
+        if end == -1:
+            return start, True
+        tag = TAG_RE.fullmatch(buffer[start : end + 1])
+        if tag is None:
+            return end + 1, False
+        closing_tag, name, self_closing = tag.group(1), tag.group(2), tag.group(3)
+        if self._skip is not None:
+            if name == self._skip:
+                self._skip_depth += -1 if closing_tag else (0 if self_closing else 1)
+                if self._skip_depth == 0:
+                    self._skip = None
+            return end + 1, False
+        if closing_tag:
+            return end + 1, False
+        self._sections.open(name, ops)
+        if self._sections.current is None:
+            if not self_closing:
+                self._skip, self._skip_depth = name, 1
+        elif self_closing:
+            self._sections.close(ops)
+        return end + 1, False
 
 
 _legacy_xml: bool | None = None

@@ -10,11 +10,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from streamll.testing import tool_calls
 from streamll.testing.lm_server.prompt import ChatRequest, message_text
 from streamll.testing.lm_server.reasoning import reasoning_deltas, reasoning_text
 from streamll.testing.lm_server.reply import reply_text, tokenize
 from streamll.testing.lm_server.state import Knobs, ServerState
+from streamll.testing.lm_server.tool_calls import send as send_tool_calls
+from streamll.testing.lm_server.tool_calls import tool_calls_for
 from streamll.testing.lm_server.wire import Completion, error_body
 
 __all__ = ["LMHTTPServer"]
@@ -172,8 +173,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         request = ChatRequest.parse(body, dict(self.headers.items()))
         try:
-            if (calls := tool_calls.tool_calls_for(request, knobs)) is not None:  # native tool calls
-                tool_calls.send(self, request, calls, state.next_id(), knobs)
+            if (calls := tool_calls_for(request, knobs)) is not None:  # native tool calls
+                send_tool_calls(self, request, calls, state.next_id(), knobs)
                 return
             content = reply_text(request, knobs)
         except Exception as exc:  # a failing responder becomes an HTTP 500

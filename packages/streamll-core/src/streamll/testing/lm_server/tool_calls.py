@@ -17,6 +17,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from streamll.testing.lm_server.prompt import message_text
+from streamll.testing.lm_server.reply import tokenize
+
 TOOL_CALLS_KEY = "tool_calls"
 """The responder / ``answers`` key whose list becomes native tool calls (requests with ``tools`` only)."""
 FINISH_REASON = "tool_calls"
@@ -33,8 +36,6 @@ class ToolCallReply:
 
     def fragments(self) -> list[str]:
         """The arguments' text in word-sized pieces (what a streaming server sends one by one)."""
-        from streamll.testing.lm_server import tokenize
-
         return tokenize(self.arguments) or [""]
 
     def as_message_call(self) -> dict[str, Any]:
@@ -105,8 +106,6 @@ def send(handler: Any, request: Any, calls: list[ToolCallReply], completion_id: 
     """
     model = request.model or "offline"
     delay = float(_knob(knobs, "token_delay") or 0.0)
-    from streamll.testing.lm_server import tokenize
-    from streamll.testing.lm_server.prompt import message_text
 
     prompt_tokens = sum(len(tokenize(message_text(message))) for message in request.messages)
     completion_tokens = sum(len(call.fragments()) for call in calls)
