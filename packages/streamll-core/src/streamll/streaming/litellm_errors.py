@@ -14,7 +14,7 @@ from the same transport error.
 from __future__ import annotations
 
 import logging
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 logger = logging.getLogger("streamll")
 
@@ -64,7 +64,7 @@ def plain_failure(exc: Exception, request: dict[str, Any]) -> Exception:
         wrapped = config.get_error_class(  # as the provider handler's ``except Exception`` does
             error_message=getattr(raw, "text", str(raw)),
             status_code=getattr(raw, "status_code", 500),
-            headers=getattr(raw, "headers", None),
+            headers=cast(Any, getattr(raw, "headers", None)),  # None, as the handler passes it
         )
         wrapped.__context__ = raw
         try:

@@ -11,7 +11,8 @@ runs DSPy's real HTTP and streaming code paths without any network access.
 
 Modules, one concern each: ``prompt`` (reading DSPy's prompts), ``values`` (synthesising
 field values), ``reply`` (formatting replies per adapter), ``wire`` (OpenAI body shapes),
-``tool_calls`` (native tool calls), ``handler`` (HTTP and SSE), ``state`` (knobs and records), ``server`` (``OfflineLMServer``).
+``tool_calls`` (native tool calls), ``handler`` (HTTP and SSE), ``state`` (knobs and records),
+``server`` (``OfflineLMServer``).
 
 Example::
 
