@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from streamll.core import events as events_module
+from streamll.core import ids as ids_module
 from streamll.core.events import EndEvent, ErrorEvent, Event, StartEvent, TokenEvent, build_event, new_event_id
 
 KINDS = [(TokenEvent, "token"), (Event, "custom"), (StartEvent, "start"), (EndEvent, "end"), (ErrorEvent, "error")]
@@ -182,7 +182,7 @@ def test_ill_typed_values_are_validated_like_the_model() -> None:
 def test_event_ids_are_32_hex_digits_unique_and_prefixed_per_process() -> None:
     ids = [new_event_id() for _ in range(1000)]
     assert all(ID.match(event_id) for event_id in ids) and len(set(ids)) == 1000
-    prefix = events_module._id_prefix
+    prefix = ids_module._id_prefix
     assert len(prefix) == 16 and {event_id[:16] for event_id in ids} == {prefix}
     counters = [int(event_id[16:], 16) for event_id in ids]
     assert counters == list(range(counters[0], counters[0] + 1000)) or counters[0] > 2**64 - 1000
@@ -191,10 +191,10 @@ def test_event_ids_are_32_hex_digits_unique_and_prefixed_per_process() -> None:
 def test_a_new_prefix_starts_a_fresh_counter() -> None:
     """What a forked child runs: 64 new random bits, and a counter from 32 random bits."""
     before = new_event_id()
-    events_module._new_id_prefix()
+    ids_module._new_id_prefix()
     after = [new_event_id() for _ in range(3)]
     assert all(ID.match(event_id) for event_id in after)
-    assert after[0][:16] == events_module._id_prefix != before[:16]
+    assert after[0][:16] == ids_module._id_prefix != before[:16]
     counters = [int(event_id[16:], 16) for event_id in after]
     assert counters == [counters[0], counters[0] + 1, counters[0] + 2] and counters[0] < 2**32
 
