@@ -54,7 +54,7 @@ class Group:
 
 GROUPS = {
     "wire": Group(
-        ("src/streamll/core/cloudevents.py", "src/streamll/core/serialization.py"),
+        ("src/streamll/core/cloudevents.py", "src/streamll/core/serialization.py", "src/streamll/core/codec.py"),
         ("tests/test_wire_format.py", "tests/core/test_events.py"),
     ),
     "events": Group(
@@ -72,7 +72,16 @@ GROUPS = {
         ("tests/core", "tests/compat", "tests/test_wire_format.py", "tests/instrument/test_lifecycle.py"),
     ),
     "sinks": Group(
-        ("src/streamll/sinks/base.py", "src/streamll/sinks/worker.py", "src/streamll/sinks/spill.py"),
+        (
+            "src/streamll/sinks/base.py",
+            "src/streamll/sinks/state.py",
+            "src/streamll/sinks/buffer.py",
+            "src/streamll/sinks/loop.py",
+            "src/streamll/sinks/overflow.py",
+            "src/streamll/sinks/results.py",
+            "src/streamll/sinks/worker.py",
+            "src/streamll/sinks/spill.py",
+        ),
         ("tests/core", "tests/compat"),
     ),
     "streaming": Group(("src/streamll/streaming/*.py",), ("tests/instrument",)),
