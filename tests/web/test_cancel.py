@@ -174,6 +174,9 @@ def test_run_cancel_closes_the_lm_stream(memory_sink: Any, engine: str | None, m
     assert all(t.finish_reason != "cancelled" for t in tokens[:-1])
     lm_ends = [e for e in events if e.operation == "lm" and e.event_type in ("end", "error")]
     assert [e.event_type for e in lm_ends] == ["end"] and lm_ends[0].data["finish_reason"] == "cancelled"
+    # a cancelled module is not a failed one: its span ends "cancelled", as the LM call and the run do
+    module_ends = [e for e in events if e.operation == "module" and e.event_type in ("end", "error")]
+    assert module_ends and all(e.event_type == "end" and e.data["cancelled"] is True for e in module_ends)
     assert events[-1].event_type == "end" and events[-1].parent_id is None and events[-1].data["cancelled"] is True
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from streamll.core.context import Execution, context_tags, current_execution, current_span
 from streamll.core.emitter import dispatch, make_event
 from streamll.core.events import Event
+from streamll.core.runs import ExecutionCancelled
 
 if TYPE_CHECKING:
     from streamll.sinks.base import BaseSink
@@ -92,9 +93,16 @@ class Span:
         return event
 
     def close(self, error: BaseException | None = None, data: dict[str, Any] | None = None) -> None:
-        """Emit the end (or error) event and restore the enclosing context."""
+        """Emit the end (or error) event and restore the enclosing context.
+
+        A span left by :class:`ExecutionCancelled` ends normally, marked ``cancelled``: stopping a run
+        on request is not a failure of the code inside it.
+        """
         elapsed_ms = (time.perf_counter() - self._started) * 1000
         payload = {**self.metadata, **(data or {}), "span_id": self.span_id, "duration_ms": elapsed_ms}
+        if isinstance(error, ExecutionCancelled):
+            payload["cancelled"] = True
+            error = None
         if error is not None:
             payload.update(error_data(error))
         for token in reversed(self._tokens):
