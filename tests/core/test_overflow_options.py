@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from streamll.core.events import Event, TokenEvent
+from streamll.core.records import TokenRecord
 from streamll.errors import ConfigurationError
 from streamll.sinks.base import BaseSink
 from streamll.sinks.overflow import EVENT_OVERHEAD, RECORD_OVERHEAD, Overflow, estimate
@@ -78,6 +79,15 @@ def test_the_byte_estimate_of_a_token_counts_its_text() -> None:
     longer = TokenEvent(execution_id="e", token="abcdefgh", field="answer")
     assert estimate(longer) - estimate(token) == 5
     assert RECORD_OVERHEAD == EVENT_OVERHEAD + 6 * 16
+
+
+def _record(token: str) -> TokenRecord:
+    return TokenRecord("e" * 32, None, 3, {"predictor": "QA.p"}, {}, "QA.p", "token", token, 2, "a", None)
+
+
+def test_the_byte_estimate_of_a_captured_token_counts_its_text() -> None:
+    assert estimate(_record("abc")) == RECORD_OVERHEAD + 3
+    assert estimate(_record("abcdefgh")) - estimate(_record("abc")) == 5
 
 
 def test_the_byte_estimate_is_near_the_encoded_size() -> None:

@@ -93,7 +93,9 @@ def test_an_unreadable_line_is_skipped_logged_and_not_counted_again(
     with caplog.at_level(logging.ERROR, logger="streamll"):
         assert indices(spill.read(10)) == [0, 2]
     assert spill.pending == 0
-    assert any("unreadable line" in record.getMessage() for record in caplog.records)
+    assert [record.getMessage() for record in caplog.records if record.levelno == logging.ERROR] == [
+        f"streamll: skipped an unreadable line in spill file {path}"
+    ]
     spill.close()
 
 
@@ -143,3 +145,10 @@ def test_close_keeps_the_file_when_asked_or_when_it_holds_events(tmp_path: Path)
     emptied.read(1)
     emptied.close()
     assert not emptied.path.exists()
+
+
+def test_closing_a_file_someone_already_removed_is_not_an_error(tmp_path: Path) -> None:
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    spill.path.unlink()
+    spill.close()
+    assert not spill.path.exists()
