@@ -46,7 +46,7 @@ def test_raise_if_cancelled_raises_and_the_run_swallows_it() -> None:
     reached_after = False
     with streamll.execution(sinks=[]) as run:
         run.cancel()
-        with pytest.raises(ExecutionCancelled, match="^the execution was cancelled$"):
+        with pytest.raises(ExecutionCancelled, match=r"^the execution was cancelled$"):
             raise_if_cancelled()
         raise_if_cancelled()
         reached_after = True
@@ -63,7 +63,7 @@ def test_execution_cancelled_is_not_caught_by_except_exception() -> None:
         run.cancel()
         try:
             raise_if_cancelled()
-        except Exception:  # noqa: BLE001 - what a retry loop does
+        except Exception:  # what a retry loop does
             pytest.fail("ExecutionCancelled was caught by `except Exception`")
     assert run.cancelled
 
