@@ -86,7 +86,13 @@ GROUPS = {
     ),
     "streaming": Group(("src/streamll/streaming/*.py",), ("tests/instrument",)),
     "consumer": Group(
-        ("src/streamll/consumer.py",), ("tests/core/test_consumer_base.py", "tests/core/test_decoder_fuzz.py")
+        ("src/streamll/consumer.py",),
+        (
+            "tests/core/test_consumer_base.py",
+            "tests/core/test_consumer_lifecycle.py",
+            "tests/core/test_plugins.py",
+            "tests/core/test_decoder_fuzz.py",
+        ),
     ),
     "redis": Group(
         ("src/streamll_redis/sink.py", "src/streamll_redis/consumer.py"),
