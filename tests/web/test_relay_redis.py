@@ -139,4 +139,5 @@ def test_bad_requests_get_one_line_errors(redis_relay: RelayProcess) -> None:
     assert httpx.get(events_url(relay, "abc", "?after=x")).status_code == 400
     assert httpx.get(events_url(relay, "abc", "?format=xml")).json()["error"].startswith("format must be one of")
     assert httpx.get(events_url(relay, "a.b")).status_code == 400
+    assert httpx.get(events_url(relay, "abc%0A")).status_code == 400  # a newline has no place in a key or subject
     assert json.loads(httpx.post(relay.base + "/executions/nobody/cancel").text)["error"].startswith("no running")

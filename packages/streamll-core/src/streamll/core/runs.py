@@ -11,8 +11,11 @@ import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 
-EXECUTION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-"""Ids a caller may choose: usable as a Redis key part, a NATS subject token and in a URL path."""
+EXECUTION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}\Z")
+"""Ids a caller may choose: usable as a Redis key part, a NATS subject token and in a URL path.
+
+Use it with ``.match``: it is anchored at the end with ``\\Z``, so a trailing newline does not pass.
+"""
 
 cancel_signal: ContextVar[threading.Event | None] = ContextVar("streamll_cancel", default=None)
 """Set while an execution run is active: the event its cancellation sets."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
@@ -14,13 +13,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from streamll.core.runs import EXECUTION_ID_PATTERN
 from streamll.executions import ExecutionLog, open_execution_log
 from streamll.web import aisdk
 from streamll.web.hub import Hub
 from streamll.web.relay import ai_sdk_stream, json_stream
 from streamll.web.tokens import ANY_EXECUTION, verify
 
-EXECUTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+EXECUTION_ID = EXECUTION_ID_PATTERN
 """Execution ids the relay accepts (what streamll generates: 32 hex characters; caller-chosen ids alike)."""
 FORMATS = ("json", "ai-sdk")
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
