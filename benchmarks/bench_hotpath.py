@@ -81,6 +81,7 @@ CALL = SimpleNamespace(
     state=SimpleNamespace(name="QA.predict", path=None, attempt=None, field_types={}),
     parent_id="0" * 32,
     tags={"user_id": "u1"},
+    extra=None,
 )
 """What ``emit_token`` reads from the LM call it streams: predictor name, LM span, tags."""
 

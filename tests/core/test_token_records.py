@@ -19,7 +19,7 @@ from streamll.streaming.bridge import TokenRun
 from streamll.streaming.fields import PredictorState
 
 STATE = PredictorState(name="QA.predict", adapter="chat", output_fields=["answer"], stream_fields=frozenset({"answer"}))
-CALL = SimpleNamespace(state=STATE, parent_id="f" * 32, tags={"user_id": "u1"})
+CALL = SimpleNamespace(state=STATE, parent_id="f" * 32, tags={"user_id": "u1"}, extra=None)
 
 
 def emit(run: TokenRun, token: Any = " word", index: Any = 0, finish: Any = None) -> None:

@@ -324,9 +324,8 @@ def _token_data(call: LMCallStream, field_name: str, source: str, extra: dict[st
     field_type = state.field_types.get(field_name)
     if field_type is not None:
         data["field_type"] = field_type
-    call_extra = getattr(call, "extra", None)  # an LMCallStream's; a stand-in call may have none
-    if call_extra:
-        data.update(call_extra)
+    if call.extra:
+        data.update(call.extra)
     if extra:
         data.update(extra)
     return data
