@@ -58,6 +58,7 @@ class KafkaSink(BaseSink):
         topic: str | None = None,
         **sink_options: Unpack[SinkOptions],
     ) -> None:
+        """Options from ``url``, ``topic=`` overriding its topic; nothing connects until the first batch."""
         options = parse_kafka_url(url)
         if topic is not None:
             options = options.replace(topic=topic)
@@ -185,6 +186,7 @@ class KafkaSink(BaseSink):
         return partition_of
 
     def __repr__(self) -> str:
+        """Name, URL without credentials, and whether the sink is running."""
         return f"<KafkaSink {self.name!r} {self.options.display_url} running={self.is_running}>"
 
 

@@ -28,6 +28,7 @@ class AckPublisher:
     """Publishes to JetStream and returns a future per message for its ack."""
 
     def __init__(self, nc: Client) -> None:
+        """Acks come back on a fresh inbox of ``nc``; nothing is subscribed until :meth:`start`."""
         self._nc = nc
         self._prefix = nc.new_inbox()
         self._cut = len(self._prefix) + 1

@@ -78,6 +78,7 @@ class NatsSink(BaseSink):
         stream: str | None = None,
         **sink_options: Unpack[SinkOptions],
     ) -> None:
+        """Options from ``url``, ``subject=`` / ``stream=`` overriding it; nothing connects until the first batch."""
         options = parse_url(url).with_destination(subject=subject, stream=stream)
         default_name = f"nats:{options.stream}/{options.subject}"
         super().__init__(**sink_arguments(options.sink_options, sink_options, default_name=default_name))
@@ -227,6 +228,7 @@ class NatsSink(BaseSink):
         return BatchResult.of(stored, refused)
 
     def __repr__(self) -> str:
+        """Name, URL without credentials, and whether the sink is running."""
         return f"<NatsSink {self.name!r} {self.options.masked_url()!r} running={self.is_running}>"
 
 

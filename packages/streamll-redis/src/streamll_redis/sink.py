@@ -50,6 +50,7 @@ class RedisSink(BaseSink):
         approximate: bool | None = None,
         **sink_options: Unpack[SinkOptions],
     ) -> None:
+        """Options from ``url``, keywords overriding its stream settings; nothing connects until the first batch."""
         options = parse_redis_url(url)
         changes = {"stream": stream, "maxlen": maxlen, "approximate": approximate}
         options = options.replace(**{key: value for key, value in changes.items() if value is not None})
@@ -123,6 +124,7 @@ class RedisSink(BaseSink):
         return BatchResult(len(records))
 
     def __repr__(self) -> str:
+        """URL without credentials and whether the sink is running."""
         return f"<RedisSink {self.options.display_url!r} running={self.is_running}>"
 
 

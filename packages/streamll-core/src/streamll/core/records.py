@@ -78,6 +78,7 @@ class TokenRecord:
         field: str,
         finish_reason: str | None,
     ) -> None:
+        """Take the token's values; its event id and timestamp are fixed now, at emission, not when built."""
         self._id_prefix = ids._id_prefix
         self._id_number = next(ids._id_counter)
         self.clock = time.time()
@@ -175,6 +176,7 @@ class TokenRecord:
         )
 
     def __repr__(self) -> str:
+        """Execution, sequence, field and token: what tells records apart in a log or a failed test."""
         return f"<TokenRecord {self.execution_id}#{self.sequence} {self.field}[{self.token_index}] {self.token!r}>"
 
 

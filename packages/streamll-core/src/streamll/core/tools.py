@@ -63,6 +63,7 @@ class ToolSpan:
         parent_id: str | None = None,
         tags: dict[str, Any] | None = None,
     ) -> None:
+        """Describe the call (a missing ``tool_call_id`` gets a fresh one); nothing is emitted until :meth:`open`."""
         self.name = name
         self.arguments = arguments
         self.tool_call_id = tool_call_id or new_tool_call_id()

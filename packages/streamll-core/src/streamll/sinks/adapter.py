@@ -45,6 +45,7 @@ class SinkAdapter(BaseSink):
     """
 
     def __init__(self, target: Any, **options: Any) -> None:
+        """Wrap ``target``; the sink is named after the target's class unless ``name=`` is given."""
         options.setdefault("name", type(target).__name__)
         super().__init__(**options)
         self.target = target
@@ -85,6 +86,7 @@ class SinkAdapter(BaseSink):
         return BatchResult.of(delivered, rejected)
 
     def __repr__(self) -> str:
+        """The wrapped target and whether the adapter is running."""
         return f"<SinkAdapter for {self.target!r} running={self.is_running}>"
 
 

@@ -38,6 +38,7 @@ class BaseSink(DeliveryLoop):
     """A destination for events. Subclass it; see the module docstring."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Decide per subclass whether its ``encode`` takes records and whether ``dispatch`` may hand it records."""
         super().__init_subclass__(**kwargs)
         if "encode" in cls.__dict__ and "encodes_records" not in cls.__dict__:
             cls.encodes_records = False
@@ -136,6 +137,7 @@ class BaseSink(DeliveryLoop):
         self._spill_path = None
 
     def __repr__(self) -> str:
+        """Class, name and whether the sink is running (what logs and failed tests show)."""
         return f"<{type(self).__name__} {self.name!r} running={self._running}>"
 
 

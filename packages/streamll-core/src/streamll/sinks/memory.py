@@ -24,6 +24,7 @@ class MemorySink(BaseSink):
     _named_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, **options: object) -> None:
+        """An empty sink; ``options`` are :class:`BaseSink`'s."""
         super().__init__(**options)  # type: ignore[arg-type]
         self.events: list[Event] = []
         self._changed = threading.Condition()

@@ -26,6 +26,7 @@ class SpillFile:
     """An append-only JSON-lines file read back from the front."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, name: str = "sink") -> None:
+        """Open ``path`` (default: a new temp file); events an earlier run left there are delivered first."""
         if path is None:
             directory = Path(tempfile.gettempdir()) / "streamll-spill"
             directory.mkdir(parents=True, exist_ok=True)

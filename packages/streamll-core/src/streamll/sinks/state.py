@@ -70,6 +70,7 @@ class SinkState:
         block_timeout: float = 1.0,
         spill_path: str | None = None,
     ) -> None:
+        """Apply the options given over the class defaults and check them: a bad value fails here, not later."""
         self.name = name or type(self).__name__
         if buffer_size is not None:
             self.buffer_size = buffer_size

@@ -92,6 +92,7 @@ class TerminalSink(BaseSink):
         output: TextIO | None = None,
         **options: object,
     ) -> None:
+        """Print to ``stream`` (stdout at write time when None); also accepts 0.1's positional and ``output=`` forms."""
         if isinstance(stream, bool):  # 0.1's TerminalSink(show_tokens, output) positional form
             stream, show_tokens = None, stream
         if output is not None:

@@ -38,6 +38,7 @@ class ExitSafeExecutor(ThreadPoolExecutor):
     """
 
     def __init__(self, max_workers: int | None = None, thread_name_prefix: str = "streamll-io") -> None:
+        """No thread starts here: :meth:`submit` starts daemon threads as work arrives, up to ``max_workers``."""
         super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._daemons: list[threading.Thread] = []
@@ -102,6 +103,7 @@ class BackgroundWorker:
     """Owns the shared event loop thread; started on first use, drained at interpreter exit."""
 
     def __init__(self) -> None:
+        """Nothing starts yet: the loop thread starts on first use of :attr:`loop`."""
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -50,6 +50,7 @@ class PredictCall:
     __slots__ = ("extra", "frame", "lm", "predict", "react", "state")
 
     def __init__(self, predict: Any, frame: Frame) -> None:
+        """``predict`` called within ``frame``; its state, LM span and ReAct state are filled in as it runs."""
         self.predict = predict
         self.frame = frame
         self.state: PredictorState | None = None
@@ -67,6 +68,7 @@ class LMSpan:
     """The LM span(s) of one LM call: a retried request opens a new span for each attempt."""
 
     def __init__(self, run: TokenRun, predict_call: PredictCall | None, model: str) -> None:
+        """Capture the tags and parent span current at the LM call, so every attempt's events carry them."""
         self.run = run
         self.predict_call = predict_call
         self.model = model
@@ -189,6 +191,7 @@ class TokenRun:
     """Everything streamed during one top-level instrumented call."""
 
     def __init__(self, execution: Execution) -> None:
+        """Nothing seen yet in ``execution``; the sets fill as predictors start and fields stream."""
         self.execution = execution
         self.chosen: set[str] = set()
         self.matched: set[str] = set()
@@ -259,6 +262,7 @@ class TokenRun:
             self.matched.add(state.reasoning_entry)
 
     def predictor_started(self, call: PredictCall, adapter: Any, signature: Any) -> None:
+        """Give ``call`` its :class:`PredictorState`: which of its outputs stream, how its adapter formats them."""
         chosen: Any = call.frame.fields or ()
         if isinstance(chosen, str):
             chosen = (chosen,)

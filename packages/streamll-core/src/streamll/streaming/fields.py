@@ -127,10 +127,12 @@ class ToolCallStreams:
     """
 
     def __init__(self, call: LMCallStream) -> None:
+        """No call yet: each call's stream opens when its first piece arrives."""
         self.call = call
         self.streams: dict[int, FieldStream] = {}
 
     def feed(self, index: int, call_id: str | None, name: str | None, arguments: str) -> None:
+        """One piece of call ``index``'s argument text; its id and name are noted the first time the LM sends them."""
         stream = self.streams.get(index)
         if stream is None:
             field_name = self.call.state.tool_field or ""
@@ -146,6 +148,7 @@ class ToolCallStreams:
             stream.push(arguments)
 
     def end(self, reason: str) -> None:
+        """Close every call's token sequence with the reply's finish ``reason``."""
         for stream in self.streams.values():
             stream.finish(reason)
         self.streams.clear()
@@ -163,6 +166,7 @@ class FieldStream:
     def __init__(
         self, call: LMCallStream, field_name: str, source: str = "stream", extra: dict[str, Any] | None = None
     ) -> None:
+        """``field_name``'s tokens in ``call``'s reply; ``extra`` goes into every token's ``data``."""
         self.call = call
         self.field = field_name
         self.index = 0
@@ -173,12 +177,14 @@ class FieldStream:
         """Keys every token of this stream carries in ``data`` (a tool call's id, index and name)."""
 
     def push(self, piece: str) -> None:
+        """Hold ``piece`` back and emit the one before it, now known not to be the field's last."""
         if self.held is not None:
             self._emit(self.held, None, self.source)
         self.held = piece
         self.pieces += 1
 
     def finish(self, reason: str, source: str | None = None, extra: dict[str, Any] | None = None) -> None:
+        """Emit the held piece as the field's last token (``single_chunk`` when it came whole in one chunk)."""
         source = source or self.source
         whole = self.index == 0 and self.pieces <= 1
         if whole and source == "stream" and self.call.chunks_with_text <= 1:
@@ -204,6 +210,7 @@ class LMCallStream:
         tags: dict[str, Any],
         extra: dict[str, Any] | None = None,
     ) -> None:
+        """Parse ``state``'s predictor reply with its adapter's parser; ``extra`` goes into every token's ``data``."""
         self.run = run
         self.state = state
         self.parent_id = parent_id

@@ -37,6 +37,7 @@ class ChosenCalls:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, call: ChosenCall) -> None:
+        """Remember a chosen call; only the latest 256 are kept, so a long agent run does not grow without bound."""
         with self.lock:
             self.calls.append(call)
             del self.calls[:-256]  # bounded: a long agent keeps only its recent choices

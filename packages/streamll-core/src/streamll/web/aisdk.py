@@ -40,6 +40,7 @@ class UIMessageStream:
     """Turns one execution's events, in order, into UI message chunks (one instance per connection)."""
 
     def __init__(self, execution_id: str, reasoning_fields: frozenset[str] = REASONING_FIELDS) -> None:
+        """A fresh stream for ``execution_id``; fields in ``reasoning_fields`` become reasoning parts, the rest text."""
         self.execution_id = execution_id
         self.reasoning_fields = reasoning_fields
         self._started = False

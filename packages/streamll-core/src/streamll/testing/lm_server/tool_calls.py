@@ -39,6 +39,7 @@ class ToolCallReply:
         return tokenize(self.arguments) or [""]
 
     def as_message_call(self) -> dict[str, Any]:
+        """The call as an entry of an assistant message's ``tool_calls`` (a non-streaming reply)."""
         return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
 
 
