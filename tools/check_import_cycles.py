@@ -1,8 +1,10 @@
 """Fail when modules of streamll's packages import each other in a cycle.
 
 Every import statement counts, including those inside functions (they run when
-the function runs and tie the modules together just the same); only imports
-guarded by ``if TYPE_CHECKING:`` are left out, since they never run. An edge
+the function runs and tie the modules together just the same) and those guarded
+by ``if TYPE_CHECKING:`` (they never run, but a module that names another's types
+depends on it all the same: such a cycle is broken by a ``Protocol`` declared on
+the lower side, or by moving the shared types into a module both import). An edge
 points at the most specific module named (``from streamll.core import events``
 -> ``streamll.core.events``; ``from streamll import configure`` -> ``streamll``).
 
@@ -42,26 +44,9 @@ def find_modules(sources: list[Path]) -> dict[str, Path]:
     return modules
 
 
-def is_type_checking(test: ast.expr) -> bool:
-    """``TYPE_CHECKING`` or ``typing.TYPE_CHECKING``."""
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
-    """Every import statement that can run (anywhere in the module), skipping ``if TYPE_CHECKING:`` bodies."""
-    found: list[ast.Import | ast.ImportFrom] = []
-    pending: list[ast.AST] = [tree]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            found.append(node)
-        if isinstance(node, ast.If) and is_type_checking(node.test):
-            pending.extend(node.orelse)
-            continue
-        pending.extend(ast.iter_child_nodes(node))
-    return found
+def all_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement anywhere in the module: top level, in functions, under ``if TYPE_CHECKING:``."""
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)]
 
 
 def resolve(name: str, modules: dict[str, Path]) -> str | None:
@@ -89,13 +74,13 @@ def targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, mo
 
 
 def import_edges(modules: dict[str, Path]) -> list[Edge]:
-    """Every runtime import from one analysed module to another."""
+    """Every import from one analysed module to another."""
     edges: list[Edge] = []
     for module, path in modules.items():
         source = path.read_text(encoding="utf-8")
         lines = source.splitlines()
         is_package = path.name == "__init__.py"
-        for node in runtime_imports(ast.parse(source, str(path))):
+        for node in all_imports(ast.parse(source, str(path))):
             for target in dict.fromkeys(targets(node, module, is_package, modules)):
                 if target != module:
                     edges.append(Edge(module, target, node.lineno, lines[node.lineno - 1].strip()))

@@ -30,7 +30,7 @@ from streamll.core.context import context_tags
 from streamll.core.spans import Span
 from streamll.streaming import capture, status
 from streamll.streaming.bridge import TokenRun
-from streamll.streaming.frames import FRAME_KEY, Frame, adopt, current_frame, frame_of, hide_frames
+from streamll.streaming.frames import FRAME_KEY, Frame, FrameRun, adopt, current_frame, frame_of, hide_frames
 from streamll.streaming.names import check_entry
 
 logger = logging.getLogger("streamll")
@@ -145,6 +145,7 @@ class _Call:
         if self.parent is not None:
             self._adopted = adopt(self.parent)
         self.span.open()
+        run: FrameRun
         if self.parent is None:
             assert self.span.execution is not None
             run = self._run = TokenRun(self.span.execution)

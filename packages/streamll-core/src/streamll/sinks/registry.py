@@ -2,7 +2,10 @@
 
 Dependencies point one way: this module uses :mod:`streamll.sinks.worker` and
 :mod:`streamll.sinks.shutdown`, and registers the exit drain and the fork reset
-itself; neither of those modules imports it.
+itself; neither of those modules imports it. Sinks register themselves
+(:class:`~streamll.sinks.base.BaseSink` imports this module); it knows them
+only as :class:`RunningSink`, so it does not import them back, not even for
+type checking.
 """
 
 from __future__ import annotations
@@ -12,32 +15,50 @@ import os
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from streamll.sinks.shutdown import install_sigterm_drain
+from streamll.sinks.stats import SinkStats
 from streamll.sinks.worker import exit_timeout
 
-if TYPE_CHECKING:
-    from streamll.sinks.base import BaseSink
+
+class RunningSink(Protocol):
+    """A started sink as this registry sees it (:class:`~streamll.sinks.base.BaseSink`, which registers itself)."""
+
+    name: str
+
+    @property
+    def stats(self) -> SinkStats:
+        """The sink's delivery counters."""
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything handed to the sink is delivered; False on timeout."""
+
+    def stop(self, timeout: float | None = 10.0) -> bool:
+        """Deliver what is buffered, then close; False when events were left undelivered."""
+
+    def _reset_after_fork(self) -> None:
+        """Forget the parent's buffer, connection and worker in a forked child."""
+
 
 _lock = threading.Lock()
-_running: weakref.WeakSet[BaseSink] = weakref.WeakSet()
+_running: weakref.WeakSet[RunningSink] = weakref.WeakSet()
 
 
-def track(sink: BaseSink) -> None:
+def track(sink: RunningSink) -> None:
     """Remember a started sink (and make sure SIGTERM drains it: see :mod:`streamll.sinks.shutdown`)."""
     with _lock:
         _running.add(sink)
     install_sigterm_drain(running_sinks, stop_all_sinks)
 
 
-def untrack(sink: BaseSink) -> None:
+def untrack(sink: RunningSink) -> None:
     """Forget a stopped sink."""
     with _lock:
         _running.discard(sink)
 
 
-def running_sinks() -> list[BaseSink]:
+def running_sinks() -> list[RunningSink]:
     """Sinks started and not yet stopped."""
     with _lock:
         return list(_running)
@@ -82,4 +103,4 @@ if hasattr(os, "register_at_fork"):
     # Registered after the worker's hook (this module imports the worker), so it runs after it, as before.
     os.register_at_fork(after_in_child=reset_after_fork)
 
-__all__ = ["flush_all", "reset_after_fork", "running_sinks", "stop_all_sinks", "track", "untrack"]
+__all__ = ["RunningSink", "flush_all", "reset_after_fork", "running_sinks", "stop_all_sinks", "track", "untrack"]

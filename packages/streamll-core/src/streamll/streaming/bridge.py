@@ -34,7 +34,7 @@ from streamll.streaming.fields import (
     PredictorState,
     usage_dict,
 )
-from streamll.streaming.frames import Frame
+from streamll.streaming.frames import Frame, FrameRun
 from streamll.streaming.names import attempt_of, choose, predictor_name, predictor_path
 from streamll.streaming.native_tools import ChosenCalls, record_chosen, replay_tool_calls, tool_field
 from streamll.streaming.parsers import adapter_kind
@@ -67,7 +67,7 @@ current_predict: ContextVar[PredictCall | None] = ContextVar("streamll_predict_c
 class LMSpan:
     """The LM span(s) of one LM call: a retried request opens a new span for each attempt."""
 
-    def __init__(self, run: TokenRun, predict_call: PredictCall | None, model: str) -> None:
+    def __init__(self, run: FrameRun, predict_call: PredictCall | None, model: str) -> None:
         """Capture the tags and parent span current at the LM call, so every attempt's events carry them."""
         self.run = run
         self.predict_call = predict_call

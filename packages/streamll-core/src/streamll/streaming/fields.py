@@ -16,12 +16,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from streamll.streaming.parsers import FieldParser, parser_for
-
-if TYPE_CHECKING:
-    from streamll.streaming.bridge import TokenRun
 
 FIELD_END = "field_end"
 """``finish_reason`` of a field's last token when another field follows it in the same reply."""
@@ -118,6 +115,28 @@ def chunk_tool_calls(chunk: Any) -> list[tuple[int, str | None, str | None, str]
     return parts
 
 
+class ReplyRun(Protocol):
+    """What a reply's token streams need of their run (:class:`~streamll.streaming.bridge.TokenRun`).
+
+    Declared here so this module does not depend on the run's own module, which builds on it.
+    """
+
+    def emit_token(
+        self,
+        call: LMCallStream,
+        field_name: str,
+        token: str,
+        index: int,
+        finish: str | None,
+        source: str,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Hand one token of ``call``'s reply to the sinks."""
+
+    def native_reasoning_seen(self, state: PredictorState) -> None:
+        """Note that the LM's own reasoning streamed for ``state``'s predictor."""
+
+
 class ToolCallStreams:
     """Native tool calls' argument text of one LM reply, one token sequence per call.
 
@@ -204,7 +223,7 @@ class LMCallStream:
 
     def __init__(
         self,
-        run: TokenRun,
+        run: ReplyRun,
         state: PredictorState,
         parent_id: str | None,
         tags: dict[str, Any],
@@ -359,6 +378,7 @@ __all__ = [
     "FieldStream",
     "LMCallStream",
     "PredictorState",
+    "ReplyRun",
     "ToolCallStreams",
     "chunk_parts",
     "chunk_tool_calls",

@@ -14,17 +14,34 @@ import contextlib
 from contextvars import Token
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dspy.dsp.utils.settings import thread_local_overrides
 
-from streamll.core.context import context_tags, current_execution, current_span
+from streamll.core.context import Execution, context_tags, current_execution, current_span
+from streamll.streaming.fields import ReplyRun
 
 if TYPE_CHECKING:
-    from streamll.streaming.bridge import TokenRun
+    from streamll.streaming.native_tools import ChosenCalls
 
 FRAME_KEY = "streamll_frame"
 """The ``dspy.settings`` key holding the innermost instrumented call's :class:`Frame`."""
+
+
+class FrameRun(ReplyRun, Protocol):
+    """The run a frame belongs to (:class:`~streamll.streaming.bridge.TokenRun`), as the modules under it see it.
+
+    Declared here so frames do not depend on the run's own module, which builds on them.
+    """
+
+    execution: Execution
+    chosen_tools: ChosenCalls
+
+    def predictor_started(self, call: Any, adapter: Any, signature: Any) -> None:
+        """A predictor call of this run is about to format its LM request."""
+
+    def predictor_finished(self, call: Any, outputs: Any) -> None:
+        """A predictor call of this run returned ``outputs``."""
 
 
 @dataclass(eq=False)
@@ -33,7 +50,7 @@ class Frame:
 
     module: Any
     fields: Any
-    run: TokenRun
+    run: FrameRun
     parent: Frame | None
     span_id: str | None = None
     tags: dict[str, Any] = field(default_factory=dict)
@@ -100,4 +117,4 @@ def _without_streaming_frames(tb: TracebackType | None) -> TracebackType | None:
 
 _STREAMING = "streamll.streaming."
 
-__all__ = ["FRAME_KEY", "Frame", "adopt", "current_frame", "frame_of", "hide_frames"]
+__all__ = ["FRAME_KEY", "Frame", "FrameRun", "adopt", "current_frame", "frame_of", "hide_frames"]
