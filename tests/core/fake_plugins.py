@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import streamll
 from streamll.consumer import BaseConsumer, Received
-from streamll.hookspecs import PluginCard
+from streamll.hookspecs import OldName, PluginCard
 from streamll.sinks.memory import MemorySink
 
 
@@ -122,6 +122,16 @@ class CardPlugin:
     @streamll.hookimpl
     def streamll_register_consumers(register: Callable[..., Any]) -> None:
         register("coop", QueueConsumer.from_url)
+
+
+class OldNamePlugin:
+    """Provides 0.1's ``RedisSink`` as :class:`SchemeSink`, saying to write ``SchemeSink('myscheme://')`` instead."""
+
+    @staticmethod
+    @streamll.hookimpl
+    def streamll_plugin_card() -> PluginCard:
+        old = OldName("RedisSink", "tests.core.fake_plugins:SchemeSink", "SchemeSink('myscheme://')")
+        return PluginCard(None, ("myscheme",), None, (old,))
 
 
 class ExplodingPlugin:

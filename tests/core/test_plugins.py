@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -158,6 +159,38 @@ def test_an_installed_card_replaces_the_catalogue_entry(installed_plugins: Calla
     with pytest.raises(UnknownSchemeError) as info:
         create_sink("rediss://h")
     assert info.value.extra is None  # the plugin named redis declares other schemes: no hint from the catalogue
+
+
+def test_an_old_0_1_name_loads_what_the_installed_plugin_declares(installed_plugins: Callable[..., None]) -> None:
+    installed_plugins(entry_point("redis", "tests.core.fake_plugins:OldNamePlugin"))
+    with pytest.warns(
+        DeprecationWarning, match=re.escape("streamll.RedisSink is deprecated: write `SchemeSink('myscheme://')`")
+    ):
+        assert streamll.RedisSink is SchemeSink
+    with pytest.warns(DeprecationWarning, match=re.escape("streamll.sinks.RedisSink is deprecated")):
+        from streamll.sinks import RedisSink
+    assert RedisSink is SchemeSink
+
+
+def test_an_old_name_of_a_plugin_not_installed_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, installed_plugins: Callable[..., None]
+) -> None:
+    installed_plugins()  # no entry points: the catalogue describes the redis plugin
+    monkeypatch.setitem(sys.modules, "streamll_redis", None)
+    with pytest.warns(DeprecationWarning), pytest.raises(ImportError, match=re.escape("pip install 'streamll[redis]'")):
+        streamll.RedisSink  # noqa: B018
+
+
+def test_a_missing_top_level_name_is_an_attribute_error_and_loads_no_plugin(
+    installed_plugins: Callable[..., None],
+) -> None:
+    installed_plugins(BROKEN)  # loading it would warn
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AttributeError, match="module 'streamll' has no attribute 'NoSuchSink'"):
+            streamll.NoSuchSink  # noqa: B018
+        with pytest.raises(ImportError, match="NoSuchSink"):
+            from streamll.sinks import NoSuchSink  # noqa: F401
 
 
 def test_a_broken_first_party_plugin_is_named_in_the_error(installed_plugins: Callable[..., None]) -> None:

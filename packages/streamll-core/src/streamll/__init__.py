@@ -65,11 +65,9 @@ def __getattr__(name: str) -> Any:
 
         globals()["EventConsumer"] = EventConsumer
         return EventConsumer
-    from streamll.deprecation import PLUGIN_NAMES, REMOVED, plugin_name
+    from streamll.old_names import plugin_name
 
-    if name in PLUGIN_NAMES or name in REMOVED:  # 0.1's streamll.RedisSink / streamll.RabbitMQSink
-        return plugin_name(__name__, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return plugin_name(__name__, name)  # 0.1's streamll.RedisSink / streamll.RabbitMQSink, else AttributeError
 
 
 def flush(timeout: float | None = None) -> bool:

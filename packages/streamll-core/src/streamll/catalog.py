@@ -1,7 +1,7 @@
 """The first-party transport plugins, for hints when one is not installed.
 
 An installed plugin describes itself (``streamll_plugin_card``); one that is not installed
-cannot, yet ``redis://`` must still say ``pip install 'streamll[redis]'``. So the
+cannot, yet ``redis://`` (or 0.1's ``streamll.RedisSink``) must still say ``pip install 'streamll[redis]'``. So the
 catalogue of the extras the ``streamll`` distribution offers ships with core, as data
 used only when no installed plugin serves the scheme or name. A test checks it
 against the cards the plugins in this repository declare, so the two cannot drift.
@@ -9,10 +9,21 @@ against the cards the plugins in this repository declare, so the two cannot drif
 
 from __future__ import annotations
 
-from streamll.hookspecs import PluginCard
+from streamll.hookspecs import OldName, PluginCard
 
 FIRST_PARTY: dict[str, PluginCard] = {
-    "redis": PluginCard("redis", ("redis", "rediss", "unix"), "streamll_redis:RedisStreamConsumer"),
+    "redis": PluginCard(
+        "redis",
+        ("redis", "rediss", "unix"),
+        "streamll_redis:RedisStreamConsumer",
+        (
+            OldName(
+                "RedisSink",
+                "streamll_redis.legacy:LegacyRedisSink",
+                "from streamll_redis import RedisSink; RedisSink('redis://localhost:6379/0', stream='KEY')",
+            ),
+        ),
+    ),
     "nats": PluginCard("nats", ("nats", "tls"), "streamll_nats:NatsStreamConsumer"),
     "kafka": PluginCard("kafka", ("kafka", "kafka+ssl"), "streamll_kafka:KafkaStreamConsumer"),
 }

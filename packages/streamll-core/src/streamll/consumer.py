@@ -12,7 +12,6 @@ installed: ``from streamll.consumer import RedisStreamConsumer``.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 import weakref
@@ -243,13 +242,7 @@ def __getattr__(name: str) -> Any:
     card = plugin_consumer(name) if not name.startswith("_") else None
     if card is None or card.consumer is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module_name, _, attribute = card.consumer.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        hint = f"pip install 'streamll[{card.extra}]'" if card.extra else f"install the package providing {module_name}"
-        raise ImportError(f"{name} needs the {card.extra or module_name} plugin: {hint}", name=name) from exc
-    return getattr(module, attribute)
+    return card.load(name, card.consumer)
 
 
 def from_url(url: str, **options: Any) -> BaseConsumer[Any]:

@@ -1,20 +1,11 @@
-"""Names kept from streamll 0.1: each works and warns, saying what to write instead."""
+"""Names kept from streamll 0.1: each works and warns, saying what to write instead.
+
+The 0.1 names a plugin provides now (``streamll.RedisSink``) are in :mod:`streamll.old_names`.
+"""
 
 from __future__ import annotations
 
-import importlib
 import warnings
-from typing import Any
-
-PLUGIN_NAMES: dict[str, tuple[str, str, str, str]] = {
-    "RedisSink": (
-        "streamll_redis.legacy",
-        "LegacyRedisSink",
-        "redis",
-        "from streamll_redis import RedisSink; RedisSink('redis://localhost:6379/0', stream='KEY')",
-    ),
-}
-"""0.1 names provided by a plugin now: (module, attribute, extra, what to write instead)."""
 
 REMOVED: dict[str, str] = {
     "RabbitMQSink": (
@@ -29,17 +20,4 @@ def deprecated(old: str, new: str, *, stacklevel: int = 3) -> None:
     warnings.warn(f"{old} is deprecated: write {new}", DeprecationWarning, stacklevel=stacklevel)
 
 
-def plugin_name(owner: str, name: str) -> Any:
-    """A 0.1 plugin-provided name (``streamll.sinks.RedisSink``): warns, then loads it from the installed plugin."""
-    if name in REMOVED:
-        raise ImportError(REMOVED[name], name=name)
-    module_name, attribute, extra, instead = PLUGIN_NAMES[name]
-    deprecated(f"{owner}.{name}", f"`{instead}`", stacklevel=4)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ImportError(f"{name} needs the {extra} plugin: pip install 'streamll[{extra}]'", name=name) from exc
-    return getattr(module, attribute)
-
-
-__all__ = ["PLUGIN_NAMES", "REMOVED", "deprecated", "plugin_name"]
+__all__ = ["REMOVED", "deprecated"]

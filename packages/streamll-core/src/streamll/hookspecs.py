@@ -12,6 +12,7 @@ never on the per-event path.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,27 +39,54 @@ ExecutionLogFactory = Callable[[str], Any]
 
 
 @dataclass(frozen=True)
+class OldName:
+    """A name streamll 0.1 had in core (``streamll.RedisSink``) that a plugin provides now, with a warning."""
+
+    name: str
+    target: str
+    """What the name loads now, as ``"module:attribute"``."""
+    instead: str
+    """What to write instead (the deprecation warning shows it)."""
+
+
+@dataclass(frozen=True)
 class PluginCard:
-    """What a transport plugin is, for install hints and the names ``streamll.consumer`` offers lazily.
+    """What a transport plugin is, for install hints and the names core offers on its behalf.
 
     ``extra``: ``pip install 'streamll[EXTRA]'`` installs the plugin (``None``: not a streamll extra);
     ``schemes``: the URL schemes it serves; ``consumer``: its consumer class as ``"module:Class"``,
-    importable as ``streamll.consumer.Class``.
+    importable as ``streamll.consumer.Class``; ``old_names``: streamll 0.1 names it provides now.
     """
 
     extra: str | None
     schemes: tuple[str, ...]
     consumer: str | None = None
+    old_names: tuple[OldName, ...] = ()
 
     @property
     def consumer_name(self) -> str | None:
         """The consumer class's name (``RedisStreamConsumer``), if the plugin has one."""
         return self.consumer.rpartition(":")[2] if self.consumer else None
 
+    def load(self, name: str, target: str) -> Any:
+        """Import ``target`` (``"module:attribute"``), which provides ``name``; if the plugin is missing, say what
+        to install."""
+        module_name, _, attribute = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            hint = (
+                f"pip install 'streamll[{self.extra}]'"
+                if self.extra
+                else f"install the package providing {module_name}"
+            )
+            raise ImportError(f"{name} needs the {self.extra or module_name} plugin: {hint}", name=name) from exc
+        return getattr(module, attribute)
+
 
 @hookspec(firstresult=True)
 def streamll_plugin_card() -> PluginCard | None:
-    """Describe the plugin (optional): its extra, URL schemes and consumer class."""
+    """Describe the plugin (optional): its extra, URL schemes, consumer class and the 0.1 names it provides."""
 
 
 @hookspec
@@ -80,6 +108,7 @@ __all__ = [
     "PROJECT_NAME",
     "ConsumerFactory",
     "ExecutionLogFactory",
+    "OldName",
     "PluginCard",
     "SinkFactory",
     "hookimpl",

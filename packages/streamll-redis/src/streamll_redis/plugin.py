@@ -5,18 +5,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streamll.hookspecs import ConsumerFactory, ExecutionLogFactory, PluginCard, SinkFactory, hookimpl
+from streamll.hookspecs import ConsumerFactory, ExecutionLogFactory, OldName, PluginCard, SinkFactory, hookimpl
 
 from streamll_redis.consumer import RedisStreamConsumer
 from streamll_redis.executions import RedisExecutionLog
 from streamll_redis.sink import RedisSink
 from streamll_redis.url import SCHEMES
 
+OLD_NAMES = (
+    OldName(
+        "RedisSink",
+        "streamll_redis.legacy:LegacyRedisSink",
+        "from streamll_redis import RedisSink; RedisSink('redis://localhost:6379/0', stream='KEY')",
+    ),
+)
+"""0.1's ``streamll.RedisSink`` (also ``streamll.sinks.RedisSink``): the sink that still writes 0.1's layout."""
+
 
 @hookimpl
 def streamll_plugin_card() -> PluginCard:
-    """``pip install 'streamll[redis]'``; its schemes; ``streamll.consumer.RedisStreamConsumer``."""
-    return PluginCard("redis", SCHEMES, "streamll_redis:RedisStreamConsumer")
+    """``pip install 'streamll[redis]'``; its schemes; ``streamll.consumer.RedisStreamConsumer``; 0.1's RedisSink."""
+    return PluginCard("redis", SCHEMES, "streamll_redis:RedisStreamConsumer", OLD_NAMES)
 
 
 @hookimpl

@@ -12,11 +12,9 @@ from streamll.sinks.terminal import TerminalSink
 
 def __getattr__(name: str) -> Any:
     """0.1's ``from streamll.sinks import RedisSink``: loaded from the installed plugin, with a deprecation warning."""
-    from streamll.deprecation import PLUGIN_NAMES, REMOVED, plugin_name
+    from streamll.old_names import plugin_name
 
-    if name in PLUGIN_NAMES or name in REMOVED:
-        return plugin_name(__name__, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return plugin_name(__name__, name)  # AttributeError for a name that is not 0.1's
 
 
 __all__ = ["BaseSink", "BatchResult", "MemorySink", "Overflow", "SinkAdapter", "SinkStats", "TerminalSink"]

@@ -7,7 +7,7 @@ from typing import Any
 
 def __getattr__(name: str) -> Any:
     if name == "RedisSink":
-        from streamll.deprecation import plugin_name
+        from streamll.old_names import plugin_name
 
         return plugin_name("streamll.sinks", name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
