@@ -176,7 +176,7 @@ def test_an_old_name_of_a_plugin_not_installed_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, installed_plugins: Callable[..., None]
 ) -> None:
     installed_plugins()  # no entry points: the catalogue describes the redis plugin
-    monkeypatch.setitem(sys.modules, "streamll_redis", None)
+    monkeypatch.setitem(sys.modules, "streamll_redis.legacy", None)  # as if streamll-redis were not installed
     with pytest.warns(DeprecationWarning), pytest.raises(ImportError, match=re.escape("pip install 'streamll[redis]'")):
         streamll.RedisSink  # noqa: B018
 
