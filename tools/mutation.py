@@ -116,6 +116,9 @@ GROUPS = {
             "tests/nats/test_outage.py",
             "tests/nats/test_url.py",
             "tests/nats/test_stream.py",
+            "tests/nats/test_sink_limits.py",
+            "tests/nats/test_consumer_options.py",
+            "tests/nats/test_consumer_server_side.py",
         ),
     ),
     "kafka": Group(
