@@ -129,6 +129,7 @@ GROUPS = {
             "tests/kafka/test_contract.py",
             "tests/kafka/test_outage.py",
             "tests/kafka/test_url.py",
+            "tests/kafka/test_options.py",
         ),
     ),
 }

@@ -170,3 +170,22 @@ def test_entry_ids_compare_by_time_then_sequence() -> None:
     assert later_id("5-10", "5-9") == "5-10"
     assert later_id("5-9", "5-10") == "5-10"
     assert later_id("5-9", "6-0") == "6-0"
+
+
+async def test_a_timeout_is_kept_while_waiting_out_the_reconnect_backoff(
+    private_redis: Callable[..., PrivateRedis], make_consumer
+) -> None:
+    server = private_redis()
+    consumer = make_consumer(server.url, stream="s")
+    consumer.retry_backoff = consumer.retry_backoff_max = 5.0
+    await consumer.start()
+    await asyncio.to_thread(server.stop)
+    assert await consumer.consume_one(timeout=0.2) is None  # the loss is seen; the next attempt is 3.75 s+ away
+    started = time.monotonic()
+    assert await consumer.consume_one(timeout=0.3) is None
+    assert time.monotonic() - started < 2.0
+
+
+def test_from_url_reads_the_urls_options() -> None:
+    consumer = RedisStreamConsumer.from_url("redis://h:1234/2?stream=s&group=g", consumer="c")
+    assert (consumer.options.location, consumer.stream, consumer.group, consumer.consumer) == ("h:1234", "s", "g", "c")

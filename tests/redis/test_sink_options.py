@@ -89,5 +89,5 @@ async def test_stop_closes_the_sinks_connection(
 
 async def test_writing_before_open_is_refused(redis_url: str) -> None:
     sink = RedisSink(redis_url)
-    with pytest.raises(ConnectionError, match="redis sink is not connected"):
+    with pytest.raises(ConnectionError, match=r"^redis sink is not connected$"):
         await sink.write_batch([])
