@@ -130,6 +130,7 @@ GROUPS = {
             "tests/kafka/test_outage.py",
             "tests/kafka/test_url.py",
             "tests/kafka/test_options.py",
+            "tests/kafka/test_acks_and_keys.py",
         ),
     ),
 }
