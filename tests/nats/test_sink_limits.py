@@ -1,4 +1,4 @@
-"""NatsSink at the edges: max_payload to the byte, a stream's message size limit, acks that never come, in-flight caps."""
+"""NatsSink at the edges: max_payload to the byte, stream size limits, acks that never or cannot come, in-flight cap."""
 
 from __future__ import annotations
 
