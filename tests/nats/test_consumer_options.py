@@ -73,6 +73,10 @@ def test_invalid_durable_names_are_refused(name: str) -> None:
         NatsStreamConsumer("nats://h", durable=name)
 
 
+def test_valid_durable_names_are_kept() -> None:
+    assert NatsStreamConsumer("nats://h", durable="EXPORT-X_1").durable == "EXPORT-X_1"
+
+
 def test_group_and_durable_must_agree() -> None:
     assert NatsStreamConsumer("nats://h", group="g").durable == "g"
     assert NatsStreamConsumer("nats://h", group="g", durable="g").durable == "g"

@@ -9,6 +9,7 @@ import time
 import nats
 import pytest
 from nats.js import JetStreamContext, api
+from streamll.errors import ConsumerError
 from streamll.testing.contract import make_execution_events, read, write
 from streamll_nats import NatsSink, NatsStreamConsumer
 
@@ -93,3 +94,25 @@ async def test_each_outage_is_reported_once(private_nats: BrokerProcess, caplog:
         assert (info.num_ack_pending, info.num_pending) == (0, 0)
     finally:
         await nc.close()
+
+
+async def test_an_ack_while_disconnected_says_so(private_nats: BrokerProcess) -> None:
+    url = f"nats://127.0.0.1:{private_nats.port}?subject=held.events&stream=HELD"
+    sink = NatsSink(url)
+    consumer = NatsStreamConsumer(url, durable="d", from_beginning=True)
+    await consumer.start()
+    try:
+        await asyncio.to_thread(write, sink, make_execution_events(0)[1])
+        first, second = await read(consumer, 2)
+        await consumer.ack(first)
+        await asyncio.to_thread(private_nats.stop)
+        for _ in range(50):  # until a reconnect attempt was refused: the old connection is gone
+            await consumer.consume_one(timeout=0.1)
+            if (consumer.stats.last_error or "").startswith("ConnectionRefusedError"):
+                break
+        with pytest.raises(ConsumerError, match=r"^not connected to NATS; the event will be delivered again after"):
+            await consumer.ack(second)
+        assert consumer.stats.acked == 1
+    finally:
+        await consumer.stop()
+        await asyncio.to_thread(sink.stop, 1)

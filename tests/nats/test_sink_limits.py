@@ -171,3 +171,18 @@ async def test_a_connection_lost_with_acks_outstanding_fails_the_batch_at_once(
         assert sink.stats.delivered == 3 + len(events)
     finally:
         await asyncio.to_thread(sink.stop, 5)
+
+
+async def test_write_batch_publishes_and_waits_for_every_ack(
+    nats_url: str, names: tuple[str, str], js: JetStreamContext
+) -> None:
+    subject, stream = names
+    sink = NatsSink(f"{nats_url}?subject={subject}&stream={stream}")
+    _, events = make_execution_events(1)
+    await sink.open()
+    try:
+        result = await sink.write_batch([sink.encode(event) for event in events])
+    finally:
+        await sink.aclose()
+    assert (result.delivered, result.rejected) == (len(events), ())
+    assert (await js.stream_info(stream)).state.messages == len(events)
