@@ -12,8 +12,10 @@ import pytest
 from nats.js import JetStreamContext
 from streamll.core.emitter import make_event
 from streamll.core.events import Event
+from streamll.core.serialization import encode_event
 from streamll.testing.contract import make_execution_events, write
 from streamll_nats import NatsSink
+from streamll_nats.sink import message_headers
 
 from tests.helpers import BrokerProcess, wait_until
 from tests.nats.conftest import MakeSink
@@ -29,12 +31,18 @@ async def server_max_payload(url: str) -> int:
         await nc.close()
 
 
-def event_of_wire_size(sink: NatsSink, size: int) -> Event:
+def wire_size(event: Event, stream: str) -> int:
+    """Bytes of the message on the wire: the body and the ``NATS/1.0`` header block (the protocol's layout)."""
+    lines = "".join(f"{name}: {value}\r\n" for name, value in message_headers(event, stream).items())
+    return len(encode_event(event)) + len(f"NATS/1.0\r\n{lines}\r\n".encode())
+
+
+def event_of_wire_size(size: int, stream: str) -> Event:
     """An event whose body plus headers take exactly ``size`` bytes on the wire."""
     blob = size // 2
     for _ in range(20):
         event, _ = make_event("custom", {"blob": "x" * blob})
-        actual = sink.encode(event)[2]
+        actual = wire_size(event, stream)
         if actual == size:
             return event
         blob += size - actual
@@ -47,7 +55,7 @@ async def test_an_event_of_exactly_max_payload_is_stored_one_byte_more_is_not_se
     subject, stream = names
     limit = await server_max_payload(nats_url)
     sink = make_sink(f"{nats_url}?subject={subject}&stream={stream}")
-    fits, over = event_of_wire_size(sink, limit), event_of_wire_size(sink, limit + 1)
+    fits, over = event_of_wire_size(limit, stream), event_of_wire_size(limit + 1, stream)
     await asyncio.to_thread(write, sink, [fits, over])
     stats = sink.stats
     assert (stats.delivered, stats.failed, stats.retries) == (1, 1, 0)
