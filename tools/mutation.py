@@ -128,7 +128,6 @@ GROUPS = {
             "tests/kafka/test_consumer.py",
             "tests/kafka/test_contract.py",
             "tests/kafka/test_outage.py",
-            "tests/kafka/test_url.py",
             "tests/kafka/test_options.py",
             "tests/kafka/test_acks_and_keys.py",
         ),
