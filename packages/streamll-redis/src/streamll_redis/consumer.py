@@ -204,8 +204,7 @@ class RedisStreamConsumer(BaseConsumer[str]):
         wait = self._next_attempt - time.monotonic()
         if deadline is not None:
             wait = min(wait, deadline - time.monotonic())
-        if wait > 0:
-            await asyncio.sleep(wait)
+        await asyncio.sleep(wait)  # returns at once for a wait <= 0
         if time.monotonic() < self._next_attempt or not self.is_started:
             return False
         try:
