@@ -64,3 +64,14 @@ async def test_an_event_outside_any_execution_is_produced_without_a_key(
         (None, loose.event_id),
         (keyed.execution_id.encode(), keyed.event_id),
     ]
+
+
+async def test_a_consumer_without_a_group_starts_again_after_stop(
+    topic: str, url_for: Callable[..., str], make_sink: Callable[..., KafkaSink]
+) -> None:
+    consumer = KafkaStreamConsumer(url_for(topic), from_beginning=True)
+    _, events = make_execution_events(0)
+    await asyncio.to_thread(write, make_sink(url_for(topic)), events)
+    for _ in range(2):
+        async with consumer:
+            assert [event.event_id for event in await read(consumer, len(events))] == [e.event_id for e in events]

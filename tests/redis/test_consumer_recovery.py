@@ -184,6 +184,9 @@ async def test_a_timeout_is_kept_while_waiting_out_the_reconnect_backoff(
     started = time.monotonic()
     assert await consumer.consume_one(timeout=0.3) is None
     assert time.monotonic() - started < 2.0
+    await asyncio.to_thread(server.start)
+    assert await consumer.consume_one(timeout=0.3) is None  # back, but the backoff is not over: no attempt yet
+    assert consumer.stats.reconnects == 0
 
 
 def test_from_url_reads_the_urls_options() -> None:
