@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import pytest
@@ -75,3 +76,10 @@ async def test_a_consumer_without_a_group_starts_again_after_stop(
     for _ in range(2):
         async with consumer:
             assert [event.event_id for event in await read(consumer, len(events))] == [e.event_id for e in events]
+
+
+async def test_a_short_timeout_on_an_idle_topic_is_kept(topic: str, url_for: Callable[..., str]) -> None:
+    async with KafkaStreamConsumer(url_for(topic)) as consumer:
+        started = time.monotonic()
+        assert await consumer.consume_one(timeout=0.1) is None
+        assert time.monotonic() - started < 0.8
