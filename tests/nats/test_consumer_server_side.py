@@ -79,6 +79,7 @@ async def test_each_outage_is_reported_once(private_nats: BrokerProcess, caplog:
             assert await consumer.consume_one(timeout=1.5) is None  # several failed attempts meanwhile
             assert consumer.stats.last_error
             await asyncio.to_thread(private_nats.start)
+            assert await consumer.consume_one(timeout=1.0) is None  # reconnected, nothing new yet
             _, events = make_execution_events(0)
             await asyncio.to_thread(write, sink, events, 30)
             for event in await read(consumer, len(events)):
