@@ -96,15 +96,41 @@ GROUPS = {
     ),
     "redis": Group(
         ("src/streamll_redis/sink.py", "src/streamll_redis/consumer.py"),
-        ("tests/redis/test_sink.py", "tests/redis/test_consumer.py", "tests/redis/test_contract.py"),
+        (
+            "tests/redis/test_sink.py",
+            "tests/redis/test_consumer.py",
+            "tests/redis/test_contract.py",
+            "tests/redis/test_outage.py",
+            "tests/redis/test_url.py",
+            "tests/redis/test_tls.py",
+            "tests/redis/test_sink_options.py",
+            "tests/redis/test_consumer_recovery.py",
+        ),
     ),
     "nats": Group(
         ("src/streamll_nats/sink.py", "src/streamll_nats/consumer.py"),
-        ("tests/nats/test_sink.py", "tests/nats/test_consumer.py", "tests/nats/test_contract.py"),
+        (
+            "tests/nats/test_sink.py",
+            "tests/nats/test_consumer.py",
+            "tests/nats/test_contract.py",
+            "tests/nats/test_outage.py",
+            "tests/nats/test_url.py",
+            "tests/nats/test_stream.py",
+            "tests/nats/test_sink_limits.py",
+            "tests/nats/test_consumer_options.py",
+            "tests/nats/test_consumer_server_side.py",
+        ),
     ),
     "kafka": Group(
         ("src/streamll_kafka/sink.py", "src/streamll_kafka/consumer.py"),
-        ("tests/kafka/test_sink.py", "tests/kafka/test_consumer.py", "tests/kafka/test_contract.py"),
+        (
+            "tests/kafka/test_sink.py",
+            "tests/kafka/test_consumer.py",
+            "tests/kafka/test_contract.py",
+            "tests/kafka/test_outage.py",
+            "tests/kafka/test_options.py",
+            "tests/kafka/test_acks_and_keys.py",
+        ),
     ),
 }
 SAMPLE = ("wire",)

@@ -107,7 +107,7 @@ async def test_an_oversized_event_is_counted_as_failed_and_the_rest_are_delivere
     await asyncio.to_thread(write, sink, [*events[:2], huge, *events[2:]])
     stats = sink.stats
     assert (stats.delivered, stats.failed, stats.dropped) == (len(events), 1, 0)
-    assert "MessageSizeTooLarge" in (stats.last_error or "")
+    assert f"event {huge.event_id} rejected: MessageSizeTooLargeError: " in (stats.last_error or "")
     records = await read_records(kafka_bootstrap, topic, len(events))
     assert [decode_event(r.value).event_id for r in records] == [e.event_id for e in events]
 

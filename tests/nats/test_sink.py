@@ -38,6 +38,7 @@ async def test_messages_carry_msg_id_and_cloudevents_headers(
         assert headers["ce-specversion"] == "1.0"
         assert headers["ce-subject"] == event.execution_id
         assert headers["Content-Type"] == "application/json"
+        assert headers["Nats-Expected-Stream"] == stream
     await asyncio.to_thread(sink.stop)
 
 

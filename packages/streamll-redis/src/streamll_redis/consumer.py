@@ -8,7 +8,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -170,8 +170,7 @@ class RedisStreamConsumer(BaseConsumer[str]):
         newest = await client.xrevrange(self.stream, count=1)
         if not newest:
             return _BEGINNING
-        entry_id = newest[0][0]
-        return entry_id.decode("ascii") if isinstance(entry_id, bytes) else str(entry_id)
+        return cast(bytes, newest[0][0]).decode("ascii")  # the client is built with decode_responses=False
 
     async def _create_group(self, client: aioredis.Redis, start_id: str) -> None:
         assert self.group is not None
@@ -205,8 +204,7 @@ class RedisStreamConsumer(BaseConsumer[str]):
         wait = self._next_attempt - time.monotonic()
         if deadline is not None:
             wait = min(wait, deadline - time.monotonic())
-        if wait > 0:
-            await asyncio.sleep(wait)
+        await asyncio.sleep(wait)  # returns at once for a wait <= 0
         if time.monotonic() < self._next_attempt or not self.is_started:
             return False
         try:
@@ -334,9 +332,7 @@ class RedisStreamConsumer(BaseConsumer[str]):
             try:
                 await asyncio.wait_for(client.xack(self.stream, self.group, handle), remaining)
                 return
-            except TimeoutError as exc:
-                await self._connection_lost(exc)
-            except CONNECTION_ERRORS as exc:
+            except CONNECTION_ERRORS as exc:  # TimeoutError included (an OSError)
                 await self._connection_lost(exc)
 
     def __repr__(self) -> str:
@@ -358,8 +354,8 @@ def later_id(current: str | None, candidate: str) -> str:
     return current
 
 
-def _name(key: Any) -> str:
-    return key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+def _name(key: bytes) -> str:
+    return key.decode("utf-8", "replace")
 
 
 __all__ = ["DEFAULT_CONSUMER_URL", "RedisStreamConsumer", "default_consumer_name", "later_id", "stream_id_key"]
