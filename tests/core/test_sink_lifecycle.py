@@ -1,0 +1,113 @@
+"""A sink's life around its edges: the default handler, a spill file that fails or outlives a stop, a fork reset."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamll.sinks.base import BaseSink
+from streamll.sinks.spill import SpillFile
+
+from tests.core.support import FlakySink, GatedSink, event, indices
+from tests.helpers import wait_until
+
+
+@pytest.fixture
+def sinks() -> Iterator[list[BaseSink]]:
+    """Sinks a test starts; each is let through and stopped afterwards."""
+    started: list[BaseSink] = []
+    yield started
+    for sink in started:
+        if isinstance(sink, GatedSink):
+            sink.open_gate()
+        if isinstance(sink, FlakySink):
+            sink.up.set()
+        sink.stop(timeout=5)
+
+
+class Bare(BaseSink):
+    """A subclass that overrides neither ``handle_event`` nor ``write_batch``."""
+
+
+def test_a_sink_that_overrides_nothing_fails_each_event_and_says_what_to_override(sinks: list[BaseSink]) -> None:
+    sink = Bare(name="bare")
+    sinks.append(sink)
+    sink.enqueue(event(0))
+    sink.enqueue(event(1))
+    assert sink.flush(timeout=10)
+    stats = sink.stats
+    assert (stats.received, stats.delivered, stats.failed) == (2, 0, 2)
+    assert stats.last_error == "handle_event raised NotImplementedError: Bare must override handle_event() or write_batch()"
+
+
+def test_repr_names_the_class_the_sink_and_whether_it_runs(sinks: list[BaseSink]) -> None:
+    sink = GatedSink(name="audit")
+    assert repr(sink) == "<GatedSink 'audit' running=False>"
+    sinks.append(sink)
+    sink.start()
+    assert repr(sink) == "<GatedSink 'audit' running=True>"
+
+
+def test_an_event_the_spill_file_cannot_take_is_dropped_and_counted(
+    sinks: list[BaseSink], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "spill.jsonl"
+    sink = GatedSink(buffer_size=1, overflow="spill", spill_path=str(path))
+    sinks.append(sink)
+    sink.enqueue(event(0))
+    wait_until(lambda: sink.started == 1, what="the first write")
+    sink.enqueue(event(1))  # fills the buffer
+
+    def disk_full(self: SpillFile, item: object) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(SpillFile, "append", disk_full)
+    sink.enqueue(event(2))
+    sink.enqueue(event(3))
+    stats = sink.stats
+    assert (stats.received, stats.spilled, stats.dropped) == (4, 0, 2)
+    assert stats.last_error == f"spill file {path} not writable: No space left on device"
+    monkeypatch.undo()
+    sink.open_gate()
+    assert sink.flush(timeout=10)
+    assert indices(sink.written) == [0, 1]
+
+
+def test_stopping_a_spill_sink_keeps_the_batch_awaiting_a_retry_in_the_file(
+    sinks: list[BaseSink], tmp_path: Path
+) -> None:
+    path = tmp_path / "spill.jsonl"
+    sink = FlakySink(batch_size=2, overflow="spill", spill_path=str(path))
+    sink.enqueue(event(0))
+    wait_until(lambda: sink.stats.write_errors >= 1, what="a failed write")
+    for index in range(1, 4):
+        sink.enqueue(event(index))
+    assert sink.stop(timeout=0.2) is False  # undelivered, but kept on disk
+    stats = sink.stats
+    assert (stats.delivered, stats.dropped, stats.spilled) == (0, 0, 4)
+    again = SpillFile(path)
+    assert indices(again.read(10)) == [0, 1, 2, 3]  # the retried batch first, then the buffer
+    again.close()
+
+
+def test_a_sink_reset_in_a_forked_child_starts_afresh_with_a_spill_file_of_its_own(
+    sinks: list[BaseSink], tmp_path: Path
+) -> None:
+    parent_file = tmp_path / "parent.jsonl"
+    sink = GatedSink(name="forked", overflow="spill", spill_path=str(parent_file))
+    sink.open_gate()
+    for index in range(3):
+        sink.enqueue(event(index))
+    assert sink.flush(timeout=10) and sink.stop(timeout=5)
+    assert sink.stats.delivered == 3
+    sink._reset_after_fork()  # what the fork hook does in the child, for a fork of a fork as well
+    sink._reset_after_fork()
+    assert sink.stats.received == sink.stats.delivered == 0 and not sink.is_running
+    sinks.append(sink)
+    sink.start()
+    spill = sink._spill
+    assert spill is not None
+    assert spill.path != parent_file and spill.path.parent == Path(tempfile.gettempdir()) / "streamll-spill"
+    assert spill.path.name.startswith("forked-")
