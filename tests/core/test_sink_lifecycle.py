@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from streamll.sinks.base import BaseSink
 from streamll.sinks.spill import SpillFile
+from streamll.sinks.worker import worker
 
 from tests.core.support import FlakySink, GatedSink, event, indices
 from tests.helpers import wait_until
@@ -111,3 +112,20 @@ def test_a_sink_reset_in_a_forked_child_starts_afresh_with_a_spill_file_of_its_o
     assert spill is not None
     assert spill.path != parent_file and spill.path.parent == Path(tempfile.gettempdir()) / "streamll-spill"
     assert spill.path.name.startswith("forked-")
+
+
+def test_an_event_emitted_on_the_worker_loop_never_waits_for_room(sinks: list[BaseSink]) -> None:
+    sink = GatedSink(buffer_size=1, overflow="block", block_timeout=30)
+    sinks.append(sink)
+    sink.enqueue(event(0))
+    wait_until(lambda: sink.started == 1, what="the first write")
+    sink.enqueue(event(1))  # fills the buffer
+
+    async def emit_on_the_worker() -> None:
+        sink.enqueue(event(2))  # waiting here would stall the loop that makes room
+
+    worker.submit(emit_on_the_worker()).result(5)
+    assert sink.stats.dropped == 1
+    sink.open_gate()
+    assert sink.flush(timeout=10)
+    assert indices(sink.written) == [0, 1]

@@ -109,7 +109,7 @@ def test_after_shutdown_new_work_is_refused() -> None:
 
 def test_shutdown_finishes_queued_work_unless_told_to_cancel_it() -> None:
     for cancel in (False, True):
-        pool = ExitSafeExecutor(max_workers=1)
+        pool = ExitSafeExecutor(max_workers=1, thread_name_prefix=f"shutdown-test-{cancel}")
         gate = threading.Event()
         done: list[int] = []
         first = pool.submit(gate.wait, WAIT)
@@ -124,6 +124,7 @@ def test_shutdown_finishes_queued_work_unless_told_to_cancel_it() -> None:
         else:
             for future in queued:
                 future.result(WAIT)
+        wait_until(lambda: _threads(f"shutdown-test-{cancel}") == [], WAIT, what="the pool thread to end")
         pool.shutdown(wait=True)
         assert done == ([] if cancel else [0, 1, 2])
 
