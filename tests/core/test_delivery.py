@@ -271,6 +271,27 @@ def test_a_failed_batch_in_a_pipeline_sends_every_unfinished_batch_again_in_orde
     assert (stats.delivered, stats.retries, stats.write_errors, stats.dropped) == (6, 1, 1, 0)
 
 
+def test_a_batch_the_transport_cancels_is_reported_and_sent_again(sinks: list[BaseSink]) -> None:
+    sink = PipelinedSink(batch_size=2)
+    sinks.append(sink)
+    for index in range(6):
+        sink.enqueue(event(index))
+    wait_until(lambda: len(sink.sent) == 3, what="three batches in flight")
+
+    def cancel_second_then_acknowledge_first() -> None:
+        sink.acks[1].cancel()
+        sink.acks[0].set_result(None)
+
+    worker.call_soon(cancel_second_then_acknowledge_first)
+    wait_until(lambda: sink.stats.retries == 1, what="the retry")
+    sink.acknowledge_all()
+    assert sink.flush(timeout=10)
+    assert sink.sent[3:] and [index for batch in sink.sent[3:] for index in batch] == [2, 3, 4, 5]
+    stats = sink.stats
+    assert (stats.delivered, stats.write_errors, stats.dropped) == (6, 1, 0)
+    assert stats.last_error == "write: CancelledError: batch cancelled"
+
+
 # ---------------------------------------------------------------------- the light token event
 
 
