@@ -85,7 +85,7 @@ class BufferedSink(SinkState):
                 dropped += 1
             self._count_drop(dropped, "buffer full: dropped the oldest event")
             return True
-        if policy is Overflow.SPILL and self._spill is not None:
+        if self._spill is not None:  # only a spill sink has one
             self._spill_one(self._spill, event)
             return False
         if policy is Overflow.BLOCK and self._wait_for_room(size):
