@@ -52,16 +52,33 @@ class TimedFlaky(FlakySink):
         return await super().write_batch(events)
 
 
-def test_the_wait_between_retries_doubles_per_failed_write(sinks: list[BaseSink]) -> None:
-    sink = TimedFlaky(failures=3)
+def test_the_wait_between_retries_doubles_per_failed_write(
+    sinks: list[BaseSink], caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = TimedFlaky(failures=3, name="timed")
     sink.retry_backoff, sink.retry_backoff_max = 0.1, 1.6
     sinks.append(sink)
-    sink.enqueue(event(0))
-    assert sink.flush(timeout=10)
+    with caplog.at_level(logging.WARNING, logger="streamll"):
+        sink.enqueue(event(0))
+        assert sink.flush(timeout=10)
     assert len(sink.attempts) == 4 and sink.stats.retries == 3
+    assert sink.stats.last_error == "write: ConnectionError: destination down"
+    assert [record.getMessage() for record in caplog.records] == [  # the same message: logged once a second
+        "streamll sink timed: write failed (ConnectionError: destination down); retrying with backoff"
+    ]
     gaps = [later - earlier for earlier, later in zip(sink.attempts, sink.attempts[1:], strict=False)]
     assert gaps[2] >= 0.4 * 0.75  # the third wait: 0.1 doubled twice (less at most the jitter)
     assert sum(gaps) < 1.5  # 0.1 + 0.2 + 0.4, each +-25%: not skipping ahead
+
+
+def test_the_wait_between_retries_stops_growing_at_retry_backoff_max(sinks: list[BaseSink]) -> None:
+    sink = TimedFlaky(failures=4)
+    sink.retry_backoff, sink.retry_backoff_max = 0.1, 0.15
+    sinks.append(sink)
+    sink.enqueue(event(0))
+    assert sink.flush(timeout=10)
+    assert len(sink.attempts) == 5
+    assert sink.attempts[-1] - sink.attempts[0] < 0.95  # at most 0.125 + 3 * 0.15; uncapped it would be over 1.1
 
 
 def test_a_stop_requested_on_the_worker_loop_cuts_the_backoff_at_its_deadline(sinks: list[BaseSink]) -> None:
