@@ -40,7 +40,8 @@ def test_a_sink_that_overrides_nothing_fails_each_event_and_says_what_to_overrid
     assert sink.flush(timeout=10)
     stats = sink.stats
     assert (stats.received, stats.delivered, stats.failed) == (2, 0, 2)
-    assert stats.last_error == "handle_event raised NotImplementedError: Bare must override handle_event() or write_batch()"
+    reason = "Bare must override handle_event() or write_batch()"
+    assert stats.last_error == f"handle_event raised NotImplementedError: {reason}"
 
 
 def test_repr_names_the_class_the_sink_and_whether_it_runs(sinks: list[BaseSink]) -> None:

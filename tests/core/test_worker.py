@@ -124,7 +124,8 @@ def test_shutdown_finishes_queued_work_unless_told_to_cancel_it() -> None:
         else:
             for future in queued:
                 future.result(WAIT)
-        wait_until(lambda: _threads(f"shutdown-test-{cancel}") == [], WAIT, what="the pool thread to end")
+        prefix = f"shutdown-test-{cancel}"
+        wait_until(lambda prefix=prefix: _threads(prefix) == [], WAIT, what="the pool thread to end")
         pool.shutdown(wait=True)
         assert done == ([] if cancel else [0, 1, 2])
 
