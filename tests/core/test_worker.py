@@ -106,7 +106,7 @@ def test_after_shutdown_new_work_is_refused() -> None:
     pool = ExitSafeExecutor(max_workers=1)
     pool.submit(lambda: None).result(WAIT)
     pool.shutdown(wait=True)
-    with pytest.raises(RuntimeError, match="^cannot schedule new futures after shutdown$"):  # as concurrent.futures
+    with pytest.raises(RuntimeError, match=r"^cannot schedule new futures after shutdown$"):  # as concurrent.futures
         pool.submit(lambda: None)
 
 
