@@ -77,20 +77,21 @@ def test_an_event_the_spill_file_cannot_take_is_dropped_and_counted(
     assert indices(sink.written) == [0, 1]
 
 
+@pytest.mark.parametrize("buffered", [0, 3])
 def test_stopping_a_spill_sink_keeps_the_batch_awaiting_a_retry_in_the_file(
-    sinks: list[BaseSink], tmp_path: Path
+    sinks: list[BaseSink], tmp_path: Path, buffered: int
 ) -> None:
     path = tmp_path / "spill.jsonl"
     sink = FlakySink(batch_size=2, overflow="spill", spill_path=str(path))
     sink.enqueue(event(0))
     wait_until(lambda: sink.stats.write_errors >= 1, what="a failed write")
-    for index in range(1, 4):
+    for index in range(1, 1 + buffered):
         sink.enqueue(event(index))
     assert sink.stop(timeout=0.2) is False  # undelivered, but kept on disk
     stats = sink.stats
-    assert (stats.delivered, stats.dropped, stats.spilled) == (0, 0, 4)
+    assert (stats.delivered, stats.dropped, stats.spilled) == (0, 0, 1 + buffered)
     again = SpillFile(path)
-    assert indices(again.read(10)) == [0, 1, 2, 3]  # the retried batch first, then the buffer
+    assert indices(again.read(10)) == list(range(1 + buffered))  # the retried batch first, then the buffer
     again.close()
 
 
