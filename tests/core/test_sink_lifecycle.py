@@ -82,16 +82,16 @@ def test_stopping_a_spill_sink_keeps_the_batch_awaiting_a_retry_in_the_file(
     sinks: list[BaseSink], tmp_path: Path, buffered: int
 ) -> None:
     path = tmp_path / "spill.jsonl"
-    sink = FlakySink(batch_size=2, overflow="spill", spill_path=str(path))
+    sink = FlakySink(batch_size=2, buffer_size=2, overflow="spill", spill_path=str(path))
     sink.enqueue(event(0))
     wait_until(lambda: sink.stats.write_errors >= 1, what="a failed write")
-    for index in range(1, 1 + buffered):
+    for index in range(1, 1 + buffered):  # with 3, the last goes to the file at once: the buffer holds 2
         sink.enqueue(event(index))
     assert sink.stop(timeout=0.2) is False  # undelivered, but kept on disk
     stats = sink.stats
     assert (stats.delivered, stats.dropped, stats.spilled) == (0, 0, 1 + buffered)
     again = SpillFile(path)
-    assert indices(again.read(10)) == list(range(1 + buffered))  # the retried batch first, then the buffer
+    assert indices(again.read(10)) == list(range(1 + buffered))  # the retried batch, the buffer, the file
     again.close()
 
 
