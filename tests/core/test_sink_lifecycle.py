@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -131,3 +132,56 @@ def test_an_event_emitted_on_the_worker_loop_never_waits_for_room(sinks: list[Ba
     sink.open_gate()
     assert sink.flush(timeout=10)
     assert indices(sink.written) == [0, 1]
+
+
+def test_a_sink_never_started_has_nothing_to_flush_or_stop(sinks: list[BaseSink]) -> None:
+    sink = GatedSink()
+    assert sink.flush(timeout=0) is True and sink.stop(timeout=0) is True
+    assert not sink.is_running and sink.stats.received == 0
+
+
+def test_a_stopped_sink_keeps_saying_it_lost_events_and_starts_afresh_on_the_next_one(
+    sinks: list[BaseSink],
+) -> None:
+    sink = FlakySink()
+    sinks.append(sink)
+    sink.enqueue(event(0))
+    assert sink.stop(timeout=0.2) is False
+    assert sink.stop(timeout=0.2) is False  # asked again: the events are still lost
+    sink.up.set()
+    sink.enqueue(event(1))  # starts it again
+    assert sink.is_running
+    assert sink.flush(timeout=10) and sink.stop(timeout=5) is True  # this run lost nothing
+    assert indices(sink.written) == [1]
+    stats = sink.stats
+    assert (stats.received, stats.delivered, stats.dropped) == (2, 1, 1)
+
+
+def test_flush_on_the_worker_loop_answers_at_once_instead_of_waiting_on_itself(sinks: list[BaseSink]) -> None:
+    sink = GatedSink()
+    sinks.append(sink)
+    sink.enqueue(event(0))
+    wait_until(lambda: sink.started == 1, what="the write to start")
+
+    async def flush_here() -> bool:
+        return sink.flush(timeout=5)
+
+    assert worker.submit(flush_here()).result(2) is False  # the write is pending: not delivered yet
+    sink.open_gate()
+    assert sink.flush(timeout=10)
+    assert worker.submit(flush_here()).result(2) is True
+
+
+def test_flush_without_a_timeout_waits_until_everything_is_delivered(sinks: list[BaseSink]) -> None:
+    sink = GatedSink()
+    sinks.append(sink)
+    for index in range(3):
+        sink.enqueue(event(index))
+    outcome: list[bool] = []
+    flusher = threading.Thread(target=lambda: outcome.append(sink.flush()))
+    flusher.start()
+    wait_until(lambda: sink.started == 1, what="the first write")
+    assert flusher.is_alive() and outcome == []
+    sink.open_gate()
+    flusher.join(10)
+    assert outcome == [True] and indices(sink.written) == [0, 1, 2]
