@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -185,3 +186,50 @@ def test_flush_without_a_timeout_waits_until_everything_is_delivered(sinks: list
     sink.open_gate()
     flusher.join(10)
     assert outcome == [True] and indices(sink.written) == [0, 1, 2]
+
+
+class Unreachable(FlakySink):
+    """A destination that never accepts a connection."""
+
+    async def open(self) -> None:
+        raise ConnectionError("no route")
+
+
+def test_a_spill_sink_that_never_connected_leaves_its_events_in_the_file_and_says_where(
+    sinks: list[BaseSink], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "spill.jsonl"
+    sink = Unreachable(overflow="spill", spill_path=str(path), name="far")
+    sink.enqueue(event(0))
+    sink.enqueue(event(1))
+    wait_until(lambda: sink.stats.write_errors >= 1, what="a failed connect")
+    with caplog.at_level(logging.ERROR, logger="streamll"):
+        assert sink.stop(timeout=5) is False
+    assert sink.stats.dropped == 0
+    assert [record.getMessage() for record in caplog.records if record.levelno == logging.ERROR] == [
+        f"streamll sink far: 2 event(s) remain in spill file {path}"
+    ]
+    again = SpillFile(path)
+    assert indices(again.read(10)) == [0, 1]
+    again.close()
+
+
+def test_events_a_stopping_spill_sink_cannot_keep_on_disk_are_counted_as_dropped(
+    sinks: list[BaseSink], tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = FlakySink(overflow="spill", spill_path=str(tmp_path / "spill.jsonl"), name="full-disk")
+    sink.enqueue(event(0))
+    wait_until(lambda: sink.stats.write_errors >= 1, what="a failed write")
+
+    def disk_full(self: SpillFile, bodies: list[bytes]) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(SpillFile, "put_back_bodies", disk_full)
+    with caplog.at_level(logging.ERROR, logger="streamll"):
+        assert sink.stop(timeout=0.2) is False
+    assert (sink.stats.spilled, sink.stats.dropped) == (0, 1)
+    errors = [record.getMessage() for record in caplog.records if record.levelno == logging.ERROR]
+    assert errors[-2:] == [  # (before them, maybe: the stop timeout cut the last retry short)
+        "streamll sink full-disk: could not keep 1 event(s) in spill file: No space left on device",
+        "streamll sink full-disk: stopped with 1 undelivered event(s) (counted as dropped)",
+    ]
