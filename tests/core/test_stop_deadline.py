@@ -81,15 +81,21 @@ def test_the_wait_between_retries_stops_growing_at_retry_backoff_max(sinks: list
     assert sink.attempts[-1] - sink.attempts[0] < 0.95  # at most 0.125 + 3 * 0.15; uncapped it would be over 1.1
 
 
-def test_a_stop_requested_on_the_worker_loop_cuts_the_backoff_at_its_deadline(sinks: list[BaseSink]) -> None:
-    sink = FlakySink()  # never comes back
+def test_a_stop_requested_on_the_worker_loop_cuts_the_backoff_at_its_deadline(
+    sinks: list[BaseSink], caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = FlakySink(name="cut")  # never comes back
     sink.retry_backoff = sink.retry_backoff_max = 30.0
     sinks.append(sink)
     sink.enqueue(event(0))
     wait_until(lambda: sink.stats.write_errors >= 1, what="the first write to fail")
     started = time.monotonic()
-    assert on_the_worker(lambda: sink.stop(timeout=0.05)) is False  # returns at once: the worker drains alone
-    wait_until(lambda: not sink.is_running, what="the worker to give up at the deadline")
+    with caplog.at_level(logging.ERROR, logger="streamll"):
+        assert on_the_worker(lambda: sink.stop(timeout=0.05)) is False  # returns at once: the worker drains alone
+        wait_until(lambda: not sink.is_running, what="the worker to give up at the deadline")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [  # no crash nor cancel
+        "streamll sink cut: stopped with 1 undelivered event(s) (counted as dropped)"
+    ]
     assert time.monotonic() - started < 0.9  # not the 30 s backoff, nor any fixed wait
     stats = sink.stats
     assert (stats.delivered, stats.dropped) == (0, 1)
