@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 from streamll.core.events import Event
+from streamll.core.records import TokenRecord
 from streamll.sinks.base import BaseSink
+from streamll.sinks.overflow import estimate
 
 from tests.core.support import FlakySink, GatedSink, event, indices
 from tests.helpers import wait_until
@@ -73,3 +75,17 @@ def test_an_event_larger_than_the_whole_budget_still_goes_when_nothing_else_is_h
     stats = sink.stats
     assert (stats.delivered, stats.dropped) == (3, 0)
     assert indices(sink.written) == [0, 1, 2]
+
+
+def test_a_token_record_is_counted_as_its_envelope_six_token_entries_and_its_text(sinks: list[BaseSink]) -> None:
+    sink = GatedSink()
+    sinks.append(sink)
+    sink.enqueue(event(0))
+    wait_until(lambda: sink.started == 1, what="the first write")
+    data = {"predictor": "QA.p", "source": "lm"}
+    token = TokenRecord("e" * 32, None, 3, data, {}, "QA.p", "token", " hello", 2, "answer", None)
+    sink.enqueue(token)
+    assert sink.stats.queued_bytes == 360 + 6 * 16 + len(" hello") == estimate(token)
+    sink.open_gate()
+    assert sink.flush(timeout=10)
+    assert [item.token for item in sink.written[1:]] == [" hello"]  # type: ignore[attr-defined]
