@@ -55,3 +55,31 @@ def test_events_a_result_leaves_out_are_counted_as_failed() -> None:
     sink.stop()
     assert stats.delivered + stats.failed == 3 and stats.failed >= 1
     assert "delivered" in (stats.last_error or "")
+
+
+REPORTS = {
+    "more delivered than written": (lambda n: BatchResult(n + 5), 3, 0),
+    "a negative count": (lambda n: BatchResult(-1), 0, 3),
+    "more reasons than events": (lambda n: BatchResult(0, ("refused",) * (n + 2)), 0, 3),
+    "a bare int over the size": (lambda n: n + 5, 3, 0),
+    "a bare negative int": (lambda n: -1, 0, 3),
+    "True, which is no count": (lambda n: True, 3, 0),
+    "None": (lambda n: None, 3, 0),
+}
+
+
+@pytest.mark.parametrize("report", REPORTS.values(), ids=list(REPORTS))
+def test_whatever_a_write_reports_each_event_is_counted_once(report: tuple[Any, int, int]) -> None:
+    answer, delivered, failed = report
+
+    class Reporting(BaseSink):
+        async def write_batch(self, events: list[Any]) -> Any:
+            return answer(len(events))
+
+    sink = Reporting()
+    for n in range(3):
+        sink.enqueue(event(n))
+    assert sink.flush(5)
+    stats = sink.stats
+    sink.stop()
+    assert (stats.received, stats.delivered, stats.failed, stats.dropped) == (3, delivered, failed, 0)

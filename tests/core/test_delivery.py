@@ -271,6 +271,72 @@ def test_a_failed_batch_in_a_pipeline_sends_every_unfinished_batch_again_in_orde
     assert (stats.delivered, stats.retries, stats.write_errors, stats.dropped) == (6, 1, 1, 0)
 
 
+def test_a_batch_the_transport_cancels_is_reported_and_sent_again(sinks: list[BaseSink]) -> None:
+    sink = PipelinedSink(batch_size=2)
+    sinks.append(sink)
+    for index in range(6):
+        sink.enqueue(event(index))
+    wait_until(lambda: len(sink.sent) == 3, what="three batches in flight")
+
+    def cancel_second_then_acknowledge_first() -> None:
+        sink.acks[1].cancel()
+        sink.acks[0].set_result(None)
+
+    worker.call_soon(cancel_second_then_acknowledge_first)
+    wait_until(lambda: sink.stats.retries == 1, what="the retry")
+    sink.acknowledge_all()
+    assert sink.flush(timeout=10)
+    assert sink.sent[0] + [index for batch in sink.sent[3:] for index in batch] == list(range(6))  # all after the first
+    stats = sink.stats
+    assert (stats.delivered, stats.write_errors, stats.dropped) == (6, 1, 0)
+    assert stats.last_error == "write: CancelledError: batch cancelled"
+
+
+class WindingDownSink(PipelinedSink):
+    """Acknowledges through a coroutine that notes when it is cancelled; notes its opens and closes too."""
+
+    pipeline_depth = 2
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.log: list[str] = []
+
+    async def open(self) -> None:
+        self.log.append("open")
+
+    async def aclose(self) -> None:
+        self.log.append("close")
+
+    async def send_batch(self, records: list[Any]) -> Awaitable[int | None]:
+        ack = await super().send_batch(records)
+        return self._wait_for(ack, indices(records))
+
+    async def _wait_for(self, ack: Awaitable[int | None], batch: list[int]) -> int | None:
+        try:
+            return await ack
+        except asyncio.CancelledError:
+            self.log.append(f"cancelled {batch}")
+            raise
+
+
+def test_after_a_failed_batch_the_acks_still_pending_are_wound_down_before_reconnecting(
+    sinks: list[BaseSink],
+) -> None:
+    sink = WindingDownSink()
+    sinks.append(sink)
+    sink.enqueue(event(0))
+    wait_until(lambda: len(sink.sent) == 1, what="the first batch")
+    sink.enqueue(event(1))
+    wait_until(lambda: len(sink.sent) == 2, what="the second batch, sent before the first is acknowledged")
+    sink.resolve(0, ConnectionError("lost"))
+    wait_until(lambda: sink.stats.retries == 1, what="the retry")
+    sink.acknowledge_all()
+    assert sink.flush(timeout=10)
+    assert sink.log == ["open", "cancelled [1]", "close", "open"]
+    assert [index for batch in sink.sent[2:] for index in batch] == [0, 1]
+    assert (sink.stats.delivered, sink.stats.reconnects) == (2, 1)
+
+
 # ---------------------------------------------------------------------- the light token event
 
 

@@ -44,6 +44,11 @@ def test_zero_and_positive_seconds_are_accepted(value: float) -> None:
     assert Quiet(linger=value, block_timeout=value).block_timeout == value
 
 
+def test_the_defaults_are_the_documented_ones() -> None:
+    sink = Quiet()  # docs/plugins.md lists them
+    assert (sink.block_timeout, sink.linger, sink.overflow) == (1.0, 0.0, Overflow.DROP_OLDEST)
+
+
 @pytest.mark.parametrize("policy", list(Overflow))
 def test_every_overflow_policy_is_accepted_by_name(policy: Overflow) -> None:
     assert Quiet(overflow=policy.value).overflow is policy

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from streamll.core.events import Event
 from streamll.sinks.spill import SpillFile
 
 from tests.core.support import event, indices
@@ -27,6 +28,20 @@ def test_without_a_path_the_file_goes_to_the_temp_dir_named_after_the_sink() -> 
     finally:
         spill.close()
     assert not spill.path.exists()
+
+
+def test_an_unnamed_file_is_named_sink_and_a_missing_temp_dir_is_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "not" / "yet"))  # TMPDIR naming a directory to create
+    spill = SpillFile()
+    try:
+        assert spill.path.parent == tmp_path / "not" / "yet" / "streamll-spill"
+        assert spill.path.name.startswith(f"sink-{os.getpid()}-")
+        spill.append(event(0))
+        assert indices(spill.read(1)) == [0]
+    finally:
+        spill.close()
 
 
 def test_missing_directories_of_an_explicit_path_are_created(tmp_path: Path) -> None:
@@ -69,9 +84,30 @@ def test_an_earlier_runs_events_are_counted_and_a_cut_line_removed(
         spill = SpillFile(path)
     assert spill.pending == 3
     assert path.read_bytes().endswith(b"\n") and len(_lines(path)) == 3
-    assert any("3 event(s) from an earlier run" in record.getMessage() for record in caplog.records)
+    assert [record.getMessage() for record in caplog.records] == [
+        f"streamll: spill file {path} holds 3 event(s) from an earlier run; they are delivered first"
+    ]
     spill.append(event(4))
     assert indices(spill.read(10)) == [0, 1, 2, 4]
+    spill.close()
+
+
+def test_an_empty_first_line_left_by_an_earlier_run_counts_as_an_event(tmp_path: Path) -> None:
+    path = tmp_path / "spill.jsonl"
+    path.write_bytes(b"\n" + event(1).to_json() + b"\n")
+    spill = SpillFile(path)
+    assert spill.pending == 2  # the blank line is read (and skipped as unreadable), not lost from the count
+    assert indices(spill.read(10)) == [1] and spill.pending == 0
+    spill.close()
+
+
+def test_events_with_non_ascii_text_are_read_back_one_at_a_time(tmp_path: Path) -> None:
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    texts = ["h\u00e9llo", "\u65e5\u672c\u8a9e", "\U0001f600 ok", "plain"]
+    for index, text in enumerate(texts):
+        spill.append(Event(event_type="custom", execution_id="exec", data={"i": index, "text": text}))
+    read_back = [item.data["text"] for _ in texts for item in spill.read(1)]  # one at a time: offsets in bytes
+    assert read_back == texts and spill.pending == 0
     spill.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
 
@@ -78,9 +79,11 @@ def test_the_pool_never_runs_more_threads_than_max_workers() -> None:
     gate = threading.Event()
     running: list[str] = []
     try:
+        submitting = time.monotonic()
         futures = [
             pool.submit(lambda: (running.append(threading.current_thread().name), gate.wait(WAIT))) for _ in range(5)
         ]
+        assert time.monotonic() - submitting < 0.5  # a busy pool starts a thread or queues the work: never waits
         assert len(_threads("bound-test")) == 2
         gate.set()
         for future in futures:
@@ -103,18 +106,18 @@ def test_after_shutdown_new_work_is_refused() -> None:
     pool = ExitSafeExecutor(max_workers=1)
     pool.submit(lambda: None).result(WAIT)
     pool.shutdown(wait=True)
-    with pytest.raises(RuntimeError, match="after shutdown"):
+    with pytest.raises(RuntimeError, match=r"^cannot schedule new futures after shutdown$"):  # as concurrent.futures
         pool.submit(lambda: None)
 
 
 def test_shutdown_finishes_queued_work_unless_told_to_cancel_it() -> None:
     for cancel in (False, True):
-        pool = ExitSafeExecutor(max_workers=1)
+        pool = ExitSafeExecutor(max_workers=1, thread_name_prefix=f"shutdown-test-{cancel}")
         gate = threading.Event()
         done: list[int] = []
         first = pool.submit(gate.wait, WAIT)
         queued = [pool.submit(done.append, index) for index in range(3)]
-        pool.shutdown(wait=False, cancel_futures=cancel)
+        pool.shutdown(wait=False, cancel_futures=True) if cancel else pool.shutdown(wait=False)  # the default keeps it
         gate.set()
         assert first.result(WAIT) is True
         if cancel:
@@ -124,6 +127,8 @@ def test_shutdown_finishes_queued_work_unless_told_to_cancel_it() -> None:
         else:
             for future in queued:
                 future.result(WAIT)
+        prefix = f"shutdown-test-{cancel}"
+        wait_until(lambda prefix=prefix: _threads(prefix) == [], WAIT, what="the pool thread to end")
         pool.shutdown(wait=True)
         assert done == ([] if cancel else [0, 1, 2])
 

@@ -85,7 +85,7 @@ class BufferedSink(SinkState):
                 dropped += 1
             self._count_drop(dropped, "buffer full: dropped the oldest event")
             return True
-        if policy is Overflow.SPILL and self._spill is not None:
+        if self._spill is not None:  # only a spill sink has one
             self._spill_one(self._spill, event)
             return False
         if policy is Overflow.BLOCK and self._wait_for_room(size):
@@ -97,12 +97,7 @@ class BufferedSink(SinkState):
         """Wait (lock held) up to ``block_timeout`` for the buffer to take ``size`` more bytes."""
         if worker.in_worker_thread():
             return False
-        deadline = time.monotonic() + self.block_timeout
-        while self._full(size) and self._running:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            self._not_full.wait(remaining)
+        self._not_full.wait_for(lambda: not (self._full(size) and self._running), self.block_timeout)
         return not self._full(size)
 
     def _spill_one(self, spill: SpillFile, event: Event | TokenRecord) -> None:

@@ -293,7 +293,7 @@ class DeliveryLoop(BufferedSink):
         except Exception as exc:
             logger.debug("streamll: %s: aclose after an error raised %r", self.name, exc)
 
-    async def _finish(self, cancelled: bool = False) -> None:
+    async def _finish(self, cancelled: bool) -> None:
         """Close, count what was left undelivered as dropped, and tell ``stop()`` it is done."""
         try:
             if self._opened:

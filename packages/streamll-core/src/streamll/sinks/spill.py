@@ -54,7 +54,7 @@ class SpillFile:
         if complete < len(content):
             with open(self.path, "r+b") as file:
                 file.truncate(complete)
-        return content.count(b"\n", 0, complete)
+        return content.count(b"\n")  # the last newline ends the last complete line
 
     def append(self, event: Event | TokenRecord) -> None:
         """Write one event to the end of the file."""
@@ -85,8 +85,7 @@ class SpillFile:
             if self.pending <= 0:
                 self.pending = 0
                 self._read_offset = 0
-                self._writer.truncate(0)
-                self._writer.seek(0)
+                self._writer.truncate(0)  # opened for appending: the next write goes to the (new) end
         return events
 
     def put_back(self, events: list[Event]) -> None:
