@@ -39,6 +39,7 @@ JSON_EDGE_REPLIES = [
     'noise before {"answer" : "y", "reasoning": "r"} {"answer": "a second object is ignored"}',
     '{"reasoning": "r", "answer": "high \\ud83d\\ude00 low"}',
     '{"answer":"\\u00zz kept as written", "reasoning":"r"}',
+    '{"answer": 1], "reasoning": "a stray bracket ends the value, not the object"}',
 ]
 
 
@@ -111,6 +112,7 @@ XML_EDGE_REPLIES = [
     "<reasoning>r</reasoning><br/><hr /><answer>x</answer>",
     '<reasoning >r</reasoning><answer kind="final">x</answer>',
     "<reasoning>r</reasoning><answer>5 &lt; 6 &amp;&amp; 7 &gt; 6</answer>",
+    "<reasoning>&#x000000041;&#0000000066;</reasoning><answer>long references</answer>",
 ]
 
 
@@ -139,6 +141,20 @@ def test_xml_ampersand_without_entity_is_text() -> None:
     assert parser.finish() == []
     # at the reply's end an unfinished "&" is text too
     assert joined(ops_of(XMLParser(["answer"], legacy=False), "<answer>a &amp b")) == {"answer": "a &amp b"}
+
+
+def test_xml_a_field_opens_in_the_chunk_that_starts_it() -> None:
+    parser = XMLParser(FIELDS, legacy=False)
+    assert parser.feed("<reasoning>r</reasoning>< 3 ></stray><answer>x") == [
+        ("open", "reasoning"),
+        ("text", "reasoning", "r"),
+        ("close", "reasoning"),
+        ("open", "answer"),
+        ("text", "answer", "x"),
+    ]
+    assert joined(ops_of(XMLParser(FIELDS, legacy=False), "<><answer>after an empty tag</answer>")) == {
+        "answer": "after an empty tag"
+    }
 
 
 def test_xml_markup_inside_a_field_waits_for_its_end_then_is_text() -> None:
