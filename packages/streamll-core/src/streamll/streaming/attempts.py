@@ -29,9 +29,6 @@ from streamll.streaming.patches import register
 
 logger = logging.getLogger("streamll")
 
-WRAPPED_ATTR = "__streamll_wrapped__"
-
-
 class Attempts:
     """One running call of a Refine / BestOfN: its module and how many attempts started."""
 
@@ -61,7 +58,7 @@ def _copied(original: Any, copy: Any) -> None:
 
 def _wrap_deepcopy(cls: type) -> None:
     deepcopy = cls.__dict__.get("deepcopy")
-    if deepcopy is None or getattr(deepcopy, WRAPPED_ATTR, False):
+    if deepcopy is None:
         return
 
     @functools.wraps(deepcopy)
@@ -70,7 +67,6 @@ def _wrap_deepcopy(cls: type) -> None:
         _copied(self, copy)
         return copy
 
-    setattr(wrapper, WRAPPED_ATTR, True)
     register(cls, "deepcopy", wrapper)
 
 
@@ -127,7 +123,7 @@ def _close(opened: tuple[Span | None, Attempts, Any, int | None], error: BaseExc
 
 def _wrap_forward(cls: type) -> None:
     forward = cls.__dict__.get("forward")
-    if forward is None or getattr(forward, WRAPPED_ATTR, False):
+    if forward is None:
         return
 
     @functools.wraps(forward)
@@ -143,7 +139,6 @@ def _wrap_forward(cls: type) -> None:
         _close(opened, None)
         return result
 
-    setattr(wrapper, WRAPPED_ATTR, True)
     register(cls, "forward", wrapper)
 
 
