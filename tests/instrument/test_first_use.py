@@ -98,12 +98,15 @@ def test_the_first_call_numbers_attempts(kind: str, first_use: None, server: Off
     assert memory_sink.text("answer", attempt=2) == prediction.answer == "Answer number 2"
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
 def test_the_first_call_follows_react_steps_and_tools(
-    first_use: None, server: OfflineLMServer, memory_sink: MemorySink
+    mode: str, first_use: None, server: OfflineLMServer, memory_sink: MemorySink
 ) -> None:
     server.configure(responder=react_responder)
+    agent = react_agent()
     with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()):
-        assert react_agent()(question="react first").answer == ANSWER
+        prediction = agent(question="react") if mode == "sync" else asyncio.run(agent.acall(question="react"))
+    assert prediction.answer == ANSWER
     assert streamll.flush(10)
     starts = memory_sink.of_type("tool_start")
     assert [(start.data["tool_name"], start.data["step"]) for start in starts] == [

@@ -1,0 +1,73 @@
+"""What token events say about where they come from, and what choosing fields leaves alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dspy
+import pytest
+import streamll
+from streamll import MemorySink
+from streamll.streaming.typed import jsonable
+from streamll.testing import OfflineLMServer
+
+
+class CountingAdapter(dspy.ChatAdapter):
+    """A user's adapter whose ``parse`` counts its calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parsed = 0
+
+    def parse(self, signature: Any, completion: str) -> dict[str, Any]:
+        self.parsed += 1
+        return super().parse(signature, completion)
+
+
+def test_a_users_own_parse_runs_as_often_as_without_streamll(
+    server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    server.configure(answers={"answer": "Four.", "count": 4})
+
+    class Counted(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("question -> answer, count: int")
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.predict(question=question)
+
+    plain, instrumented = CountingAdapter(), CountingAdapter()
+    with dspy.context(lm=server.lm(), adapter=plain):
+        Counted()(question="How many?")
+    with dspy.context(lm=server.lm(), adapter=instrumented):
+        prediction = streamll.instrument(stream_fields=["count", "answer"])(Counted)()(question="How many?")
+    assert streamll.flush(10)
+    assert instrumented.parsed == plain.parsed == 1
+    # the type is still reported; the value would need the user's parse, so it is left out
+    counts = memory_sink.tokens("count")
+    assert {event.data["field_type"] for event in counts} == {"int"}
+    assert all("value" not in event.data for event in counts)
+    assert memory_sink.text("count") == str(prediction.count) == "4"
+
+
+def test_a_qualified_entry_does_not_choose_a_predictor_made_on_the_fly(
+    server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    @streamll.instrument(stream_fields=["respond.answer"])
+    class OnTheFly(dspy.Module):
+        def forward(self, question: str) -> dspy.Prediction:
+            return dspy.Predict("question -> answer")(question=question)
+
+    with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()), pytest.warns(UserWarning, match="match no output"):
+        assert OnTheFly()(question="Who answers?").answer
+    assert streamll.flush(10)
+    assert memory_sink.tokens() == []
+
+
+def test_values_are_json_data_and_text_where_nothing_fits() -> None:
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque>"
+
+    assert jsonable({"when": (1, 2), "what": Opaque()}) == {"when": [1, 2], "what": "<opaque>"}
