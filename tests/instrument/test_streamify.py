@@ -23,6 +23,9 @@ class Reasoned(dspy.Module):
     def forward(self, question: str) -> dspy.Prediction:
         return self.cot(question=question)
 
+    async def aforward(self, question: str) -> dspy.Prediction:
+        return await self.cot.acall(question=question)
+
 
 def run_streamified(program: Any, async_streaming: bool) -> tuple[str, Any]:
     """The user's listener's text for ``answer`` and the final prediction."""
@@ -49,14 +52,18 @@ def run_streamified(program: Any, async_streaming: bool) -> tuple[str, Any]:
 
 
 @pytest.mark.parametrize("engine", ["native", "litellm"])
-@pytest.mark.parametrize("async_streaming", [True, False], ids=["async", "sync"])
+@pytest.mark.parametrize(
+    ("async_streaming", "async_program"), [(True, False), (False, False), (True, True)], ids=["async", "sync", "aforward"]
+)
 def test_streamify_and_streamll_both_stream_the_reply(
-    engine: str, async_streaming: bool, server: OfflineLMServer, memory_sink: MemorySink
+    engine: str, async_streaming: bool, async_program: bool, server: OfflineLMServer, memory_sink: MemorySink
 ) -> None:
     lm = server.lm(engine="litellm") if engine == "litellm" else server.lm()
     listener = dspy.streaming.StreamListener(signature_field_name="answer")
     with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
-        program = dspy.streamify(Reasoned(), stream_listeners=[listener], async_streaming=async_streaming)
+        program = dspy.streamify(
+            Reasoned(), stream_listeners=[listener], async_streaming=async_streaming, is_async_program=async_program
+        )
         listened, final = run_streamified(program, async_streaming)
     assert listened.strip() == final.answer
     assert streamll.flush(10)
