@@ -71,3 +71,41 @@ def test_values_are_json_data_and_text_where_nothing_fits() -> None:
             return "<opaque>"
 
     assert jsonable({"when": (1, 2), "what": Opaque()}) == {"when": [1, 2], "what": "<opaque>"}
+
+
+def test_a_copy_made_during_the_call_keeps_the_predictors_path(
+    server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    @streamll.instrument(stream_fields=["answer"])
+    class Copying(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.respond = dspy.Predict("question -> answer")
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.respond.deepcopy()(question=question)
+
+    with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()):
+        prediction = Copying()(question="Which path?")
+    assert streamll.flush(10)
+    tokens = memory_sink.tokens("answer")
+    assert "".join(token.token for token in tokens) == prediction.answer
+    assert {(token.data["predictor_path"], token.module_name) for token in tokens} == {("respond", "Copying.respond")}
+    assert all("attempt" not in token.data for token in tokens)
+
+
+def test_the_attempts_span_is_the_modules_forward(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+    @streamll.instrument
+    class Best(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.best = dspy.BestOfN(dspy.Predict("question -> answer"), N=2, reward_fn=lambda a, p: 1.0, threshold=1.0)
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.best(question=question)
+
+    with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()):
+        Best()(question="One is enough")
+    assert streamll.flush(10)
+    (start,) = [event for event in memory_sink.of_type("start") if event.module_name == "Best.best"]
+    assert (start.operation, start.method_name) == ("module", "forward")
