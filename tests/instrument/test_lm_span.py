@@ -18,7 +18,9 @@ def lm_end(sink: MemorySink) -> dict:
     return end.data
 
 
-def test_a_streamed_request_reports_the_usage_of_the_plain_one(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+def test_a_streamed_request_reports_the_usage_of_the_plain_one(
+    server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
     def program(fields: list[str]) -> dspy.Module:
         @streamll.instrument(stream_fields=fields)
         class QA(dspy.Module):

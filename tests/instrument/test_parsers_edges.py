@@ -75,7 +75,11 @@ def test_json_scalars_stream_their_json_text_and_end_the_object() -> None:
 
 
 def test_json_reply_cut_short_closes_the_open_value_with_its_text() -> None:
-    assert ops_of(JSONParser(FIELDS), '{"answer": 4') == [("open", "answer"), ("text", "answer", "4"), ("close", "answer")]
+    assert ops_of(JSONParser(FIELDS), '{"answer": 4') == [
+        ("open", "answer"),
+        ("text", "answer", "4"),
+        ("close", "answer"),
+    ]
     assert ops_of(JSONParser(FIELDS), '{"answer": "cut') == [
         ("open", "answer"),
         ("text", "answer", "cut"),
@@ -96,8 +100,8 @@ def test_json_empty_object_and_unknown_keys_stream_nothing() -> None:
 def test_json_text_is_emitted_as_it_arrives_not_at_the_value_end() -> None:
     parser = JSONParser(FIELDS)
     assert parser.feed('{"answer": "Hel') == [("open", "answer"), ("text", "answer", "Hel")]
-    assert parser.feed('lo\\') == [("text", "answer", "lo")]
-    assert parser.feed('n w') == [("text", "answer", "\n w")]
+    assert parser.feed("lo\\") == [("text", "answer", "lo")]
+    assert parser.feed("n w") == [("text", "answer", "\n w")]
     assert parser.feed('"') == [("close", "answer")]
     assert parser.finish() == []
 
@@ -160,7 +164,11 @@ def test_xml_a_field_opens_in_the_chunk_that_starts_it() -> None:
 def test_xml_markup_inside_a_field_waits_for_its_end_then_is_text() -> None:
     parser = XMLParser(["answer"], legacy=False)
     assert parser.feed("<answer>x <i") == [("open", "answer"), ("text", "answer", "x")]
-    assert parser.feed(">y</i></ans") == [("text", "answer", " <i>"), ("text", "answer", "y"), ("text", "answer", "</i>")]
+    assert parser.feed(">y</i></ans") == [
+        ("text", "answer", " <i>"),
+        ("text", "answer", "y"),
+        ("text", "answer", "</i>"),
+    ]
     assert parser.feed("wer>") == [("close", "answer")]
     # a tag left open at the reply's end is text
     assert joined(ops_of(XMLParser(["answer"], legacy=False), "<answer>x <i")) == {"answer": "x <i"}

@@ -53,7 +53,9 @@ def run_streamified(program: Any, async_streaming: bool) -> tuple[str, Any]:
 
 @pytest.mark.parametrize("engine", ["native", "litellm"])
 @pytest.mark.parametrize(
-    ("async_streaming", "async_program"), [(True, False), (False, False), (True, True)], ids=["async", "sync", "aforward"]
+    ("async_streaming", "async_program"),
+    [(True, False), (False, False), (True, True)],
+    ids=["async", "sync", "aforward"],
 )
 def test_streamify_and_streamll_both_stream_the_reply(
     engine: str, async_streaming: bool, async_program: bool, server: OfflineLMServer, memory_sink: MemorySink

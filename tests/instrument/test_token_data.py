@@ -24,9 +24,7 @@ class CountingAdapter(dspy.ChatAdapter):
         return super().parse(signature, completion)
 
 
-def test_a_users_own_parse_runs_as_often_as_without_streamll(
-    server: OfflineLMServer, memory_sink: MemorySink
-) -> None:
+def test_a_users_own_parse_runs_as_often_as_without_streamll(server: OfflineLMServer, memory_sink: MemorySink) -> None:
     server.configure(answers={"answer": "Four.", "count": 4})
 
     class Counted(dspy.Module):

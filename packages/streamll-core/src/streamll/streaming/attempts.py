@@ -29,6 +29,7 @@ from streamll.streaming.patches import register
 
 logger = logging.getLogger("streamll")
 
+
 class Attempts:
     """One running call of a Refine / BestOfN: its module and how many attempts started."""
 

@@ -15,6 +15,7 @@ from streamll.streaming.bridge import LMSpan, current_lm_span
 
 logger = logging.getLogger("streamll")
 
+
 def wanted_span() -> LMSpan | None:
     """The current LM call's span when it streams a chosen field, else ``None`` (the wrapper stays out of the way)."""
     span = current_lm_span()

@@ -29,6 +29,7 @@ from streamll.streaming.tools import prepare_tools, react_step
 
 logger = logging.getLogger("streamll")
 
+
 def _reset(tokens: list[Token[Any]]) -> None:
     for token in reversed(tokens):
         token.var.reset(token)

@@ -31,6 +31,7 @@ from streamll.streaming.patches import register
 
 logger = logging.getLogger("streamll")
 
+
 @dataclass
 class ReactState:
     """One running ReAct call: its predictor, the current iteration and the LM call that chose the tool."""
