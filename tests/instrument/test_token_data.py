@@ -11,6 +11,8 @@ from streamll import MemorySink
 from streamll.streaming.typed import jsonable
 from streamll.testing import OfflineLMServer
 
+from tests.agent_programs import PickTools, native_adapter, native_lm, native_responder, population
+
 
 class CountingAdapter(dspy.ChatAdapter):
     """A user's adapter whose ``parse`` counts its calls."""
@@ -107,3 +109,30 @@ def test_the_attempts_span_is_the_modules_forward(server: OfflineLMServer, memor
     assert streamll.flush(10)
     (start,) = [event for event in memory_sink.of_type("start") if event.module_name == "Best.best"]
     assert (start.operation, start.method_name) == ("module", "forward")
+
+
+def test_execute_without_functions_finds_the_callers_tools(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+    server.configure(responder=native_responder)
+
+    @streamll.instrument(stream_fields=["tool_calls"])
+    class Agent(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pick = dspy.Predict(PickTools)
+
+        def forward(self, question: str) -> Any:
+            def weather(city: str) -> str:  # a local of the caller; population is a global of this module
+                """Today's weather in a city."""
+                return f"Sunny and 21 C in {city}."
+
+            prediction = self.pick(question=question, tools=[dspy.Tool(weather), dspy.Tool(population)])
+            results = []
+            for call in prediction.tool_calls.tool_calls:
+                results.append(call.execute())
+            return results
+
+    with dspy.context(lm=native_lm(server), adapter=native_adapter()):
+        assert Agent()(question="Weather and people?") == ["Sunny and 21 C in Paris.", 2_100_000]
+    assert streamll.flush(10)
+    ends = memory_sink.of_type("tool_end")
+    assert [end.data["tool_name"] for end in ends] == ["weather", "population"]
