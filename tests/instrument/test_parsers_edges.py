@@ -143,6 +143,9 @@ def test_xml_ampersand_without_entity_is_text() -> None:
     # more than an entity's length without ";": the "&" is text
     assert joined([("open", "answer"), *parser.feed(" mushy peas</answer>")]) == {"answer": " & chips and mushy peas"}
     assert parser.finish() == []
+    # an "&" and twelve more characters without ";" cannot be an entity: they stream at once
+    assert joined(XMLParser(["answer"], legacy=False).feed("<answer>x &abcdefghijkl")) == {"answer": "x &abcdefghijkl"}
+    assert joined(XMLParser(["answer"], legacy=False).feed("<answer>x &abcdefghijk")) == {"answer": "x"}
     # at the reply's end an unfinished "&" is text too
     assert joined(ops_of(XMLParser(["answer"], legacy=False), "<answer>a &amp b")) == {"answer": "a &amp b"}
 
