@@ -6,7 +6,7 @@ Every message carries the ``time.monotonic_ns()`` it was due at (one clock for
 every process on Linux); a consumer process reading with the raw client reports
 the delay of each message from then, so a producer falling behind its rate shows
 on either side. raw: the client's own publish at the rate (``XADD`` per
-message; JetStream ``publish_async``; ``AIOKafkaProducer.send``), ``json.dumps``
+message; JetStream ``publish_async``; ``AIOKafkaProducer.send`` on a loop thread of its own), ``json.dumps``
 of each body inside the loop. sink: a token record (what ``TokenRun.emit_token``
 hands to sinks) enqueued at the same rate, on the program thread. Rounds alternate raw / sink;
 the medians of each round's p50 and p99 are printed with sink / raw.
@@ -21,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -172,19 +173,43 @@ async def raw_nats(rate: int, count: int, subject: str, stream: str) -> None:
     await nc.close()
 
 
-async def raw_kafka(rate: int, count: int, bootstrap: str, topic: str) -> None:
+def raw_kafka(rate: int, count: int, bootstrap: str, topic: str) -> None:
+    """``AIOKafkaProducer.send`` at its best for a program on a thread: the producer runs on an event loop of
+    its own, which never blocks in a sleep, so its sender task writes a message as soon as it is queued.
+
+    (Paced on the producer's own loop, the sleeps between messages block the sender task: measured at
+    about 4.5 ms p50 at 1,000/s against about 1 ms this way.)
+    """
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
-    await producer.start()
-    futures: list[Any] = []
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
 
-    async def send(index: int, due: int) -> None:
-        futures.append(await producer.send(topic, json.dumps(body(index, "raw", due)).encode(), key=b"raw"))
+    async def started() -> Any:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+        await producer.start()
+        return producer
 
-    await apaced(rate, count, send)
-    await asyncio.gather(*futures)
-    await producer.stop()
+    producer = asyncio.run_coroutine_threadsafe(started(), loop).result(30)
+    queued: list[Any] = []
+
+    def send(index: int, due: int) -> None:
+        payload = json.dumps(body(index, "raw", due)).encode()
+        queued.append(asyncio.run_coroutine_threadsafe(producer.send(topic, payload, key=b"raw"), loop))
+
+    paced(rate, count, send)
+
+    deliveries = [future.result(30) for future in queued]  # each send's delivery future, on the loop
+
+    async def delivered() -> None:
+        await asyncio.gather(*deliveries)
+        await producer.stop()
+
+    asyncio.run_coroutine_threadsafe(delivered(), loop).result(60)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
 
 
 def sink_round(sink: Any, rate: int, count: int) -> None:
@@ -257,7 +282,7 @@ def measure(transport: str, side: str, rate: int, seconds: float, bootstrap: str
         elif transport == "nats":
             asyncio.run(raw_nats(rate, count, dest, stream))
         else:
-            asyncio.run(raw_kafka(rate, count, where, dest))
+            raw_kafka(rate, count, where, dest)
         out, _ = consumer.communicate(timeout=90)
     finally:
         if sink is not None:

@@ -19,7 +19,8 @@ from streamll.streaming.bridge import TokenRun
 from streamll.streaming.fields import PredictorState
 
 STATE = PredictorState(name="QA.predict", adapter="chat", output_fields=["answer"], stream_fields=frozenset({"answer"}))
-CALL = SimpleNamespace(state=STATE, parent_id="f" * 32, tags={"user_id": "u1"}, extra=None)
+CALL = SimpleNamespace(state=STATE, parent_id="f" * 32, tags={"user_id": "u1"}, extra=None, token_data={})
+"""What ``emit_token`` reads from the LM call it streams (an ``LMCallStream``'s attributes)."""
 
 
 def emit(run: TokenRun, token: Any = " word", index: Any = 0, finish: Any = None) -> None:
@@ -94,6 +95,28 @@ def test_the_redact_hook_gets_a_token_event() -> None:
         streamll.configure(redact=None)
     assert seen == [TokenEvent]
     assert sink.tokens()[0].token == "[x]" and sink.tokens()[0].data["token"] == "[x]"
+    sink.stop()
+
+
+def test_a_hook_that_writes_into_one_tokens_data_leaves_the_next_tokens_alone() -> None:
+    def redact(event: Event) -> Event:
+        if isinstance(event, TokenEvent) and event.token == "first":
+            event.data["secret"] = "seen"
+        return event
+
+    sink = MemorySink()
+    call = SimpleNamespace(state=STATE, parent_id=None, tags={}, extra=None, token_data={})
+    run = TokenRun(Execution(sinks=(sink,)))
+    streamll.configure(redact=redact)
+    try:
+        for index, token in enumerate(("first", " second")):
+            run.emit_token(call, "answer", token, index, None, "lm")  # type: ignore[arg-type]
+        assert sink.flush(5)
+    finally:
+        streamll.configure(redact=None)
+    first, second = sink.tokens()
+    assert first.data["secret"] == "seen" and "secret" not in second.data
+    assert call.token_data == {("answer", "lm"): {"predictor": "QA.predict", "source": "lm"}}
     sink.stop()
 
 

@@ -71,8 +71,17 @@ def main() -> None:
 )
 @click.option("--sink", "sinks", multiple=True, help="Sink URL (repeatable); default: the terminal.")
 @click.option("--token-delay", default=0.03, show_default=True, help="Offline server: seconds between tokens.")
+@click.option(
+    "--flush-timeout", default=10.0, show_default=True, help="Seconds to wait for the sinks to deliver at the end."
+)
 def demo(
-    question: str, model: str | None, offline: bool, adapter: str, sinks: tuple[str, ...], token_delay: float
+    question: str,
+    model: str | None,
+    offline: bool,
+    adapter: str,
+    sinks: tuple[str, ...],
+    token_delay: float,
+    flush_timeout: float,
 ) -> None:
     """Stream a ChainOfThought answer token by token.
 
@@ -101,9 +110,21 @@ def demo(
         lm, canned = _demo_lm(stack, model, offline, token_delay)
         with dspy.context(lm=lm, adapter=adapters[adapter]()):
             prediction = ReasoningQA()(question=question)
-        streamll.flush(timeout=10)
+        delivered = streamll.flush(timeout=flush_timeout)
     label = "answer (canned)" if canned else "answer"
     click.echo(f"\n{label}: {prediction.answer}", err=True)
+    if not delivered:
+        raise click.ClickException(_undelivered(streamll.stats(), flush_timeout))
+
+
+def _undelivered(stats: dict[str, Any], timeout: float) -> str:
+    """One line naming each sink that still holds events, and why (its last error)."""
+    held = [
+        f"{stats_.queued} on {name} ({stats_.last_error or 'still writing'})"
+        for name, stats_ in stats.items()
+        if stats_.queued
+    ]
+    return f"events not delivered within {timeout:g} s: {'; '.join(held) or 'a sink is still writing'}"
 
 
 def _demo_lm(stack: contextlib.ExitStack, model: str | None, offline: bool, token_delay: float) -> tuple[Any, bool]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamll.core.records import TokenRecord
 from streamll.core.serialization import encode_event
-from streamll.sinks.overflow import Overflow, estimate
+from streamll.sinks.overflow import RECORD_OVERHEAD, Overflow, estimate
 from streamll.sinks.state import SinkState
 from streamll.sinks.worker import worker
 
@@ -43,7 +43,7 @@ class BufferedSink(SinkState):
         """Hand an event to the sink without waiting on I/O (called by ``emit``; a record is built on the worker)."""
         if not self._running:
             self.start()
-        size = estimate(event)
+        size = RECORD_OVERHEAD + len(event.token) if type(event) is TokenRecord else estimate(event)  # type: ignore[union-attr]
         with self._lock:
             self._received += 1
             if self._spill is not None and self._spill.pending:

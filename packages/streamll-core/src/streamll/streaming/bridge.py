@@ -215,7 +215,13 @@ class TokenRun:
         """Hand one token to the sinks as a :class:`TokenRecord` (its event is built and encoded on the worker)."""
         execution = self.execution
         name = call.state.name
-        data = _token_data(call, field_name, source, extra)
+        if extra is None:  # the common case: the same keys for every token of a field, built once per call
+            cached = call.token_data
+            data = cached.get((field_name, source))
+            if data is None:
+                data = cached[field_name, source] = _token_data(call, field_name, source, None)
+        else:
+            data = _token_data(call, field_name, source, extra)
         if (
             type(token) is str
             and type(field_name) is str
@@ -239,7 +245,7 @@ class TokenRun:
         else:  # not the types a model would hold as they are: validated (or coerced) the usual way
             record, _ = make_event(
                 "token",
-                data,
+                dict(data),  # the event may write into its data; the cached dict is shared by the call's tokens
                 execution=execution,
                 parent_id=call.parent_id,
                 cls=TokenEvent,

@@ -210,6 +210,8 @@ class LMCallStream:
         self.tags = tags
         self.extra = extra or {}
         """Keys every token event of this reply carries in ``data`` (``step`` for a ReAct iteration)."""
+        self.token_data: dict[tuple[str, str], dict[str, Any]] = {}
+        """Token events' ``data`` per (field, source), shared by the reply's tokens: records copy it when built."""
         self.parser: FieldParser = parser_for(state.adapter, state.output_fields)
         self.open: dict[str, FieldStream] = {}
         self.tool_calls: ToolCallStreams | None = ToolCallStreams(self) if state.tool_field else None
