@@ -231,6 +231,7 @@ def test_chat_text_streams_before_the_line_ends() -> None:
     assert parser.feed("\n[[ ## ") == []
     assert parser.feed("reas") == []
     assert parser.feed("on x") == [("text", "answer", "\n[[ ## reason x")]
+    assert parser.feed("\n[[ ## !") == [("text", "answer", "\n[[ ## !")]  # no field name can follow
     assert parser.finish() == [("close", "answer")]
 
 
