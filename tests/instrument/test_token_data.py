@@ -136,3 +136,18 @@ def test_execute_without_functions_finds_the_callers_tools(server: OfflineLMServ
     assert streamll.flush(10)
     ends = memory_sink.of_type("tool_end")
     assert [end.data["tool_name"] for end in ends] == ["weather", "population"]
+
+
+def test_an_instrumented_best_of_n_names_its_own_span(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+    @streamll.instrument(stream_fields=["answer"])
+    class Best(dspy.BestOfN):
+        pass
+
+    program = Best(dspy.Predict("question -> answer"), N=2, reward_fn=lambda args, pred: 1.0, threshold=1.0)
+    with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()):
+        prediction = program(question="Only one attempt?")
+    assert streamll.flush(10)
+    ends = [event for event in memory_sink.of_type("end") if event.operation == "module"]
+    assert [event.module_name for event in ends] == ["Best.Best", "Best"]
+    assert (ends[0].data["attempts"], ends[0].data["chosen_attempt"]) == (1, 1)
+    assert memory_sink.text("answer") == prediction.answer
