@@ -84,7 +84,7 @@ GROUPS = {
         ),
         ("tests/core", "tests/compat"),
     ),
-    "streaming": Group(("src/streamll/streaming/*.py",), ("tests/instrument",)),
+    "streaming": Group(("src/streamll/streaming/*.py",), ("tests/instrument", "tests/fidelity")),
     "consumer": Group(
         ("src/streamll/consumer.py",),
         (

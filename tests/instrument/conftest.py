@@ -7,6 +7,7 @@ from typing import Any
 
 import dspy
 import pytest
+from streamll.streaming import patches
 from streamll.testing import OfflineLMServer
 
 
@@ -31,3 +32,16 @@ ADAPTERS = {
     "json": dspy.JSONAdapter,
     "xml": dspy.XMLAdapter,
 }
+
+
+@pytest.fixture(autouse=True)
+def first_use() -> Iterator[None]:
+    """Each test's first instrumented call builds streamll's DSPy wrappers, as a new process's first call does.
+
+    The wrappers are built once per process (``streamll.streaming.patches``); starting each
+    test without them means every test also checks what that first call puts in place.
+    """
+    if patches.active() == 0:
+        patches._patches.clear()
+        patches._prepared = False
+    yield

@@ -23,13 +23,11 @@ from contextvars import ContextVar
 from typing import Any
 
 from streamll.core.spans import Span
-from streamll.streaming.frames import current_frame
+from streamll.streaming.frames import Frame, current_frame
 from streamll.streaming.names import attempt_of, module_path, record_copy
 from streamll.streaming.patches import register
 
 logger = logging.getLogger("streamll")
-
-WRAPPED_ATTR = "__streamll_wrapped__"
 
 
 class Attempts:
@@ -61,7 +59,7 @@ def _copied(original: Any, copy: Any) -> None:
 
 def _wrap_deepcopy(cls: type) -> None:
     deepcopy = cls.__dict__.get("deepcopy")
-    if deepcopy is None or getattr(deepcopy, WRAPPED_ATTR, False):
+    if deepcopy is None:
         return
 
     @functools.wraps(deepcopy)
@@ -70,19 +68,17 @@ def _wrap_deepcopy(cls: type) -> None:
         _copied(self, copy)
         return copy
 
-    setattr(wrapper, WRAPPED_ATTR, True)
     register(cls, "deepcopy", wrapper)
 
 
-def _open(module: Any) -> tuple[Span | None, Attempts, Any, int | None]:
-    """The span of one Refine / BestOfN call (None if it cannot be opened) and its attempt counter."""
-    frame = current_frame()
+def _open(module: Any, frame: Frame) -> tuple[Span | None, Attempts, Any, int | None]:
+    """The span of one Refine / BestOfN call in ``frame`` (None if it cannot be opened) and its attempt counter."""
     attempts = Attempts(getattr(module, "module", None))
     token = current_attempts.set(attempts)
     span = None
     try:
-        path = module_path(frame.module, module) if frame is not None else None
-        owner = type(frame.module).__name__ if frame is not None else "module"
+        path = module_path(frame.module, module)
+        owner = type(frame.module).__name__
         name = f"{owner}.{path}" if path else f"{owner}.{type(module).__name__}"
         span = Span("module", name, method_name="forward").open()
     except Exception:
@@ -127,14 +123,15 @@ def _close(opened: tuple[Span | None, Attempts, Any, int | None], error: BaseExc
 
 def _wrap_forward(cls: type) -> None:
     forward = cls.__dict__.get("forward")
-    if forward is None or getattr(forward, WRAPPED_ATTR, False):
+    if forward is None:
         return
 
     @functools.wraps(forward)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if current_frame() is None:
+        frame = current_frame()
+        if frame is None:
             return forward(self, *args, **kwargs)
-        opened = _open(self)
+        opened = _open(self, frame)
         try:
             result = forward(self, *args, **kwargs)
         except BaseException as exc:
@@ -143,7 +140,6 @@ def _wrap_forward(cls: type) -> None:
         _close(opened, None)
         return result
 
-    setattr(wrapper, WRAPPED_ATTR, True)
     register(cls, "forward", wrapper)
 
 

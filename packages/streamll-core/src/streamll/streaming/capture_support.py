@@ -15,8 +15,6 @@ from streamll.streaming.bridge import LMSpan, current_lm_span
 
 logger = logging.getLogger("streamll")
 
-WRAPPED_ATTR = "__streamll_wrapped__"
-
 
 def wanted_span() -> LMSpan | None:
     """The current LM call's span when it streams a chosen field, else ``None`` (the wrapper stays out of the way)."""
@@ -56,4 +54,4 @@ def check(cancelled: Callable[[], bool] | None) -> None:
         stop()
 
 
-__all__ = ["WRAPPED_ATTR", "check", "safe", "stop", "wanted_span", "watch"]
+__all__ = ["check", "safe", "stop", "wanted_span", "watch"]

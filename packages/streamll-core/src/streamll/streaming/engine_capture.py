@@ -10,7 +10,7 @@ import functools
 import inspect
 from typing import Any
 
-from streamll.streaming.capture_support import WRAPPED_ATTR, check, safe, wanted_span, watch
+from streamll.streaming.capture_support import check, safe, wanted_span, watch
 from streamll.streaming.fields import LMCallStream, usage_dict
 from streamll.streaming.patches import register
 
@@ -155,18 +155,17 @@ def _async_stream(stream: Any) -> Any:
 
 
 def wrap_engine(cls: type) -> None:
-    """Wrap ``cls.complete`` and ``cls.stream`` (once; an already wrapped class is left as it is)."""
+    """Wrap ``cls.complete`` and ``cls.stream`` (a class that does not define both itself is left as it is)."""
     from dspy._vendor.lm15.result import StreamAccumulator
 
     complete, stream = cls.__dict__.get("complete"), cls.__dict__.get("stream")
-    if complete is None or stream is None or getattr(complete, WRAPPED_ATTR, False):
+    if complete is None or stream is None:
         return
     if inspect.iscoroutinefunction(complete):
         new_complete, new_stream = _async_complete(complete, stream, StreamAccumulator), _async_stream(stream)
     else:
         new_complete, new_stream = _sync_complete(complete, stream, StreamAccumulator), _sync_stream(stream)
     for name, new in (("complete", new_complete), ("stream", new_stream)):
-        setattr(new, WRAPPED_ATTR, True)
         register(cls, name, new)
 
 

@@ -29,8 +29,6 @@ from streamll.streaming.tools import prepare_tools, react_step
 
 logger = logging.getLogger("streamll")
 
-WRAPPED_ATTR = "__streamll_wrapped__"
-
 
 def _reset(tokens: list[Token[Any]]) -> None:
     for token in reversed(tokens):
@@ -84,7 +82,7 @@ def _wrap_predict(cls: type) -> None:
         finally:
             _reset(tokens)
 
-    _set(cls, "forward", sync_forward)
+    register(cls, "forward", sync_forward)
     if aforward is None:
         return
 
@@ -102,7 +100,7 @@ def _wrap_predict(cls: type) -> None:
         finally:
             _reset(tokens)
 
-    _set(cls, "aforward", async_forward)
+    register(cls, "aforward", async_forward)
 
 
 def _started(adapter: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -126,7 +124,7 @@ def _wrap_adapter(cls: type) -> None:
         _started(self, args, kwargs)
         return call(self, *args, **kwargs)
 
-    _set(cls, "__call__", sync_call)
+    register(cls, "__call__", sync_call)
     if acall is None:
         return
 
@@ -135,7 +133,7 @@ def _wrap_adapter(cls: type) -> None:
         _started(self, args, kwargs)
         return await acall(self, *args, **kwargs)
 
-    _set(cls, "acall", async_call)
+    register(cls, "acall", async_call)
 
 
 _Entered = tuple[LMSpan, PredictCall | None, Any, list[Token[Any]]]
@@ -200,7 +198,7 @@ def _wrap_lm(cls: type) -> None:
         _exit_lm(entered, self, outputs, None)
         return outputs
 
-    _set(cls, "__call__", sync_call)
+    register(cls, "__call__", sync_call)
     if acall is None:
         return
 
@@ -217,12 +215,7 @@ def _wrap_lm(cls: type) -> None:
         _exit_lm(entered, self, outputs, None)
         return outputs
 
-    _set(cls, "acall", async_call)
-
-
-def _set(cls: type, name: str, wrapper: Any) -> None:
-    setattr(wrapper, WRAPPED_ATTR, True)
-    register(cls, name, wrapper)
+    register(cls, "acall", async_call)
 
 
 def prepare_hooks() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from dspy.dsp.utils.settings import settings
 
 from streamll.streaming.bridge import LMSpan
-from streamll.streaming.capture_support import WRAPPED_ATTR, check, safe, wanted_span, watch
+from streamll.streaming.capture_support import check, safe, wanted_span, watch
 from streamll.streaming.fields import LMCallStream
 from streamll.streaming.litellm_errors import plain_failure, raise_keeping_context
 from streamll.streaming.litellm_reply import assemble as _assemble
@@ -181,11 +181,10 @@ def wrap_litellm(module: Any) -> None:
     """
     completion: Any = getattr(module, "litellm_completion", None)
     acompletion: Any = getattr(module, "alitellm_completion", None)
-    if completion is None or acompletion is None or getattr(completion, WRAPPED_ATTR, False):
+    if completion is None or acompletion is None:
         return
     wrappers = (("litellm_completion", _sync_wrapper(completion)), ("alitellm_completion", _async_wrapper(acompletion)))
     for name, new in wrappers:
-        setattr(new, WRAPPED_ATTR, True)
         register(module, name, new)
 
 

@@ -68,11 +68,6 @@ def choose(chosen: Iterable[str], outputs: Iterable[str], path: str | None, owne
     return Choice(frozenset(fields), frozenset(matched), reasoning)
 
 
-def qualified(chosen: Iterable[str]) -> bool:
-    """True when some entry names a predictor (so the predictor's path is needed to choose)."""
-    return any("." in entry for entry in chosen)
-
-
 def _under(qualifier: str, path: str | None, owner: str) -> bool:
     if path is None:
         return False
@@ -162,6 +157,5 @@ __all__ = [
     "origin",
     "predictor_name",
     "predictor_path",
-    "qualified",
     "record_copy",
 ]

@@ -31,8 +31,6 @@ from streamll.streaming.patches import register
 
 logger = logging.getLogger("streamll")
 
-WRAPPED_ATTR = "__streamll_wrapped__"
-
 
 @dataclass
 class ReactState:
@@ -161,7 +159,7 @@ def _wrap_tool(cls: type) -> None:
         _exit(entered, result, None)
         return result
 
-    _set(cls, "__call__", sync_call)
+    register(cls, "__call__", sync_call)
     if acall is None:
         return
 
@@ -180,7 +178,7 @@ def _wrap_tool(cls: type) -> None:
         _exit(entered, result, None)
         return result
 
-    _set(cls, "acall", async_call)
+    register(cls, "acall", async_call)
 
 
 # ---------------------------------------------------------------------------- ToolCalls.ToolCall.execute
@@ -219,7 +217,7 @@ def _wrap_execute(cls: type) -> None:
         _exit(entered, result, None)
         return result
 
-    _set(cls, "execute", sync_execute)
+    register(cls, "execute", sync_execute)
 
 
 # ---------------------------------------------------------------------------- ReAct iterations
@@ -238,7 +236,7 @@ def _wrap_react(cls: type) -> None:
         finally:
             current_react.reset(token)
 
-    _set(cls, "forward", sync_forward)
+    register(cls, "forward", sync_forward)
     if aforward is None:
         return
 
@@ -252,7 +250,7 @@ def _wrap_react(cls: type) -> None:
         finally:
             current_react.reset(token)
 
-    _set(cls, "aforward", async_forward)
+    register(cls, "aforward", async_forward)
 
 
 def react_step(predict: Any) -> ReactState | None:
@@ -264,11 +262,6 @@ def react_step(predict: Any) -> ReactState | None:
     state.lm_call_id = None
     state.called = False
     return state
-
-
-def _set(cls: type, name: str, wrapper: Any) -> None:
-    setattr(wrapper, WRAPPED_ATTR, True)
-    register(cls, name, wrapper)
 
 
 def prepare_tools() -> None:

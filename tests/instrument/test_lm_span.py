@@ -1,0 +1,88 @@
+"""The LM span of a streamed request reports what the plain request reports; how fields are chosen per call."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import dspy
+import pydantic
+import streamll
+from streamll import MemorySink
+from streamll.streaming.fields import usage_dict
+from streamll.testing import OfflineLMServer
+
+
+def lm_end(sink: MemorySink) -> dict:
+    assert streamll.flush(10)
+    (end,) = [event for event in sink.of_type("end") if event.operation == "lm"]
+    return end.data
+
+
+def test_a_streamed_request_reports_the_usage_of_the_plain_one(
+    server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    def program(fields: list[str]) -> dspy.Module:
+        @streamll.instrument(stream_fields=fields)
+        class QA(dspy.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.predict = dspy.Predict("question -> answer")
+
+            def forward(self, question: str) -> dspy.Prediction:
+                return self.predict(question=question)
+
+        return QA()
+
+    with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()):
+        program([])(question="Same question?")
+        plain = lm_end(memory_sink)
+        memory_sink.clear()
+        program(["answer"])(question="Same question?")
+        streamed = lm_end(memory_sink)
+    assert server.requests[0].get("stream") is not True and server.requests[1]["stream"] is True
+    assert plain["usage"]["completion_tokens"] > 0
+    assert streamed["usage"] == plain["usage"]
+    assert streamed["streamed"] is True and streamed["finish_reason"] == "stop"
+    assert "streamed" not in plain
+
+
+def test_a_single_field_name_chosen_in_forward_streams_that_field(
+    server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    @streamll.instrument
+    class Chooser(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cot = dspy.ChainOfThought("question -> answer")
+
+        def forward(self, question: str) -> dspy.Prediction:
+            self._streamll_stream_fields = "answer"
+            return self.cot(question=question)
+
+    with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()):
+        prediction = Chooser()(question="One field by name?")
+    assert streamll.flush(10)
+    assert {token.field for token in memory_sink.tokens()} == {"answer"}
+    assert memory_sink.text("answer") == prediction.answer
+
+
+def test_usage_counts_are_the_integers_of_any_usage_shape() -> None:
+    @dataclasses.dataclass
+    class Counted:
+        prompt_tokens: int
+        cached: bool
+        model: str
+
+    class Model(pydantic.BaseModel):
+        prompt_tokens: int
+        completion_tokens: int | None
+
+    class Plain:
+        def __init__(self) -> None:
+            self.total_tokens = 7
+
+    assert usage_dict({"prompt_tokens": 3, "flag": True, "name": "x"}) == {"prompt_tokens": 3}
+    assert usage_dict(Counted(4, True, "m")) == {"prompt_tokens": 4}
+    assert usage_dict(Model(prompt_tokens=5, completion_tokens=None)) == {"prompt_tokens": 5}
+    assert usage_dict(Plain()) == {"total_tokens": 7}
+    assert usage_dict(None) is None and usage_dict({"name": "no counts"}) is None

@@ -1,0 +1,262 @@
+"""Narrow unit tests of the reply parsers on the edges of each adapter's format.
+
+Where DSPy's adapter parses the reply, the streamed text must equal its value for
+any chunking; where DSPy rejects the reply (malformed markup), the parser's
+documented fallback is asserted: the LM's text stays visible as it was sent.
+"""
+
+from __future__ import annotations
+
+import dspy
+import pytest
+from streamll.streaming.parsers import ChatParser, JSONParser, XMLParser, adapter_kind, parser_for
+
+from .test_parsers import FIELDS, SIGNATURE, all_chunkings, stream_text
+
+
+def ops_of(parser, reply: str, cuts: list[int] | None = None) -> list[tuple[str, ...]]:
+    """Every operation for ``reply`` fed in pieces cut at ``cuts`` (whole when None), then the end."""
+    cuts = cuts or []
+    pieces = [reply[a:b] for a, b in zip([0, *cuts], [*cuts, len(reply)], strict=True)]
+    return [op for piece in pieces for op in parser.feed(piece)] + parser.finish()
+
+
+def joined(ops: list[tuple[str, ...]]) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for op in ops:
+        if op[0] == "open":
+            texts[op[1]] = ""
+        elif op[0] == "text":
+            texts[op[1]] += op[2]
+    return texts
+
+
+# ---------------------------------------------------------------------------- JSONAdapter
+
+JSON_EDGE_REPLIES = [
+    '{"reasoning": "a\\b\\f\\/\\t\\r\\n\\"\\\\z", "answer": "x"}',  # every one-letter escape
+    '{"reaso\\u006eing": "key with an escape", "answer": "\\u00e9\\u263a"}',
+    'noise before {"answer" : "y", "reasoning": "r"} {"answer": "a second object is ignored"}',
+    '{"reasoning": "r", "answer": "high \\ud83d\\ude00 low"}',
+    '{"answer":"\\u00zz kept as written", "reasoning":"r"}',
+    '{"answer": 1], "reasoning": "a stray bracket ends the value, not the object"}',
+]
+
+
+@pytest.mark.parametrize("reply", JSON_EDGE_REPLIES)
+def test_json_edges_match_json_adapter(reply: str) -> None:
+    expected = dspy.JSONAdapter().parse(SIGNATURE, reply)
+    for cuts in all_chunkings(reply, samples=30):
+        assert stream_text(JSONParser(FIELDS), reply, cuts) == expected, cuts
+
+
+def test_json_raw_values_end_at_their_own_closing_bracket() -> None:
+    reply = '{"reasoning": {"a": [1, {"b": "]}\\""}], "c": "}"}, "answer": [[1], 2]}'
+    for cuts in all_chunkings(reply, samples=30):
+        assert stream_text(JSONParser(FIELDS), reply, cuts) == {
+            "reasoning": '{"a": [1, {"b": "]}\\""}], "c": "}"}',
+            "answer": "[[1], 2]",
+        }, cuts
+
+
+def test_json_scalars_stream_their_json_text_and_end_the_object() -> None:
+    assert joined(ops_of(JSONParser(FIELDS), '{"answer": true , "reasoning": null}')) == {
+        "answer": "true",
+        "reasoning": "null",
+    }
+    # the object's closing brace ends the last raw value; what follows is not part of it
+    ops = ops_of(JSONParser(FIELDS), '{"answer": 42} , "reasoning": "after the end"}')
+    assert ops == [("open", "answer"), ("text", "answer", "42"), ("close", "answer")]
+    # a list value closed by "]" is followed by more keys
+    assert joined(ops_of(JSONParser(FIELDS), '{"answer": [1, 2], "reasoning": "r"}')) == {
+        "answer": "[1, 2]",
+        "reasoning": "r",
+    }
+
+
+def test_json_reply_cut_short_closes_the_open_value_with_its_text() -> None:
+    assert ops_of(JSONParser(FIELDS), '{"answer": 4') == [
+        ("open", "answer"),
+        ("text", "answer", "4"),
+        ("close", "answer"),
+    ]
+    assert ops_of(JSONParser(FIELDS), '{"answer": "cut') == [
+        ("open", "answer"),
+        ("text", "answer", "cut"),
+        ("close", "answer"),
+    ]
+    assert ops_of(JSONParser(FIELDS), '{"answer": [1, {"a": ') == [
+        ("open", "answer"),
+        ("text", "answer", '[1, {"a":'),
+        ("close", "answer"),
+    ]
+
+
+def test_json_empty_object_and_unknown_keys_stream_nothing() -> None:
+    assert ops_of(JSONParser(FIELDS), '{} {"answer": "after the object"}') == []
+    assert ops_of(JSONParser(FIELDS), '{"other": "x", "more": [1]}') == []
+
+
+def test_json_text_is_emitted_as_it_arrives_not_at_the_value_end() -> None:
+    parser = JSONParser(FIELDS)
+    assert parser.feed('{"answer": "Hel') == [("open", "answer"), ("text", "answer", "Hel")]
+    assert parser.feed("lo\\") == [("text", "answer", "lo")]
+    assert parser.feed("n w") == [("text", "answer", "\n w")]
+    assert parser.feed('"') == [("close", "answer")]
+    assert parser.finish() == []
+
+
+# ---------------------------------------------------------------------------- XMLAdapter
+
+XML_EDGE_REPLIES = [
+    "<reasoning>&#65;&#x42;&quot;&apos;&gt;</reasoning><answer>a</answer>",
+    "<reasoning>r</reasoning><note><note>x</note><answer>inside</answer></note><answer>out</answer>",
+    "<reasoning>a <b>bold</b> c</reasoning><answer>x</answer>",
+    "<reasoning>line\r\nnext\rthird\r</reasoning><answer>x\r\n</answer>",
+    "<reasoning>r</reasoning><br/><hr /><answer>x</answer>",
+    '<reasoning >r</reasoning><answer kind="final">x</answer>',
+    "<reasoning>r</reasoning><answer>5 &lt; 6 &amp;&amp; 7 &gt; 6</answer>",
+    "<reasoning>&#x000000041;&#0000000066;</reasoning><answer>long references</answer>",
+]
+
+
+@pytest.mark.parametrize("reply", XML_EDGE_REPLIES)
+def test_xml_edges_match_xml_adapter(reply: str) -> None:
+    expected = dspy.XMLAdapter().parse(SIGNATURE, reply)
+    for cuts in all_chunkings(reply, samples=30):
+        assert stream_text(XMLParser(FIELDS, legacy=False), reply, cuts) == expected, cuts
+
+
+def test_xml_character_references_decode_and_unknown_ones_stay_as_written() -> None:
+    reply = "<answer>&#X41;&#x263A;&#169;&#xZZ;&#12a;&nbsp;&unknown;</answer>"
+    for cuts in all_chunkings(reply, samples=30):
+        assert stream_text(XMLParser(["answer"], legacy=False), reply, cuts) == {
+            "answer": "A\u263a\u00a9&#xZZ;&#12a;&nbsp;&unknown;"
+        }, cuts
+
+
+def test_xml_ampersand_without_entity_is_text() -> None:
+    parser = XMLParser(["answer"], legacy=False)
+    assert parser.feed("<answer>fish & chips") == [("open", "answer"), ("text", "answer", "fish")]
+    # a short "&..." may still become an entity: it waits
+    assert parser.feed(" and") == []
+    # more than an entity's length without ";": the "&" is text
+    assert joined([("open", "answer"), *parser.feed(" mushy peas</answer>")]) == {"answer": " & chips and mushy peas"}
+    assert parser.finish() == []
+    # an "&" and twelve more characters without ";" cannot be an entity: they stream at once
+    assert joined(XMLParser(["answer"], legacy=False).feed("<answer>x &abcdefghijkl")) == {"answer": "x &abcdefghijkl"}
+    assert joined(XMLParser(["answer"], legacy=False).feed("<answer>x &abcdefghijk")) == {"answer": "x"}
+    # at the reply's end an unfinished "&" is text too
+    assert joined(ops_of(XMLParser(["answer"], legacy=False), "<answer>a &amp b")) == {"answer": "a &amp b"}
+
+
+def test_xml_a_field_opens_in_the_chunk_that_starts_it() -> None:
+    parser = XMLParser(FIELDS, legacy=False)
+    assert parser.feed("<reasoning>r</reasoning>< 3 ></stray><answer>x") == [
+        ("open", "reasoning"),
+        ("text", "reasoning", "r"),
+        ("close", "reasoning"),
+        ("open", "answer"),
+        ("text", "answer", "x"),
+    ]
+    assert joined(ops_of(XMLParser(FIELDS, legacy=False), "<><answer>after an empty tag</answer>")) == {
+        "answer": "after an empty tag"
+    }
+
+
+def test_xml_markup_inside_a_field_waits_for_its_end_then_is_text() -> None:
+    parser = XMLParser(["answer"], legacy=False)
+    assert parser.feed("<answer>x <i") == [("open", "answer"), ("text", "answer", "x")]
+    assert parser.feed(">y</i></ans") == [
+        ("text", "answer", " <i>"),
+        ("text", "answer", "y"),
+        ("text", "answer", "</i>"),
+    ]
+    assert parser.feed("wer>") == [("close", "answer")]
+    # a tag left open at the reply's end is text
+    assert joined(ops_of(XMLParser(["answer"], legacy=False), "<answer>x <i")) == {"answer": "x <i"}
+    assert joined(ops_of(XMLParser(["answer"], legacy=False), "<answer>x </ans")) == {"answer": "x </ans"}
+
+
+def test_xml_self_closing_field_is_empty_and_a_skipped_element_hides_its_fields() -> None:
+    assert ops_of(XMLParser(FIELDS, legacy=False), "<reasoning/><answer>a</answer>") == [
+        ("open", "reasoning"),
+        ("close", "reasoning"),
+        ("open", "answer"),
+        ("text", "answer", "a"),
+        ("close", "answer"),
+    ]
+    reply = "<other/><wrap><answer>hidden</answer><wrap/><wrap>x</wrap></wrap>< 3 ><answer>shown</answer>"
+    assert joined(ops_of(XMLParser(FIELDS, legacy=False), reply)) == {"answer": "shown"}
+    assert ops_of(XMLParser(FIELDS, legacy=False), "</answer>text <answer") == []
+
+
+def test_xml_legacy_rules_keep_values_raw() -> None:
+    reply = "<reasoning> a &amp; b\r\n</reasoning>\n<answer>&lt;x&gt; & y</answer>"
+    for cuts in all_chunkings(reply, samples=30):
+        assert stream_text(XMLParser(FIELDS, legacy=True), reply, cuts) == {
+            "reasoning": "a &amp; b",
+            "answer": "&lt;x&gt; & y",
+        }, cuts
+    # the installed DSPy decodes entities: the default follows it
+    assert joined(ops_of(XMLParser(["answer"]), "<answer>&amp;</answer>")) == {"answer": "&"}
+
+
+# ---------------------------------------------------------------------------- ChatAdapter
+
+CHAT_EDGE_REPLIES = [
+    "[[ ## reasoning ## ]]\nr\n[[ ## other ## ]]\nskipped\n[[ ## answer ## ]] a",
+    "[[ ## reasoning ## ]]\n[[ ## !x\n[[ ## ans\n[[ #\n[[ ## answer ## ]] tail text\nmore",
+    "[[ ## reasoning ## ]]\n  [[ ## answer ## ] nope\n[[ ## answer ## ]]",
+    "[[ ## reasoning ## ]] r\r[[ ## answer ## ]]\ra\r",
+    "[[ ## reasoning ## ]]\r\nx\r\n\r\n[[ ## answer ## ]]\r\ny\r\n",
+    "[[ ## reasoning ## ]]\nx\n[[ ## answer ## ]] y \n",
+    "[[ ## reasoning ## ]]\nx\n[[ ## answer ## ]]",
+]
+
+
+@pytest.mark.parametrize("reply", CHAT_EDGE_REPLIES)
+def test_chat_edges_match_chat_adapter(reply: str) -> None:
+    expected = {k: v for k, v in dspy.ChatAdapter().parse(SIGNATURE, reply).items() if v}
+    for cuts in all_chunkings(reply, samples=30):
+        streamed = {k: v for k, v in stream_text(ChatParser(FIELDS), reply, cuts).items() if v}
+        assert streamed == expected, cuts
+
+
+def test_chat_text_streams_before_the_line_ends() -> None:
+    parser = ChatParser(FIELDS)
+    assert parser.feed("[[ ## answer ## ]]\nFor") == [("open", "answer"), ("text", "answer", "For")]
+    assert parser.feed("ty two") == [("text", "answer", "ty two")]
+    # a line that might be a header waits; one that cannot be is text at once
+    assert parser.feed("\n[[ ## ") == []
+    assert parser.feed("reas") == []
+    assert parser.feed("on x") == [("text", "answer", "\n[[ ## reason x")]
+    assert parser.feed("\n[[ ## !") == [("text", "answer", "\n[[ ## !")]  # no field name can follow
+    assert parser.finish() == [("close", "answer")]
+
+
+def test_chat_header_of_an_unknown_field_ends_the_open_one() -> None:
+    ops = ops_of(ChatParser(FIELDS), "[[ ## answer ## ]]\na\n[[ ## completed ## ]]\ntrailer")
+    assert ops == [("open", "answer"), ("text", "answer", "a"), ("close", "answer")]
+    ops = ops_of(ChatParser(FIELDS), "[[ ## answer ## ]] same line")
+    assert ops == [("open", "answer"), ("text", "answer", "same line"), ("close", "answer")]
+
+
+# ---------------------------------------------------------------------------- choosing a parser
+
+
+def test_each_adapter_and_its_subclasses_get_their_parser() -> None:
+    class MyJSON(dspy.JSONAdapter):
+        pass
+
+    class MyXML(dspy.XMLAdapter):
+        pass
+
+    class MyChat(dspy.ChatAdapter):
+        pass
+
+    kinds = [adapter_kind(a) for a in (dspy.JSONAdapter(), MyJSON(), dspy.XMLAdapter(), MyXML(), MyChat(), object())]
+    assert kinds == ["json", "json", "xml", "xml", "chat", "chat"]
+    assert isinstance(parser_for("json", FIELDS), JSONParser)
+    assert isinstance(parser_for("xml", FIELDS), XMLParser)
+    assert isinstance(parser_for("chat", FIELDS), ChatParser)

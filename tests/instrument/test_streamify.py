@@ -1,0 +1,76 @@
+"""``dspy.streamify`` of an instrumented module: DSPy streams the call itself, streamll reads the same chunks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import dspy
+import pytest
+import streamll
+from streamll import MemorySink
+from streamll.testing import OfflineLMServer
+
+from .test_streaming import assert_field_stream
+
+
+@streamll.instrument(stream_fields=["reasoning", "answer"])
+class Reasoned(dspy.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cot = dspy.ChainOfThought("question -> answer")
+
+    def forward(self, question: str) -> dspy.Prediction:
+        return self.cot(question=question)
+
+    async def aforward(self, question: str) -> dspy.Prediction:
+        return await self.cot.acall(question=question)
+
+
+def run_streamified(program: Any, async_streaming: bool) -> tuple[str, Any]:
+    """The user's listener's text for ``answer`` and the final prediction."""
+    pieces: list[str] = []
+    final: list[Any] = []
+
+    def take(item: Any) -> None:
+        if isinstance(item, dspy.streaming.StreamResponse):
+            pieces.append(item.chunk)
+        elif isinstance(item, dspy.Prediction):
+            final.append(item)
+
+    if async_streaming:
+
+        async def consume() -> None:
+            async for item in program(question="both streams?"):
+                take(item)
+
+        asyncio.run(consume())
+    else:
+        for item in program(question="both streams?"):
+            take(item)
+    return "".join(pieces), final[0]
+
+
+@pytest.mark.parametrize("engine", ["native", "litellm"])
+@pytest.mark.parametrize(
+    ("async_streaming", "async_program"),
+    [(True, False), (False, False), (True, True)],
+    ids=["async", "sync", "aforward"],
+)
+def test_streamify_and_streamll_both_stream_the_reply(
+    engine: str, async_streaming: bool, async_program: bool, server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    lm = server.lm(engine="litellm") if engine == "litellm" else server.lm()
+    listener = dspy.streaming.StreamListener(signature_field_name="answer")
+    with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
+        program = dspy.streamify(
+            Reasoned(), stream_listeners=[listener], async_streaming=async_streaming, is_async_program=async_program
+        )
+        listened, final = run_streamified(program, async_streaming)
+    assert listened.strip() == final.answer
+    assert streamll.flush(10)
+    for name, reason in (("reasoning", "field_end"), ("answer", "stop")):
+        tokens = memory_sink.tokens(name)
+        assert_field_stream(tokens, final[name], reason)
+        assert len(tokens) > 3 and {token.data["source"] for token in tokens} == {"stream"}
+    assert len(server.requests) == 1
