@@ -9,6 +9,9 @@ from importlib.metadata import EntryPoint
 import pytest
 import streamll
 from streamll.plugins import ENTRY_POINT_GROUP, reload_plugins
+from streamll.sinks.base import BaseSink
+
+from tests.core.support import FlakySink, GatedSink
 
 
 def entry_point(name: str, value: str) -> EntryPoint:
@@ -36,3 +39,16 @@ def installed_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[...,
     yield install
     streamll.configure(sinks=None)
     reload_plugins()
+
+
+@pytest.fixture
+def sinks() -> Iterator[list[BaseSink]]:
+    """Sinks a test starts; each is let through and stopped afterwards."""
+    started: list[BaseSink] = []
+    yield started
+    for sink in started:
+        if isinstance(sink, GatedSink):
+            sink.open_gate()
+        if isinstance(sink, FlakySink):
+            sink.up.set()
+        sink.stop(timeout=5)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from streamll.core.events import Event
 from streamll.core.records import TokenRecord
 from streamll.sinks.base import BaseSink
@@ -15,19 +12,6 @@ from tests.helpers import wait_until
 
 SMALL = 360 + 16 + 64
 """The byte estimate of ``event(i)``: the envelope, and one entry whose value is not text."""
-
-
-@pytest.fixture
-def sinks() -> Iterator[list[BaseSink]]:
-    """Sinks a test starts; each is let through and stopped afterwards."""
-    started: list[BaseSink] = []
-    yield started
-    for sink in started:
-        if isinstance(sink, GatedSink):
-            sink.open_gate()
-        if isinstance(sink, FlakySink):
-            sink.up.set()
-        sink.stop(timeout=5)
 
 
 def down_with_one_in_retry(sinks: list[BaseSink], **options: object) -> FlakySink:

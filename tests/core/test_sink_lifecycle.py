@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,19 +14,6 @@ from streamll.sinks.worker import worker
 
 from tests.core.support import FlakySink, GatedSink, event, indices
 from tests.helpers import wait_until
-
-
-@pytest.fixture
-def sinks() -> Iterator[list[BaseSink]]:
-    """Sinks a test starts; each is let through and stopped afterwards."""
-    started: list[BaseSink] = []
-    yield started
-    for sink in started:
-        if isinstance(sink, GatedSink):
-            sink.open_gate()
-        if isinstance(sink, FlakySink):
-            sink.up.set()
-        sink.stop(timeout=5)
 
 
 class Bare(BaseSink):

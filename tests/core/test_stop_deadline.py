@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -16,19 +16,6 @@ from tests.core.support import FlakySink, GatedSink, event
 from tests.helpers import wait_until
 
 T = TypeVar("T")
-
-
-@pytest.fixture
-def sinks() -> Iterator[list[BaseSink]]:
-    """Sinks a test starts; each is let through and stopped afterwards."""
-    started: list[BaseSink] = []
-    yield started
-    for sink in started:
-        if isinstance(sink, GatedSink):
-            sink.open_gate()
-        if isinstance(sink, FlakySink):
-            sink.up.set()
-        sink.stop(timeout=5)
 
 
 def on_the_worker(call: Callable[[], T]) -> T:
