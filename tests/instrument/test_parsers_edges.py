@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dspy
 import pytest
+from dspy.utils.exceptions import AdapterParseError
 from streamll.streaming.parsers import ChatParser, JSONParser, XMLParser, adapter_kind, parser_for
 
 from .test_parsers import FIELDS, SIGNATURE, all_chunkings, stream_text
@@ -122,9 +123,17 @@ XML_EDGE_REPLIES = [
 
 @pytest.mark.parametrize("reply", XML_EDGE_REPLIES)
 def test_xml_edges_match_xml_adapter(reply: str) -> None:
-    expected = dspy.XMLAdapter().parse(SIGNATURE, reply)
+    """The parser follows the installed DSPy's XMLAdapter (its rules changed in 3.3)."""
+    try:
+        expected = dspy.XMLAdapter().parse(SIGNATURE, reply)
+    except AdapterParseError:  # older rules: markup the adapter cannot read streams nothing for the missing fields
+        expected = None
     for cuts in all_chunkings(reply, samples=30):
-        assert stream_text(XMLParser(FIELDS, legacy=False), reply, cuts) == expected, cuts
+        streamed = stream_text(XMLParser(FIELDS), reply, cuts)
+        if expected is None:
+            assert set(streamed) < set(FIELDS), (cuts, streamed)
+        else:
+            assert streamed == expected, cuts
 
 
 def test_xml_character_references_decode_and_unknown_ones_stay_as_written() -> None:
@@ -198,8 +207,19 @@ def test_xml_legacy_rules_keep_values_raw() -> None:
             "reasoning": "a &amp; b",
             "answer": "&lt;x&gt; & y",
         }, cuts
-    # the installed DSPy decodes entities: the default follows it
-    assert joined(ops_of(XMLParser(["answer"]), "<answer>&amp;</answer>")) == {"answer": "&"}
+    # the default follows the installed DSPy: entities decoded from 3.3 on, raw before
+    adapter = dspy.XMLAdapter().parse(dspy.Signature("question -> answer"), "<answer>&amp;</answer>")
+    assert joined(ops_of(XMLParser(["answer"]), "<answer>&amp;</answer>")) == adapter
+
+
+def test_xml_legacy_rules_read_only_bare_tags_and_do_not_nest() -> None:
+    """dspy < 3.3 matches ``<(\\w+)>(.*?)</\\1>``: an element ends at its first closing tag; attributes hide a tag."""
+    nested = "<reasoning>r</reasoning><note><note>x</note><answer>inside</answer></note><answer>out</answer>"
+    marked = '<reasoning >r</reasoning><answer kind="final">x</answer><answer/>'
+    for cuts in all_chunkings(nested, samples=30):
+        assert stream_text(XMLParser(FIELDS, legacy=True), nested, cuts) == {"reasoning": "r", "answer": "inside"}
+    for cuts in all_chunkings(marked, samples=30):
+        assert stream_text(XMLParser(FIELDS, legacy=True), marked, cuts) == {}
 
 
 # ---------------------------------------------------------------------------- ChatAdapter

@@ -14,6 +14,8 @@ from streamll.streaming.sections import Op, Sections
 
 XML_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 TAG_RE = re.compile(r"<\s*(/?)\s*([A-Za-z_][\w.\-]*)[^>]*?(/?)\s*>")
+LEGACY_TAG_RE = re.compile(r"<(/?)(\w+)>()")
+"""dspy < 3.3 reads only bare tags (``<name>``, ``</name>``): no attributes, spaces or self-closing ones."""
 
 
 class XMLParser:
@@ -117,13 +119,15 @@ class XMLParser:
         end = buffer.find(">", start)
         if end == -1:
             return start, True
-        tag = TAG_RE.fullmatch(buffer[start : end + 1])
+        tag = (LEGACY_TAG_RE if self._legacy else TAG_RE).fullmatch(buffer[start : end + 1])
         if tag is None:
             return end + 1, False
         closing_tag, name, self_closing = tag.group(1), tag.group(2), tag.group(3)
         if self._skip is not None:
             if name == self._skip:
-                self._skip_depth += -1 if closing_tag else (0 if self_closing else 1)
+                # dspy < 3.3 ends an element at the first closing tag of its name: no nesting
+                opened = 0 if self_closing or self._legacy else 1
+                self._skip_depth += -1 if closing_tag else opened
                 if self._skip_depth == 0:
                     self._skip = None
             return end + 1, False
