@@ -41,6 +41,7 @@ JSON_EDGE_REPLIES = [
     '{"reasoning": "r", "answer": "high \\ud83d\\ude00 low"}',
     '{"answer":"\\u00zz kept as written", "reasoning":"r"}',
     '{"answer": 1], "reasoning": "a stray bracket ends the value, not the object"}',
+    '{"reasoning": "not JSON: \\q and \\x41 \\xZZ", "answer": "x"}',  # DSPy's json_repair fallback reads these
 ]
 
 
