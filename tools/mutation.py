@@ -13,6 +13,7 @@ Usage (``nox -s mutation -- ARGS`` passes ARGS here)::
     python tools/mutation.py all             # every group (an hour or more on two cores)
     python tools/mutation.py --max-children 2 core
     python tools/mutation.py --sample 60 sinks    # 60 mutants per module, drawn with a fixed seed (an estimate)
+    python tools/mutation.py streaming --modules typed,frames   # only these modules of the group (file stems)
 
 Prints the score per module (killed or timed out / every mutant checked; a mutant
 no test reaches counts as surviving) and the surviving mutants' names
@@ -23,6 +24,7 @@ Exit status 1 when a module of the run scores under ``--fail-under`` (default 0:
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import random
@@ -169,6 +171,25 @@ def stage(name: str, group: Group, max_children: int) -> Path:
     return where
 
 
+def restrict(group: Group, stems: list[str]) -> Group:
+    """The group with only the modules named by file stem (``typed`` for ``.../streaming/typed.py``); same tests."""
+    chosen = []
+    for stem in stems:
+        paths = [f"{pattern.rsplit('/', 1)[0]}/{stem}.py" for pattern in group.modules]
+        found = [path for path, pattern in zip(paths, group.modules, strict=True) if fnmatch.fnmatch(path, pattern)]
+        found = [path for path in found if source_of(path).exists()]
+        if not found:
+            raise ValueError(f"no module {stem!r} in {', '.join(group.modules)}")
+        chosen += found
+    return Group(tuple(chosen), group.tests)
+
+
+def source_of(staged: str) -> Path:
+    """The source file a staged ``src/PACKAGE/...`` path is copied from."""
+    package, _, rest = staged.removeprefix("src/").partition("/")
+    return ROOT / PACKAGES[package] / rest
+
+
 def to_toml(config: dict[str, object], prefix: str = "") -> str:
     """Just enough TOML for the configuration above (tables of strings, numbers, booleans and lists)."""
     scalars, tables = [], []
@@ -243,6 +264,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("groups", nargs="*", help=f"groups to run: {', '.join(GROUPS)}, or all (default: the sample)")
     parser.add_argument("--max-children", type=int, default=max(1, (os.cpu_count() or 2)))
     parser.add_argument("--sample", type=int, default=0, help="check only N mutants per module, drawn at random")
+    parser.add_argument("--modules", default="", help="only these modules of each group, by file stem: typed,frames")
     parser.add_argument("--fail-under", type=float, default=0.0, help="fail when a module scores below this (%%)")
     args = parser.parse_args(argv)
     names = list(GROUPS) if args.groups == ["all"] else (args.groups or list(SAMPLE))
@@ -252,9 +274,15 @@ def main(argv: list[str]) -> int:
     summary_path = STAGE / "scores.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     failed = False
-    for name in names:
-        where = stage(name, GROUPS[name], args.max_children)
-        print(f"== mutation group {name}: {', '.join(GROUPS[name].modules)}", flush=True)
+    groups = {name: GROUPS[name] for name in names}
+    if args.modules:
+        try:
+            groups = {name: restrict(group, args.modules.split(",")) for name, group in groups.items()}
+        except ValueError as error:
+            parser.error(str(error))
+    for name, group in groups.items():
+        where = stage(name, group, args.max_children)
+        print(f"== mutation group {name}: {', '.join(group.modules)}", flush=True)
         command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)]
         if args.sample:
             # a name no mutant has: mutmut generates the mutants and the test map, then stops (with a traceback)
