@@ -345,3 +345,44 @@ def test_wrappers_are_not_dropped_while_an_instrumented_call_runs(lm) -> None:
     assert program(question="q").answer and program.dropped is False
     assert patches.forget() is True  # nothing running: the next call builds them again
     assert program(question="again").answer
+
+
+def streaming_frames(exc: BaseException) -> list[str]:
+    return [f.name for f in traceback.extract_tb(exc.__traceback__) if "/streamll/streaming/" in f.filename]
+
+
+def test_every_exception_a_users_error_chains_has_the_plain_traceback(lm, server: OfflineLMServer) -> None:
+    """The LM error the user's code caught is the cause; an unrelated error it handled since is the context."""
+
+    class Chained(QA):
+        def forward(self, question: str) -> dspy.Prediction:
+            try:
+                self.predict(question=question)
+            except Exception as lm_error:
+                failure = lm_error
+            try:
+                raise ValueError("the fallback failed too")
+            except ValueError:
+                raise Boom("no answer") from failure
+
+    server.configure(fail_status=500)
+    with pytest.raises(Boom) as info:
+        streamll.instrument(stream_fields=["answer"])(type("InstrumentedChained", (Chained,), {}))()(question="q")
+    lm_error, fallback = info.value.__cause__, info.value.__context__
+    assert isinstance(fallback, ValueError) and lm_error is not None and lm_error is not fallback
+    assert streaming_frames(info.value) == streaming_frames(fallback) == streaming_frames(lm_error) == []
+
+
+def test_an_error_whose_causes_form_a_cycle_is_raised_as_it_is(lm) -> None:
+    class Circular(QA):
+        def forward(self, question: str) -> dspy.Prediction:
+            first = Boom("first")
+            try:
+                raise ValueError("second") from first
+            except ValueError as second:
+                raise first from second
+
+    with pytest.raises(Boom) as info:
+        streamll.instrument(stream_fields=["answer"])(type("InstrumentedCircular", (Circular,), {}))()(question="q")
+    assert info.value.__cause__.__cause__ is info.value
+    assert streaming_frames(info.value) == []
