@@ -133,3 +133,28 @@ async def test_an_async_call_streams_typed_values_too(server: OfflineLMServer, m
 
     assert memory_sink.values() == {"predict.count": 4} and prediction.count == 4
     assert memory_sink.text("predict.answer") == prediction.answer == "Four."
+
+
+def test_a_chosen_value_parses_even_when_another_field_of_the_reply_does_not(
+    server: OfflineLMServer, lm: Any, memory_sink: MemorySink
+) -> None:
+    """``count`` (not chosen) does not parse from the ChatAdapter's reply; ``ok`` does, so its value is there."""
+    server.configure(
+        responder=lambda request: {"ok": True, "count": "many" if request.adapter == "chat" else 4},
+    )
+
+    @streamll.instrument(stream_fields=["ok"])
+    class Checked(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("question -> ok: bool, count: int")
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.predict(question=question)
+
+    prediction = Checked()(question="Is it?")
+    assert streamll.flush(10)
+
+    finals = [event for event in memory_sink.tokens("ok") if event.finish_reason is not None]
+    assert len(finals) == 2, "one stream of ok per LM call (ChatAdapter, then the JSONAdapter fallback)"
+    assert [event.data["value"] for event in finals] == [True, True] and prediction.ok is True
