@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 import dspy
@@ -158,3 +159,39 @@ def test_a_chosen_value_parses_even_when_another_field_of_the_reply_does_not(
     finals = [event for event in memory_sink.tokens("ok") if event.finish_reason is not None]
     assert len(finals) == 2, "one stream of ok per LM call (ChatAdapter, then the JSONAdapter fallback)"
     assert [event.data["value"] for event in finals] == [True, True] and prediction.ok is True
+
+
+class Unreducible(Typed):
+    """A signature that cannot be rebuilt without one of its fields (as a custom Signature class may)."""
+
+    @classmethod
+    def delete(cls, name: str) -> type[dspy.Signature]:
+        raise TypeError(f"cannot drop {name}")
+
+
+def test_a_signature_streamll_cannot_reduce_streams_its_fields_without_values(
+    server: OfflineLMServer, lm: Any, memory_sink: MemorySink, caplog: pytest.LogCaptureFixture
+) -> None:
+    @streamll.instrument(stream_fields=["count", "answer"])
+    class Stubborn(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict(Unreducible)
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.predict(question=question)
+
+    server.configure(answers=VALUES)
+    with caplog.at_level(logging.DEBUG, logger="streamll"):
+        prediction = Stubborn()(question="What is ML?")
+    assert streamll.flush(10)
+
+    counts = memory_sink.tokens("count")
+    assert "".join(event.token for event in counts) == "3" and prediction.count == 3
+    assert {event.data["field_type"] for event in counts} == {"int"}
+    assert all("value" not in event.data for event in counts)
+    ours = [record for record in caplog.records if record.name == "streamll"]
+    assert not [record for record in ours if record.levelno > logging.DEBUG]
+    (debug,) = [record for record in ours if "no value parser" in record.getMessage()]
+    assert debug.getMessage() == "streamll: no value parser for ['count']"
+    assert debug.exc_info is not None and "cannot drop" in str(debug.exc_info[1])
