@@ -386,3 +386,28 @@ def test_an_error_whose_causes_form_a_cycle_is_raised_as_it_is(lm) -> None:
         streamll.instrument(stream_fields=["answer"])(type("InstrumentedCircular", (Circular,), {}))()(question="q")
     assert info.value.__cause__.__cause__ is info.value
     assert streaming_frames(info.value) == []
+
+
+def test_instrumented_sub_modules_in_dspy_parallel_belong_to_the_callers_execution(
+    lm, server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    @streamll.instrument
+    class Fanout(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qa = StreamedQA()
+
+        def forward(self, questions: list[str]) -> list[Any]:
+            parallel = dspy.Parallel(num_threads=2, disable_progress_bar=True)
+            return parallel([(self.qa, {"question": q}) for q in questions])
+
+    echo(server)
+    results = Fanout()(questions=["f-1", "f-2"])
+    assert streamll.flush(10)
+
+    starts = [e for e in memory_sink.of_type("start") if e.operation == "module"]
+    outer = next(e for e in starts if e.module_name == "Fanout")
+    inner = [e for e in starts if e is not outer]
+    assert len(inner) == 2 and all(e.parent_id == outer.event_id for e in inner)
+    assert _executions(memory_sink) == {outer.execution_id}
+    assert [r.answer for r in results] == ["The answer to f-1 is here.", "The answer to f-2 is here."]
