@@ -195,3 +195,35 @@ def test_a_signature_streamll_cannot_reduce_streams_its_fields_without_values(
     (debug,) = [record for record in ours if "no value parser" in record.getMessage()]
     assert debug.getMessage() == "streamll: no value parser for ['count']"
     assert debug.exc_info is not None and "cannot drop" in str(debug.exc_info[1])
+
+
+class Nested(dspy.Signature):
+    """Answer with types built from a model of this module."""
+
+    question: str = dspy.InputField()
+    found: list[Info] = dspy.OutputField()
+    best: Info | None = dspy.OutputField()
+
+
+def test_a_type_built_from_a_users_class_is_named_without_its_module(
+    server: OfflineLMServer, lm: Any, memory_sink: MemorySink
+) -> None:
+    found = [{"name": "ML", "year": 1959}, {"name": "AI", "year": 1956}]
+    server.configure(answers={"found": found, "best": found[1]})
+
+    @streamll.instrument(stream_fields=["found", "best"])
+    class Finder(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict(Nested)
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.predict(question=question)
+
+    prediction = Finder()(question="Which fields?")
+    assert streamll.flush(10)
+
+    assert {event.data["field_type"] for event in memory_sink.tokens("found")} == {"list[Info]"}
+    assert {event.data["field_type"] for event in memory_sink.tokens("best")} == {"Info | None"}
+    assert memory_sink.values() == {"predict.found": found, "predict.best": found[1]}
+    assert prediction.best == Info(name="AI", year=1956)
