@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dspy
 import pytest
 import streamll
@@ -278,3 +280,41 @@ def test_module_sinks_override_configured_sinks(lm, memory_sink: MemorySink) -> 
     assert memory_sink.events == []
     assert own.text("answer") == prediction.answer
     own.stop()
+
+
+def test_a_choice_made_for_the_outer_module_inside_a_nested_call_is_the_outer_calls_own(
+    lm, memory_sink: MemorySink
+) -> None:
+    """The nested call's code (here a callback) sets the outer module's fields: that call streams, no later one."""
+
+    @streamll.instrument
+    class Lookup(dspy.Module):
+        def __init__(self, on_call: Any) -> None:
+            super().__init__()
+            self.on_call = on_call
+            self.predict = dspy.Predict("question -> notes")
+
+        def forward(self, question: str) -> dspy.Prediction:
+            self.on_call()
+            return self.predict(question=question)
+
+    @streamll.instrument
+    class Outer(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lookup = Lookup(self.stream_answers)
+            self.respond = dspy.Predict("question, notes -> answer")
+
+        def stream_answers(self) -> None:
+            self._streamll_stream_fields = ["answer"]
+
+        def forward(self, question: str) -> dspy.Prediction:
+            notes = self.lookup(question=question).notes
+            return self.respond(question=question, notes=notes)
+
+    module = Outer()
+    prediction = module(question="nested choice?")
+    streams = tokens_by_field(memory_sink)
+    assert set(streams) == {"answer"}
+    assert_field_stream(streams["answer"], prediction.answer, "stop")
+    assert module._streamll_stream_fields == () and module.lookup._streamll_stream_fields == ()
