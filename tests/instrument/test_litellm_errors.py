@@ -1,0 +1,36 @@
+"""A reply cut mid-stream under LiteLLM fails with the error the plain call raises, when LiteLLM can say which."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import litellm
+import pytest
+from litellm.exceptions import MidStreamFallbackError
+from streamll.streaming.litellm_errors import plain_failure
+
+
+def cut_stream() -> Exception:
+    """LiteLLM's own mid-stream error over the dropped connection (as its stream reader raises it)."""
+    error = MidStreamFallbackError(message="stream cut", model="offline", llm_provider="openai")
+    error.__context__ = httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+    return error
+
+
+def test_a_cut_stream_of_a_known_provider_fails_as_the_plain_call_does() -> None:
+    failure = plain_failure(cut_stream(), {"model": "openai/offline", "api_base": "http://127.0.0.1:9/v1"})
+    assert isinstance(failure, litellm.InternalServerError)
+    assert isinstance(failure.__context__.__context__, httpx.RemoteProtocolError)
+    assert "peer closed connection" in str(failure)
+    assert failure.__cause__ is None and failure.__traceback__ is None
+
+
+def test_a_cut_stream_litellm_cannot_map_is_raised_as_litellm_raised_it(caplog: pytest.LogCaptureFixture) -> None:
+    error = cut_stream()
+    with caplog.at_level(logging.DEBUG, logger="streamll"):
+        assert plain_failure(error, {"model": "a-model-of-no-known-provider"}) is error
+    (record,) = [record for record in caplog.records if record.name == "streamll"]
+    assert record.levelno == logging.DEBUG
+    assert record.getMessage() == "streamll: could not map a mid-stream LiteLLM error"
+    assert record.exc_info is not None and isinstance(record.exc_info[1], litellm.BadRequestError)

@@ -1,0 +1,46 @@
+"""One LM reply's token streams (``LMCallStream``), fed chunk by chunk as a provider sends them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamll.streaming.fields import LMCallStream, PredictorState
+
+
+class Recorder:
+    """A run that keeps each token as (field, token, index, finish_reason, source)."""
+
+    def __init__(self) -> None:
+        self.tokens: list[tuple[str, str, int, str | None, str]] = []
+
+    def emit_token(self, call: Any, field_name: str, token: str, index: int, finish: Any, source: str, extra=None):  # type: ignore[no-untyped-def]
+        self.tokens.append((field_name, token, index, finish, source))
+
+    def native_reasoning_seen(self, state: PredictorState) -> None:
+        pass
+
+    def text(self, field_name: str) -> str:
+        return "".join(token for name, token, *_ in self.tokens if name == field_name)
+
+
+def reply(fields: list[str], chosen: set[str], native_reasoning: bool = False) -> tuple[LMCallStream, Recorder]:
+    state = PredictorState("qa", "chat", fields, frozenset(chosen), native_reasoning=native_reasoning)
+    run = Recorder()
+    return LMCallStream(run, state, None, {}), run
+
+
+def test_reasoning_the_lm_sends_after_the_text_began_is_not_streamed() -> None:
+    """A provider may send a stray ``reasoning_content`` delta later; the reasoning field already ended."""
+    stream, run = reply(["answer"], {"reasoning", "answer"}, native_reasoning=True)
+    stream.feed_reasoning("Think")
+    stream.feed_reasoning("ing.")
+    stream.feed_text("[[ ## answer ## ]]\nFour")
+    stream.feed_reasoning(" Late thought.")
+    stream.feed_text(".\n\n[[ ## completed ## ]]")
+    stream.end("stop")
+    stream.feed_reasoning(" After the end.")
+
+    assert run.text("reasoning") == "Thinking."
+    assert [t for t in run.tokens if t[0] == "reasoning"][-1][3] == "field_end"
+    assert run.text("answer").strip() == "Four."
+    assert run.tokens[-1][0] == "answer" and run.tokens[-1][3] == "stop"
