@@ -12,9 +12,11 @@ class Recorder:
 
     def __init__(self) -> None:
         self.tokens: list[tuple[str, str, int, str | None, str]] = []
+        self.extras: list[dict[str, Any]] = []
 
     def emit_token(self, call: Any, field_name: str, token: str, index: int, finish: Any, source: str, extra=None):  # type: ignore[no-untyped-def]
         self.tokens.append((field_name, token, index, finish, source))
+        self.extras.append(dict(extra or {}))
 
     def native_reasoning_seen(self, state: PredictorState) -> None:
         pass
@@ -44,3 +46,22 @@ def test_reasoning_the_lm_sends_after_the_text_began_is_not_streamed() -> None:
     assert [t for t in run.tokens if t[0] == "reasoning"][-1][3] == "field_end"
     assert run.text("answer").strip() == "Four."
     assert run.tokens[-1][0] == "answer" and run.tokens[-1][3] == "stop"
+
+
+def test_tool_call_arguments_stream_from_chunks_given_as_plain_dicts() -> None:
+    """OpenAI-style chunks as parsed JSON (dicts): each call's id, name and argument text are read from them."""
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"choices": [{"delta": delta, "finish_reason": finish}]}
+
+    state = PredictorState("qa", "chat", ["calls"], frozenset({"calls"}), tool_field="calls")
+    run = Recorder()
+    stream = LMCallStream(run, state, None, {})
+    first = {"index": 0, "id": "call_1", "function": {"name": "search", "arguments": '{"q": '}}
+    stream.feed_chunk(chunk({"tool_calls": [first]}))
+    stream.feed_chunk(chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"ml"}'}}]}))
+    stream.feed_chunk(chunk({}, finish="tool_calls"))
+
+    assert run.tokens == [("calls", '{"q": ', 0, None, "stream"), ("calls", '"ml"}', 1, "tool_calls", "stream")]
+    assert run.extras == [{"tool_index": 0, "tool_call_id": "call_1", "tool_name": "search"}] * 2
+    assert stream.finish_reason == "tool_calls" and stream.tool_chunks == 2
