@@ -1,4 +1,4 @@
-"""A reply cut mid-stream under LiteLLM fails with the error the plain call raises, when LiteLLM can say which."""
+"""LiteLLM capture: a cut stream fails as the plain call would; a streamed reply is always closed after reading."""
 
 from __future__ import annotations
 
@@ -34,3 +34,42 @@ def test_a_cut_stream_litellm_cannot_map_is_raised_as_litellm_raised_it(caplog: 
     assert record.levelno == logging.DEBUG
     assert record.getMessage() == "streamll: could not map a mid-stream LiteLLM error"
     assert record.exc_info is not None and isinstance(record.exc_info[1], litellm.BadRequestError)
+
+
+class Reply:
+    """A streamed LiteLLM reply: its chunks, read sync or async, and whether the reader closed it."""
+
+    def __init__(self, chunks: list[str]) -> None:
+        self.chunks = chunks
+        self.closed = False
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.chunks)
+
+    async def __aiter__(self):  # type: ignore[no-untyped-def]
+        for chunk in self.chunks:
+            yield chunk
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def test_a_streamed_reply_is_closed_once_read_or_when_the_run_is_cancelled() -> None:
+    import asyncio
+
+    from streamll.core.runs import ExecutionCancelled
+    from streamll.streaming.litellm_capture import _aread, _read
+
+    read, aread = Reply(["a", "b"]), Reply(["a", "b"])
+    assert _read(read, None, None) == ["a", "b"] and read.closed
+    assert asyncio.run(_aread(aread, None, None)) == ["a", "b"] and aread.closed
+
+    cut, acut = Reply(["a", "b"]), Reply(["a", "b"])
+    with pytest.raises(ExecutionCancelled):
+        _read(cut, None, lambda: True)
+    with pytest.raises(ExecutionCancelled):
+        asyncio.run(_aread(acut, None, lambda: True))
+    assert cut.closed and acut.closed
