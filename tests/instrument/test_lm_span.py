@@ -86,3 +86,29 @@ def test_usage_counts_are_the_integers_of_any_usage_shape() -> None:
     assert usage_dict(Model(prompt_tokens=5, completion_tokens=None)) == {"prompt_tokens": 5}
     assert usage_dict(Plain()) == {"total_tokens": 7}
     assert usage_dict(None) is None and usage_dict({"name": "no counts"}) is None
+
+
+def test_a_streamed_litellm_request_keeps_the_users_stream_options(
+    server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    import importlib.util
+
+    litellm_engine = {"engine": "litellm"} if importlib.util.find_spec("dspy.clients.engines") else {}  # dspy >= 3.4
+
+    @streamll.instrument(stream_fields=["answer"])
+    class QA(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("question -> answer")
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.predict(question=question)
+
+    lm = server.lm(**litellm_engine, stream_options={"include_obfuscation": False})
+    with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
+        prediction = QA()(question="Options kept?")
+    assert streamll.flush(10)
+    (request,) = server.requests
+    assert request["stream"] is True
+    assert request["stream_options"] == {"include_obfuscation": False, "include_usage": True}
+    assert memory_sink.text("answer") == prediction.answer
