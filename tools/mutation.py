@@ -86,7 +86,9 @@ GROUPS = {
         ),
         ("tests/core", "tests/compat"),
     ),
-    "streaming": Group(("src/streamll/streaming/*.py",), ("tests/instrument", "tests/fidelity")),
+    "streaming": Group(
+        ("src/streamll/streaming/*.py",), ("tests/instrument", "tests/fidelity", "tests/core/test_token_records.py")
+    ),
     "consumer": Group(
         ("src/streamll/consumer.py",),
         (

@@ -154,4 +154,5 @@ def test_tokens_of_other_types_are_validated_as_before() -> None:
     assert sink.flush(5)
     assert sink.tokens()[0].token_index == 1
     assert json.loads(sink.tokens()[0].to_json())["data"]["token_index"] == 1
+    assert (sink.tokens()[0].data["predictor"], sink.tokens()[0].data["source"]) == ("QA.predict", "lm")
     sink.stop()
