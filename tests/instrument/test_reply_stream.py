@@ -65,3 +65,17 @@ def test_tool_call_arguments_stream_from_chunks_given_as_plain_dicts() -> None:
     assert run.tokens == [("calls", '{"q": ', 0, None, "stream"), ("calls", '"ml"}', 1, "tool_calls", "stream")]
     assert run.extras == [{"tool_index": 0, "tool_call_id": "call_1", "tool_name": "search"}] * 2
     assert stream.finish_reason == "tool_calls" and stream.tool_chunks == 2
+
+
+def test_a_field_in_one_piece_of_a_reply_that_streamed_is_source_stream() -> None:
+    """``single_chunk`` is for a reply that came whole in one chunk, not for a short field of a streamed reply."""
+    streamed, run = reply(["answer"], {"answer"})
+    streamed.feed_text("[[ ## answer ## ]]\n")
+    streamed.feed_text("Four.\n\n[[ ## completed ## ]]")
+    streamed.end("stop")
+    whole, whole_run = reply(["answer"], {"answer"})
+    whole.feed_text("[[ ## answer ## ]]\nFour.\n\n[[ ## completed ## ]]")
+    whole.end("stop")
+
+    assert [(token, source) for _, token, _, _, source in run.tokens] == [("Four.", "stream")]
+    assert [(token, source) for _, token, _, _, source in whole_run.tokens] == [("Four.", "single_chunk")]
