@@ -112,3 +112,32 @@ def test_a_streamed_litellm_request_keeps_the_users_stream_options(
     assert request["stream"] is True
     assert request["stream_options"] == {"include_obfuscation": False, "include_usage": True}
     assert memory_sink.text("answer") == prediction.answer
+
+
+def test_a_native_stream_without_a_finish_reason_still_ends_its_last_field(
+    server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    """The last token of a field always has a finish_reason: ``stop`` when the LM's stream never named one."""
+    import importlib.util
+
+    from tests.helpers import allowed_skip
+
+    if importlib.util.find_spec("dspy.clients.engines") is None:
+        allowed_skip(f"dspy {dspy.__version__} has no native engines (LiteLLM rejects such a stream)")
+
+    @streamll.instrument(stream_fields=["answer"])
+    class QA(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("question -> answer")
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.predict(question=question)
+
+    server.configure(finish_reason=None)
+    with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()):
+        prediction = QA()(question="No finish reason?")
+    assert streamll.flush(10)
+    answer = memory_sink.tokens("answer")
+    assert "".join(token.token for token in answer) == prediction.answer
+    assert [token.finish_reason for token in answer] == [None] * (len(answer) - 1) + ["stop"]
