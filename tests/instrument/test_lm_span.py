@@ -77,12 +77,18 @@ def test_usage_counts_are_the_integers_of_any_usage_shape() -> None:
         prompt_tokens: int
         completion_tokens: int | None
 
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Slotted:  # as DSPy's native engines report usage (lm15's Usage)
+        input_tokens: int
+        output_tokens: int | None
+
     class Plain:
         def __init__(self) -> None:
             self.total_tokens = 7
 
     assert usage_dict({"prompt_tokens": 3, "flag": True, "name": "x"}) == {"prompt_tokens": 3}
     assert usage_dict(Counted(4, True, "m")) == {"prompt_tokens": 4}
+    assert usage_dict(Slotted(6, None)) == {"input_tokens": 6}
     assert usage_dict(Model(prompt_tokens=5, completion_tokens=None)) == {"prompt_tokens": 5}
     assert usage_dict(Plain()) == {"total_tokens": 7}
     assert usage_dict(None) is None and usage_dict({"name": "no counts"}) is None
