@@ -79,3 +79,61 @@ def test_a_field_in_one_piece_of_a_reply_that_streamed_is_source_stream() -> Non
 
     assert [(token, source) for _, token, _, _, source in run.tokens] == [("Four.", "stream")]
     assert [(token, source) for _, token, _, _, source in whole_run.tokens] == [("Four.", "single_chunk")]
+
+
+def lm_call(sink: Any) -> Any:
+    """An LM span of a predictor streaming ``answer``, in a run whose events go to ``sink``."""
+    from streamll.core.context import Execution
+    from streamll.streaming.bridge import LMSpan, PredictCall, TokenRun
+
+    call = PredictCall(None, None)  # type: ignore[arg-type]
+    call.state = PredictorState("qa", "chat", ["answer"], frozenset({"answer"}))
+    return LMSpan(TokenRun(Execution(sinks=(sink,))), call, "offline")
+
+
+WHOLE_REPLY = {
+    "choices": [{"delta": {"content": "[[ ## answer ## ]]\nHi.\n\n[[ ## completed ## ]]"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 3},
+}
+
+
+def test_an_lm_call_that_fails_after_its_whole_reply_reports_the_streams_usage_and_cancel() -> None:
+    """A reply read whole can still fail (its assembly) or be cancelled: the LM span says so, with the usage read."""
+    from streamll import MemorySink
+    from streamll.core.runs import ExecutionCancelled
+
+    sink = MemorySink()
+    failed, cancelled = lm_call(sink), lm_call(sink)
+    for span in (failed, cancelled):
+        stream = span.begin_attempt()
+        assert stream is not None
+        stream.feed_chunk(WHOLE_REPLY)
+    failed.fail_attempt(ValueError("the reply could not be assembled"))
+    cancelled.fail_attempt(ExecutionCancelled("the execution was cancelled"))
+    assert sink.flush(5)
+
+    (error,) = sink.of_type("error")
+    assert error.data["usage"] == {"prompt_tokens": 5, "completion_tokens": 3}
+    (end,) = sink.of_type("end")
+    assert end.data["finish_reason"] == "cancelled" and end.data["usage"] == error.data["usage"]
+    sink.stop()
+
+
+def test_a_reply_whose_stream_never_ended_ends_its_last_field_when_the_lm_call_returns() -> None:
+    """A capture that saw no end of the reply (no finish chunk, no end event): the LM call's return ends it."""
+    from streamll import MemorySink
+
+    sink = MemorySink()
+    span = lm_call(sink)
+    stream = span.begin_attempt()
+    assert stream is not None
+    stream.feed_text("[[ ## answer ## ]]\nHi there.")
+    span.finish(None, [{"text": "[[ ## answer ## ]]\nHi there."}], None)
+    assert sink.flush(5)
+
+    answer = sink.tokens("answer")
+    assert "".join(token.token for token in answer) == "Hi there."
+    assert answer[-1].finish_reason == "stop"
+    (end,) = sink.of_type("end")
+    assert "finish_reason" not in end.data and end.data["streamed"] is True
+    sink.stop()
