@@ -1,0 +1,46 @@
+"""What users see when Kafka says no: a topic the broker will not serve, a broker that stops under a running sink."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from streamll.errors import ConsumerError
+from streamll.testing.contract import make_execution_events
+from streamll_kafka import KafkaSink, KafkaStreamConsumer
+
+from tests.helpers import async_wait_until
+
+pytestmark = pytest.mark.kafka
+
+REFUSED_TOPIC = "no such topic!"
+"""Not a legal Kafka topic name: the broker never creates it, whatever its auto-creation setting."""
+
+
+async def test_a_topic_the_broker_will_not_serve_is_named_in_the_sinks_error(
+    url_for: Callable[..., str], make_sink: Callable[..., KafkaSink]
+) -> None:
+    sink = make_sink(url_for("unused", request_timeout_ms=300), topic=REFUSED_TOPIC)
+    _, events = make_execution_events(1)
+    for event in events:
+        sink.enqueue(event)
+    await async_wait_until(lambda: sink.stats.write_errors >= 1, 20, what="the failed open")
+    error = sink.stats.last_error or ""
+    assert error.startswith("open: KafkaTimeoutError: "), error
+    assert error.endswith(
+        f"topic {REFUSED_TOPIC!r} is not available on {sink.options.display_url} "
+        "after 300 ms (does it exist? does the broker auto-create topics?)"
+    )
+    assert sink.stats.delivered == 0
+    assert sink.stats.received == len(events)
+
+
+async def test_a_topic_the_broker_will_not_serve_fails_the_consumers_start(url_for: Callable[..., str]) -> None:
+    consumer = KafkaStreamConsumer(url_for("unused", start_timeout=0.5), topic=REFUSED_TOPIC)
+    with pytest.raises(ConsumerError) as caught:
+        await consumer.start()
+    assert str(caught.value) == (
+        f"no partitions for topic {REFUSED_TOPIC!r} on {consumer.options.display_url} within 0.5s "
+        "(does the topic exist? does the broker auto-create topics?)"
+    )
+    assert not consumer.is_started
