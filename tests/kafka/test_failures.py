@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
+from streamll.core.emitter import make_event
+from streamll.core.serialization import decode_event
 from streamll.errors import ConsumerError
-from streamll.testing.contract import make_execution_events
+from streamll.testing.contract import make_execution_events, write
 from streamll_kafka import KafkaSink, KafkaStreamConsumer
 
 from tests.helpers import async_wait_until
+from tests.kafka.conftest import read_records
 
 pytestmark = pytest.mark.kafka
 
@@ -44,3 +48,22 @@ async def test_a_topic_the_broker_will_not_serve_fails_the_consumers_start(url_f
         "(does the topic exist? does the broker auto-create topics?)"
     )
     assert not consumer.is_started
+
+
+async def test_a_batch_the_broker_finds_too_large_is_counted_as_failed_not_retried_forever(
+    kafka_bootstrap: str, topic: str, url_for: Callable[..., str], make_sink: Callable[..., KafkaSink]
+) -> None:
+    """Each record passes the producer's own size check, but ``max_batch_size`` above the broker's limit packs
+    them into one request the broker refuses: those events are counted as failed, later ones still arrive."""
+    execution, small = make_execution_events(1)
+    large = [make_event("log", {"blob": str(n) * 400_000}, execution=execution)[0] for n in range(3)]
+    sink = make_sink(url_for(topic, max_batch_size=4_000_000, linger_ms=200))
+    await asyncio.to_thread(write, sink, large)
+    stats = sink.stats
+    assert (stats.delivered, stats.failed, stats.dropped) == (0, len(large), 0)
+    assert stats.last_error == "a record rejected: MessageSizeTooLargeError: [Error 10] MessageSizeTooLargeError"
+
+    await asyncio.to_thread(write, sink, small)
+    assert sink.stats.delivered == len(small)
+    records = await read_records(kafka_bootstrap, topic, len(small))
+    assert [decode_event(record.value).event_id for record in records] == [event.event_id for event in small]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 
@@ -88,7 +89,7 @@ async def test_broker_restart_mid_run_loses_nothing(
 
 
 async def test_a_broker_that_comes_back_empty_gets_everything_buffered_since(
-    private_kafka: PrivateKafka, make_sink: Callable[..., KafkaSink]
+    private_kafka: PrivateKafka, make_sink: Callable[..., KafkaSink], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Like a memory-only broker restarting: the topic is auto-created again and the buffered events land in it.
 
@@ -114,6 +115,12 @@ async def test_a_broker_that_comes_back_empty_gets_everything_buffered_since(
     assert ids == [event.event_id for event in during]  # the wiped events are gone, the buffered ones all arrived
     assert sink.stats.dropped == 0 and sink.stats.failed == 0
     assert sink.stats.delivered == len(before) + len(during)
+    # the batch the vanished partition never acknowledged was reported, then retried whole
+    reports = [record.getMessage() for record in caplog.records if "KafkaDeliveryError" in record.getMessage()]
+    unacknowledged = (
+        rf"KafkaDeliveryError: (\d+) of \1 records not acknowledged by {re.escape(sink.options.display_url)}: "
+    )
+    assert reports and re.search(rf"write failed \({unacknowledged}\w+Error: ", reports[0]), reports
 
 
 async def test_a_killed_broker_loses_records_it_had_acknowledged(
