@@ -9,11 +9,13 @@ import pytest
 from streamll.core.emitter import make_event
 from streamll.core.serialization import decode_event
 from streamll.errors import ConsumerError
+from streamll.sinks.results import BatchResult
 from streamll.testing.contract import make_execution_events, write
 from streamll_kafka import KafkaSink, KafkaStreamConsumer
+from streamll_kafka.sink import KafkaDeliveryError
 
 from tests.helpers import async_wait_until
-from tests.kafka.conftest import read_records
+from tests.kafka.conftest import PrivateKafka, create_topic, kafka_url, read_records, unique
 
 pytestmark = pytest.mark.kafka
 
@@ -67,3 +69,28 @@ async def test_a_batch_the_broker_finds_too_large_is_counted_as_failed_not_retri
     assert sink.stats.delivered == len(small)
     records = await read_records(kafka_bootstrap, topic, len(small))
     assert [decode_event(record.value).event_id for record in records] == [event.event_id for event in small]
+
+
+async def test_records_a_broker_never_acknowledges_fail_the_batch_with_their_count(private_kafka: PrivateKafka) -> None:
+    """The broker comes back without the topic: the producer gives up on the records it holds after
+    ``request_timeout_ms`` and the batch fails as a whole (the worker then retries it on a new producer)."""
+    bootstrap = private_kafka.bootstrap
+    topic = await create_topic(bootstrap, unique("lost"))
+    sink = KafkaSink(kafka_url(bootstrap, topic, request_timeout_ms=500))
+    await sink.open()
+    try:
+        _, events = make_execution_events(1)
+        assert await sink.write_batch([sink.encode(event) for event in events]) == BatchResult.of(len(events), [])
+        await asyncio.to_thread(private_kafka.stop)
+        private_kafka.wipe_data()
+        await asyncio.to_thread(private_kafka.start)
+        (lost,) = make_execution_events(0)[1][:1]
+        with pytest.raises(KafkaDeliveryError) as caught:
+            await sink.write_batch([sink.encode(lost)])
+        cause = caught.value.__cause__
+        assert cause is not None
+        assert str(caught.value) == (
+            f"1 of 1 records not acknowledged by {sink.options.display_url}: {type(cause).__name__}: {cause}"
+        )
+    finally:
+        await sink.aclose()
