@@ -6,6 +6,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -155,3 +156,28 @@ async def test_a_killed_broker_loses_records_it_had_acknowledged(
     kept = sum(ends.values())
     print(f"noida-db kept {kept} of {len(events)} acknowledged records across SIGKILL")
     assert kept < len(events), f"noida-db kept all {kept} acknowledged records across SIGKILL"
+
+
+async def test_a_sink_stopped_during_an_outage_spills_what_was_in_flight_and_the_next_one_delivers_it(
+    private_kafka: PrivateKafka, make_sink: Callable[..., KafkaSink], tmp_path: Path
+) -> None:
+    bootstrap = private_kafka.bootstrap
+    topic = await create_topic(bootstrap, unique("spilled"))
+    url = kafka_url(bootstrap, topic, overflow="spill", spill_path=str(tmp_path / "spill.jsonl"))
+    sink = make_sink(url)
+    _, before = make_execution_events(1)
+    await asyncio.to_thread(write, sink, before)
+
+    await asyncio.to_thread(private_kafka.stop)
+    _, during = make_execution_events(3)
+    for event in during:
+        sink.enqueue(event)
+    await async_wait_until(lambda: sink.stats.queued_bytes == 0, 10, what="every event handed to the producer")
+    assert await asyncio.to_thread(sink.stop, 0.5) is False, "nothing can be delivered while the broker is down"
+    assert sink.stats.spilled == len(during)
+
+    await asyncio.to_thread(private_kafka.start)
+    await asyncio.to_thread(write, make_sink(url), [])  # the next sink on that spill file sends it first
+    records = await read_records(bootstrap, topic, len(before) + len(during))
+    delivered = [decode_event(record.value).event_id for record in records]
+    assert delivered == [event.event_id for event in before + during]
