@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from streamll.core.emitter import make_event
 from streamll.core.serialization import decode_event
 from streamll.errors import ConsumerError
@@ -39,6 +40,23 @@ async def test_a_topic_the_broker_will_not_serve_is_named_in_the_sinks_error(
     )
     assert sink.stats.delivered == 0
     assert sink.stats.received == len(events)
+
+
+async def test_opening_on_a_topic_the_broker_will_not_serve_fails_clearly_and_leaves_nothing_running(
+    url_for: Callable[..., str],
+) -> None:
+    sink = KafkaSink(url_for("unused", request_timeout_ms=300), topic=REFUSED_TOPIC)
+    running = asyncio.all_tasks()
+    with pytest.raises(KafkaTimeoutError) as caught:
+        await sink.open()
+    assert str(caught.value).endswith(
+        f"topic {REFUSED_TOPIC!r} is not available on {sink.options.display_url} after 300 ms "
+        "(does it exist? does the broker auto-create topics?)"
+    )
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() - running == set(), "the failed open left the producer's tasks running"
+    with pytest.raises(RuntimeError, match="before open"):
+        await sink.send_batch([])
 
 
 async def test_a_topic_the_broker_will_not_serve_fails_the_consumers_start(url_for: Callable[..., str]) -> None:
@@ -77,6 +95,7 @@ async def test_records_a_broker_never_acknowledges_fail_the_batch_with_their_cou
     bootstrap = private_kafka.bootstrap
     topic = await create_topic(bootstrap, unique("lost"))
     sink = KafkaSink(kafka_url(bootstrap, topic, request_timeout_ms=500))
+    running = asyncio.all_tasks()
     await sink.open()
     try:
         _, events = make_execution_events(1)
@@ -94,3 +113,5 @@ async def test_records_a_broker_never_acknowledges_fail_the_batch_with_their_cou
         )
     finally:
         await sink.aclose()
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() - running == set(), "aclose left the producer's tasks running"
