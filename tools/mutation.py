@@ -130,6 +130,9 @@ GROUPS = {
             "tests/kafka/test_outage.py",
             "tests/kafka/test_options.py",
             "tests/kafka/test_acks_and_keys.py",
+            "tests/kafka/test_failures.py",
+            "tests/kafka/test_group_changes.py",
+            "tests/kafka/test_event_consumer.py",
         ),
     ),
 }

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+    RequestTimedOutError,
+    TopicAuthorizationFailedError,
+)
 from streamll.core.emitter import make_event
 from streamll.core.serialization import decode_event
 from streamll.errors import ConsumerError
 from streamll.sinks.results import BatchResult
-from streamll.testing.contract import make_execution_events, write
+from streamll.testing.contract import make_execution_events, read, write
 from streamll_kafka import KafkaSink, KafkaStreamConsumer
+from streamll_kafka.consumer import RETRY
 from streamll_kafka.sink import KafkaDeliveryError
 
 from tests.helpers import async_wait_until
@@ -115,3 +125,50 @@ async def test_records_a_broker_never_acknowledges_fail_the_batch_with_their_cou
         await sink.aclose()
     await asyncio.sleep(0)
     assert asyncio.all_tasks() - running == set(), "aclose left the producer's tasks running"
+
+
+async def test_fetch_errors_aiokafka_lets_through_are_retried_with_backoff_or_raised(
+    topic: str,
+    url_for: Callable[..., str],
+    make_sink: Callable[..., KafkaSink],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Injected errors: aiokafka 0.14 rides out a stopped noida-db inside ``getmany`` (checked: nothing surfaces
+    in 25 s of outage), but a client or broker that lets a retriable error through must not end the reader."""
+    _, events = make_execution_events(1)
+    await asyncio.to_thread(write, make_sink(url_for(topic)), events)
+    async with KafkaStreamConsumer(url_for(topic), from_beginning=True) as consumer:
+        client = consumer._consumer
+        assert client is not None
+        real = client.getmany
+        script: list[Exception | None] = [KafkaConnectionError("broker gone"), NodeNotReadyError(1), None]
+        script += [RequestTimedOutError("slow"), TopicAuthorizationFailedError(topic)]
+        calls: list[float] = []
+
+        async def getmany(*args: Any, **kwargs: Any) -> Any:
+            calls.append(time.monotonic())
+            error = script.pop(0) if script else None
+            if error is not None:
+                raise error
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(client, "getmany", getmany)
+        with caplog.at_level(logging.WARNING, logger="streamll.kafka"):
+            received = await read(consumer, len(events))
+            assert [event.event_id for event in received] == [event.event_id for event in events]
+            shortest = RETRY.first * (1 - RETRY.jitter)
+            assert calls[1] - calls[0] >= shortest - 0.01, "no backoff after the first error"
+            assert calls[2] - calls[1] >= 2 * shortest - 0.01, "the backoff did not grow"
+            assert consumer.stats.last_error == "NodeNotReadyError: NodeNotReadyError: 1"
+
+            assert await consumer.consume_one(timeout=0.05) is None  # a success in between: backoff starts over
+            assert consumer.stats.last_error == "RequestTimedOutError: [Error 7] RequestTimedOutError: slow"
+            with pytest.raises(TopicAuthorizationFailedError):  # not retriable: the reader sees it
+                await consumer.consume_one(timeout=1)
+    warnings = [record.getMessage() for record in caplog.records if record.name == "streamll.kafka"]
+    assert warnings == [
+        "streamll kafka consumer: KafkaConnectionError: KafkaConnectionError: broker gone (retrying)",
+        "streamll kafka consumer: NodeNotReadyError: NodeNotReadyError: 1 (retrying)",
+        "streamll kafka consumer: RequestTimedOutError: [Error 7] RequestTimedOutError: slow (retrying)",
+    ]
