@@ -74,3 +74,23 @@ def test_a_span_reports_its_method_name_and_duration(memory_sink: MemorySink) ->
     start, end = memory_sink.of_type("start")[0], memory_sink.of_type("end")[0]
     assert (start.method_name, end.method_name) == ("forward", "forward")
     assert 20 <= end.data["duration_ms"] < 2000
+
+
+def test_events_without_sinks_of_their_own_go_where_the_installed_source_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Core is told where events go (``streamll.config`` installs its source); the source is asked at each event."""
+    import streamll.core.emitter
+
+    monkeypatch.setattr(streamll.core.emitter, "_default_sinks", streamll.core.emitter._default_sinks)  # restored after
+    first, second = MemorySink(name="first"), MemorySink(name="second")
+    current = [first]
+    try:
+        streamll.core.emitter.use_default_sinks(lambda: current)
+        one = streamll.emit("custom", {"n": 1})
+        current = [second]
+        two = streamll.emit("custom", {"n": 2})
+        assert first.flush(5) and second.flush(5)
+        assert [e.event_id for e in first.events] == [one.event_id]
+        assert [e.event_id for e in second.events] == [two.event_id]
+    finally:
+        first.stop()
+        second.stop()
