@@ -65,3 +65,12 @@ def test_a_span_left_by_a_cancel_ends_marked_cancelled_not_as_an_error(own_sink:
     assert step_end.data["cancelled"] is True
     assert "error_type" not in step_end.data and "error_message" not in step_end.data
     assert run_end.event_type == "end" and run_end.data["cancelled"] is True
+
+
+def test_a_trace_given_data_and_metadata_starts_with_both(own_sink: MemorySink) -> None:
+    with streamll.trace("search", data={"query": "q", "source": "from-data"}, sinks=[own_sink], source="wiki", k=3):
+        pass
+    start, end = delivered(own_sink, 2)
+    assert start.data == {"query": "q", "source": "from-data", "k": 3}  # the start data wins over the metadata
+    assert end.data["k"] == 3 and end.data["source"] == "wiki"
+    assert start.tags == end.tags == {"source": "wiki", "k": 3}
