@@ -37,6 +37,12 @@ def test_emit_rejects_a_missing_event_type_in_one_line(event_type: Any) -> None:
         streamll.emit(event_type)
 
 
+@pytest.mark.parametrize(("data", "kind"), [(["a"], "list"), ("text", "str"), (3, "int")])
+def test_emit_rejects_data_that_is_not_a_dict_naming_its_type(data: Any, kind: str) -> None:
+    with pytest.raises(TypeError, match=rf"^event data must be a dict, not {kind}$"):
+        streamll.emit("custom", data)
+
+
 def test_a_refusing_sink_is_logged_and_the_others_still_get_the_event(caplog: pytest.LogCaptureFixture) -> None:
     memory = MemorySink(name="kept")
     with (
