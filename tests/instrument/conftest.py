@@ -41,7 +41,5 @@ def first_use() -> Iterator[None]:
     The wrappers are built once per process (``streamll.streaming.patches``); starting each
     test without them means every test also checks what that first call puts in place.
     """
-    if patches.active() == 0:
-        patches._patches.clear()
-        patches._prepared = False
+    patches.forget()
     yield

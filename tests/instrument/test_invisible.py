@@ -326,3 +326,22 @@ def test_an_lm_error_through_an_instrumented_call_has_the_plain_traceback(lm, se
         1:
     ]
     assert type(caught[0]) is type(caught[1]) and str(caught[0]) == str(caught[1])
+
+
+def test_wrappers_are_not_dropped_while_an_instrumented_call_runs(lm) -> None:
+    from streamll.streaming import patches
+
+    @streamll.instrument(stream_fields=["answer"])
+    class Forgetful(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qa = dspy.Predict("question -> answer")
+
+        def forward(self, question: str) -> dspy.Prediction:
+            self.dropped = patches.forget()  # the call is running: its wrappers stay in place
+            return self.qa(question=question)
+
+    program = Forgetful()
+    assert program(question="q").answer and program.dropped is False
+    assert patches.forget() is True  # nothing running: the next call builds them again
+    assert program(question="again").answer

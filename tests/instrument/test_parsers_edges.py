@@ -41,6 +41,7 @@ JSON_EDGE_REPLIES = [
     '{"reasoning": "r", "answer": "high \\ud83d\\ude00 low"}',
     '{"answer":"\\u00zz kept as written", "reasoning":"r"}',
     '{"answer": 1], "reasoning": "a stray bracket ends the value, not the object"}',
+    '{"reasoning": "not JSON: \\q and \\x41 \\xZZ", "answer": "x"}',  # DSPy's json_repair fallback reads these
 ]
 
 
@@ -118,6 +119,8 @@ XML_EDGE_REPLIES = [
     '<reasoning >r</reasoning><answer kind="final">x</answer>',
     "<reasoning>r</reasoning><answer>5 &lt; 6 &amp;&amp; 7 &gt; 6</answer>",
     "<reasoning>&#x000000041;&#0000000066;</reasoning><answer>long references</answer>",
+    "<reasoning>r</reasoning ><answer>x</answer\n>",
+    "<reasoning>r</reasoningX>s</reasoning><answer>x</answer>",
 ]
 
 
@@ -126,12 +129,12 @@ def test_xml_edges_match_xml_adapter(reply: str) -> None:
     """The parser follows the installed DSPy's XMLAdapter (its rules changed in 3.3)."""
     try:
         expected = dspy.XMLAdapter().parse(SIGNATURE, reply)
-    except AdapterParseError:  # older rules: markup the adapter cannot read streams nothing for the missing fields
+    except AdapterParseError:  # malformed for this DSPy: the fallback shows the LM's text as it was sent
         expected = None
     for cuts in all_chunkings(reply, samples=30):
         streamed = stream_text(XMLParser(FIELDS), reply, cuts)
         if expected is None:
-            assert set(streamed) < set(FIELDS), (cuts, streamed)
+            assert all(value in reply for value in streamed.values()), (cuts, streamed)
         else:
             assert streamed == expected, cuts
 

@@ -8,6 +8,7 @@ import pytest
 from nats.js import JetStreamContext, api
 from streamll.core.emitter import make_event
 from streamll.core.serialization import encode_event
+from streamll.sinks.worker import worker
 from streamll.testing.contract import make_execution_events, write
 from streamll_nats import NatsSink
 
@@ -63,8 +64,13 @@ async def test_a_partly_refused_batch_is_retried_and_deduplicated(
     sink = make_sink(f"{nats_url}?subject={subject}&stream={stream}")
     _, events = make_execution_events(6)  # 8 events: the stream takes 5, refuses 3
     huge, _ = make_event("custom", {"blob": "x" * 2_000_000})  # can never be published
-    for event in [*events[:4], huge, *events[4:]]:
-        sink.enqueue(event)
+
+    async def enqueue_as_one_batch() -> None:
+        # on the sinks' worker loop, so the sink takes nothing before all nine are queued: one batch
+        for event in [*events[:4], huge, *events[4:]]:
+            sink.enqueue(event)
+
+    await asyncio.wrap_future(worker.submit(enqueue_as_one_batch()))
     assert await asyncio.to_thread(wait_until, lambda: sink.stats.retries >= 2)
     assert "publishes failed" in (sink.stats.last_error or "")
     assert (await js.stream_info(stream)).state.messages == 5

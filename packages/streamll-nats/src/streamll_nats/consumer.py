@@ -323,7 +323,7 @@ class NatsStreamConsumer(BaseConsumer[Msg]):
     def __repr__(self) -> str:
         """The servers, subject and stream (no secrets), durable or ephemeral, and whether it is started."""
         mode = f"durable={self.durable!r}" if self.durable else "ephemeral"
-        return f"<NatsStreamConsumer {self.options.masked_url()!r} {mode} started={self.is_started}>"
+        return f"<NatsStreamConsumer {self.options.display_url!r} {mode} started={self.is_started}>"
 
 
 def _valid_name(name: str) -> bool:

@@ -229,7 +229,7 @@ class NatsSink(BaseSink):
 
     def __repr__(self) -> str:
         """Name, URL without credentials, and whether the sink is running."""
-        return f"<NatsSink {self.name!r} {self.options.masked_url()!r} running={self.is_running}>"
+        return f"<NatsSink {self.name!r} {self.options.display_url!r} running={self.is_running}>"
 
 
 __all__ = ["MSG_ID_HEADER", "NatsSink", "PublishError", "headers_size", "message_headers"]

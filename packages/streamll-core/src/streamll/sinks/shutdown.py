@@ -139,13 +139,7 @@ def refused(exc: BaseException) -> bool:
 
 def destination(sink: SinkState) -> str | None:
     """The sink's URL with credentials masked, when its options say (every first-party transport does)."""
-    options = getattr(sink, "options", None)
-    shown = getattr(options, "display_url", None)
-    if shown is None and callable(getattr(options, "masked_url", None)):
-        try:
-            shown = options.masked_url()  # type: ignore[union-attr]
-        except Exception:
-            shown = None
+    shown = getattr(getattr(sink, "options", None), "display_url", None)
     return shown if isinstance(shown, str) else None
 
 

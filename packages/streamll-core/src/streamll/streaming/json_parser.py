@@ -67,10 +67,11 @@ class JSONParser:
 
     def _decode_escape(self) -> str | None:
         escape = self._escape
-        if len(escape) == 2 and escape[1] != "u":
+        kind = escape[1]
+        if kind not in "ux":
             self._escape = ""
-            return JSON_ESCAPES.get(escape[1], escape[1])
-        if len(escape) < 6:
+            return JSON_ESCAPES.get(kind, escape)  # not JSON: kept as written, like DSPy's json_repair fallback
+        if len(escape) < (6 if kind == "u" else 4):
             return None
         self._escape = ""
         try:

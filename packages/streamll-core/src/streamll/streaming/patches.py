@@ -53,4 +53,18 @@ def active() -> int:
     return _active
 
 
-__all__ = ["activate", "active", "deactivate", "register"]
+def forget() -> bool:
+    """Drop the built wrappers so the next instrumented call builds them again, as a new process's first does.
+
+    For tests of that first call. Does nothing (returns False) while an instrumented call runs.
+    """
+    global _prepared
+    with _lock:
+        if _active:
+            return False
+        _patches.clear()
+        _prepared = False
+        return True
+
+
+__all__ = ["activate", "active", "deactivate", "forget", "register"]

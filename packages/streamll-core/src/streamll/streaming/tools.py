@@ -26,7 +26,6 @@ from streamll.core.context import context_tags, current_execution, current_span
 from streamll.core.tools import ToolSpan
 from streamll.streaming import status
 from streamll.streaming.frames import adopt, current_frame
-from streamll.streaming.native_tools import ChosenCalls
 from streamll.streaming.patches import register
 
 logger = logging.getLogger("streamll")
@@ -86,8 +85,7 @@ def _enter(instance: Any, name: str, arguments: dict[str, Any], call_id: str | N
                 if not react.called:  # the step's own tool: its id names the LM call that chose it
                     call_id = call_id or react_call_id(react.lm_call_id)
             react.called = True
-        chosen: ChosenCalls | None = getattr(frame.run, "chosen_tools", None)
-        match = chosen.claim(call_id, name, arguments) if chosen is not None else None
+        match = frame.run.chosen_tools.claim(call_id, name, arguments)
         if match is not None:
             call_id = call_id or match.tool_call_id
             extra["lm_call_id"] = match.lm_call_id

@@ -95,11 +95,18 @@ class XMLParser:
                 return position, True
             self._sections.text(_decode_entity(buffer[position : end + 1]), ops)
             return end + 1, False
-        closing = f"</{current}>"
+        closing = f"</{current}"
         if buffer.startswith(closing, position):
-            self._sections.close(ops)
-            return position + len(closing), False
-        if closing.startswith(buffer[position:]) and not final:
+            after = position + len(closing)
+            if not self._legacy:  # XML allows spaces before the ">" of a closing tag
+                while after < len(buffer) and buffer[after].isspace():
+                    after += 1
+            if buffer.startswith(">", after):
+                self._sections.close(ops)
+                return after + 1, False
+            if after == len(buffer) and not final:
+                return position, True
+        elif closing.startswith(buffer[position:]) and not final:
             return position, True
         end = buffer.find(">", position)
         if end == -1 and not final:
