@@ -30,6 +30,7 @@ class CountingConsumer(QueueConsumer):
 
 async def test_start_and_stop_are_idempotent() -> None:
     consumer = CountingConsumer()
+    assert consumer.is_started is False
     await consumer.stop()  # never started: nothing to close
     assert consumer.disconnects == 0 and not consumer.is_started
     await consumer.start()
