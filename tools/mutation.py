@@ -90,6 +90,7 @@ GROUPS = {
         (
             "tests/core/test_consumer_base.py",
             "tests/core/test_consumer_lifecycle.py",
+            "tests/core/test_consumer_waiting.py",
             "tests/core/test_plugins.py",
             "tests/core/test_decoder_fuzz.py",
         ),
