@@ -94,6 +94,7 @@ GROUPS = {
         (
             "tests/core/test_consumer_base.py",
             "tests/core/test_consumer_lifecycle.py",
+            "tests/core/test_consumer_waiting.py",
             "tests/core/test_plugins.py",
             "tests/core/test_decoder_fuzz.py",
         ),
@@ -134,6 +135,9 @@ GROUPS = {
             "tests/kafka/test_outage.py",
             "tests/kafka/test_options.py",
             "tests/kafka/test_acks_and_keys.py",
+            "tests/kafka/test_failures.py",
+            "tests/kafka/test_group_changes.py",
+            "tests/kafka/test_event_consumer.py",
         ),
     ),
 }

@@ -174,7 +174,7 @@ def test_plugin_consumer_names_say_which_extra_to_install(
 ) -> None:
     installed_plugins()  # no entry points: the name comes from the first-party catalogue
     monkeypatch.setitem(sys.modules, module, None)  # the plugin is not installed
-    with pytest.raises(ImportError, match=rf"pip install 'streamll\[{extra}\]'"):
+    with pytest.raises(ImportError, match=rf"^{name} needs the {extra} plugin: pip install 'streamll\[{extra}\]'$"):
         exec(f"from streamll.consumer import {name}", {})
 
 

@@ -30,6 +30,7 @@ class CountingConsumer(QueueConsumer):
 
 async def test_start_and_stop_are_idempotent() -> None:
     consumer = CountingConsumer()
+    assert consumer.is_started is False
     await consumer.stop()  # never started: nothing to close
     assert consumer.disconnects == 0 and not consumer.is_started
     await consumer.start()
@@ -37,7 +38,7 @@ async def test_start_and_stop_are_idempotent() -> None:
     assert consumer.connects == 1 and consumer.is_started
     await consumer.stop()
     await consumer.aclose()
-    assert consumer.disconnects == 1 and not consumer.is_started
+    assert consumer.disconnects == 1 and consumer.is_started is False
     await consumer.start()  # a stopped consumer can start again
     assert consumer.connects == 2 and consumer.is_started
     await consumer.stop()

@@ -37,6 +37,12 @@ def test_emit_rejects_a_missing_event_type_in_one_line(event_type: Any) -> None:
         streamll.emit(event_type)
 
 
+@pytest.mark.parametrize(("data", "kind"), [(["a"], "list"), ("text", "str"), (3, "int")])
+def test_emit_rejects_data_that_is_not_a_dict_naming_its_type(data: Any, kind: str) -> None:
+    with pytest.raises(TypeError, match=rf"^event data must be a dict, not {kind}$"):
+        streamll.emit("custom", data)
+
+
 def test_a_refusing_sink_is_logged_and_the_others_still_get_the_event(caplog: pytest.LogCaptureFixture) -> None:
     memory = MemorySink(name="kept")
     with (
@@ -74,3 +80,23 @@ def test_a_span_reports_its_method_name_and_duration(memory_sink: MemorySink) ->
     start, end = memory_sink.of_type("start")[0], memory_sink.of_type("end")[0]
     assert (start.method_name, end.method_name) == ("forward", "forward")
     assert 20 <= end.data["duration_ms"] < 2000
+
+
+def test_events_without_sinks_of_their_own_go_where_the_installed_source_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Core is told where events go (``streamll.config`` installs its source); the source is asked at each event."""
+    import streamll.core.emitter
+
+    monkeypatch.setattr(streamll.core.emitter, "_default_sinks", streamll.core.emitter._default_sinks)  # restored after
+    first, second = MemorySink(name="first"), MemorySink(name="second")
+    current = [first]
+    try:
+        streamll.core.emitter.use_default_sinks(lambda: current)
+        one = streamll.emit("custom", {"n": 1})
+        current = [second]
+        two = streamll.emit("custom", {"n": 2})
+        assert first.flush(5) and second.flush(5)
+        assert [e.event_id for e in first.events] == [one.event_id]
+        assert [e.event_id for e in second.events] == [two.event_id]
+    finally:
+        first.stop()
+        second.stop()

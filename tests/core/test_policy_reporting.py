@@ -111,3 +111,16 @@ def test_an_untouched_token_is_sent_as_it_was(sink: MemorySink) -> None:
 def test_a_bad_event_filter_is_one_clear_error(value: object, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         streamll.configure(event_filter=value)  # type: ignore[arg-type]
+
+
+def test_rules_configured_for_a_block_are_gone_after_it(monkeypatch: pytest.MonkeyPatch, sink: MemorySink) -> None:
+    """In a process where no rules were ever set, a ``with configure(event_filter=...)`` block leaves none behind."""
+    monkeypatch.setattr(policy, "_policy", None)  # no rules configured yet in this process
+    with streamll.configure(sinks=[sink], event_filter={"kept"}):
+        streamll.emit("kept")
+        streamll.emit("dropped")
+    assert policy.current() is None  # no rules: one global read per event
+    with streamll.configure(sinks=[sink]):
+        streamll.emit("dropped")
+        assert sink.flush(5)
+    assert [event.event_type for event in sink.events] == ["kept", "dropped"]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -88,7 +90,7 @@ async def test_broker_restart_mid_run_loses_nothing(
 
 
 async def test_a_broker_that_comes_back_empty_gets_everything_buffered_since(
-    private_kafka: PrivateKafka, make_sink: Callable[..., KafkaSink]
+    private_kafka: PrivateKafka, make_sink: Callable[..., KafkaSink], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Like a memory-only broker restarting: the topic is auto-created again and the buffered events land in it.
 
@@ -114,6 +116,12 @@ async def test_a_broker_that_comes_back_empty_gets_everything_buffered_since(
     assert ids == [event.event_id for event in during]  # the wiped events are gone, the buffered ones all arrived
     assert sink.stats.dropped == 0 and sink.stats.failed == 0
     assert sink.stats.delivered == len(before) + len(during)
+    # the batch the vanished partition never acknowledged was reported, then retried whole
+    reports = [record.getMessage() for record in caplog.records if "KafkaDeliveryError" in record.getMessage()]
+    unacknowledged = (
+        rf"KafkaDeliveryError: (\d+) of \1 records not acknowledged by {re.escape(sink.options.display_url)}: "
+    )
+    assert reports and re.search(rf"write failed \({unacknowledged}\w+Error: ", reports[0]), reports
 
 
 async def test_a_killed_broker_loses_records_it_had_acknowledged(
@@ -148,3 +156,28 @@ async def test_a_killed_broker_loses_records_it_had_acknowledged(
     kept = sum(ends.values())
     print(f"noida-db kept {kept} of {len(events)} acknowledged records across SIGKILL")
     assert kept < len(events), f"noida-db kept all {kept} acknowledged records across SIGKILL"
+
+
+async def test_a_sink_stopped_during_an_outage_spills_what_was_in_flight_and_the_next_one_delivers_it(
+    private_kafka: PrivateKafka, make_sink: Callable[..., KafkaSink], tmp_path: Path
+) -> None:
+    bootstrap = private_kafka.bootstrap
+    topic = await create_topic(bootstrap, unique("spilled"))
+    url = kafka_url(bootstrap, topic, overflow="spill", spill_path=str(tmp_path / "spill.jsonl"))
+    sink = make_sink(url)
+    _, before = make_execution_events(1)
+    await asyncio.to_thread(write, sink, before)
+
+    await asyncio.to_thread(private_kafka.stop)
+    _, during = make_execution_events(3)
+    for event in during:
+        sink.enqueue(event)
+    await async_wait_until(lambda: sink.stats.queued_bytes == 0, 10, what="every event handed to the producer")
+    assert await asyncio.to_thread(sink.stop, 0.5) is False, "nothing can be delivered while the broker is down"
+    assert sink.stats.spilled == len(during)
+
+    await asyncio.to_thread(private_kafka.start)
+    await asyncio.to_thread(write, make_sink(url), [])  # the next sink on that spill file sends it first
+    records = await read_records(bootstrap, topic, len(before) + len(during))
+    delivered = [decode_event(record.value).event_id for record in records]
+    assert delivered == [event.event_id for event in before + during]

@@ -12,6 +12,7 @@ import pytest
 from aiokafka.partitioner import murmur2
 from streamll.core.emitter import make_event
 from streamll.core.serialization import decode_event, event_to_dict
+from streamll.sinks.results import BatchResult
 from streamll.testing.contract import make_execution_events, write
 from streamll_kafka import KafkaSink
 
@@ -127,3 +128,32 @@ def test_an_unreachable_broker_never_blocks_the_program_and_losses_are_counted()
     assert stats.delivered == 0
     assert stats.dropped == len(events), "buffer overflow plus undelivered-at-stop are all counted"
     assert stats.write_errors >= 1
+
+
+async def test_a_batch_hashes_each_execution_key_once(
+    kafka_bootstrap: str, url_for: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The documented cost of partitioning (like counting queries): murmur2 once per execution in a batch, not per
+    record, and never for an event without a key (the producer spreads those)."""
+    topic = await create_topic(kafka_bootstrap, unique(), partitions=3)
+    sink = KafkaSink(url_for(topic))
+    hashed: list[bytes | None] = []
+    partitioner = sink._partitioner
+
+    def counting(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        hashed.append(key)
+        return partitioner(key, all_partitions, available)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(sink, "_partitioner", counting)
+    executions = [make_execution_events(18)[1] for _ in range(5)]
+    loose = make_event("custom", {"n": 1})[0].model_copy(update={"execution_id": ""})
+    batch = [loose, *(events[i] for i in range(20) for events in executions)]
+    await sink.open()
+    try:
+        assert await sink.write_batch([sink.encode(event) for event in batch]) == BatchResult.of(len(batch), [])
+    finally:
+        await sink.aclose()
+    assert sorted(hashed) == sorted(events[0].execution_id.encode() for events in executions)
+    for record in await read_records(kafka_bootstrap, topic, len(batch)):
+        if record.key is not None:
+            assert record.partition == (murmur2(record.key) & 0x7FFFFFFF) % 3

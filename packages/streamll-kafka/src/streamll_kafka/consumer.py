@@ -127,7 +127,7 @@ class KafkaStreamConsumer(BaseConsumer[KafkaHandle]):
             await asyncio.wait_for(self._position(consumer), timeout=self.options.start_timeout)
         except TimeoutError:
             await stop_quietly(consumer)
-            waited = "a partition assignment from group " + repr(self.group) if self.group else "partitions"
+            waited = "partition assignment from group " + repr(self.group) if self.group else "partitions"
             raise ConsumerError(
                 f"no {waited} for topic {self.topic!r} on {self.options.display_url} within "
                 f"{self.options.start_timeout:g}s (does the topic exist? does the broker auto-create topics?)"

@@ -7,7 +7,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Unpack
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordTooLargeError
+from aiokafka.errors import (
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    UnknownTopicOrPartitionError,
+)
 from aiokafka.partitioner import DefaultPartitioner
 from streamll.core.events import Event
 from streamll.core.serialization import encode_event
@@ -21,6 +26,9 @@ from streamll_kafka.url import DEFAULT_URL, KafkaOptions, parse_kafka_url
 
 _PERMANENT = (MessageSizeTooLargeError, RecordTooLargeError)
 """Errors about one record that no retry can fix: that event is counted as failed, the rest go on."""
+_NO_METADATA = (KafkaTimeoutError, UnknownTopicOrPartitionError)
+"""What ``partitions_for`` raises once ``request_timeout_ms`` passed without the topic's metadata (aiokafka
+0.14 raises the second)."""
 
 
 class KafkaDeliveryError(Exception):
@@ -87,7 +95,7 @@ class KafkaSink(BaseSink):
             await producer.start()
             try:
                 await producer.partitions_for(self.options.topic)
-            except KafkaTimeoutError:
+            except _NO_METADATA:
                 raise KafkaTimeoutError(
                     f"topic {self.options.topic!r} is not available on {self.options.display_url} "
                     f"after {self.options.request_timeout_ms} ms (does it exist? does the broker auto-create topics?)"
