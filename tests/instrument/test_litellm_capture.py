@@ -26,6 +26,19 @@ def test_a_cut_stream_of_a_known_provider_fails_as_the_plain_call_does() -> None
     assert failure.__cause__ is None and failure.__traceback__ is None
 
 
+@pytest.mark.parametrize(
+    "provider",
+    [{"custom_llm_provider": "openai"}, {"api_base": "https://api.groq.com/openai/v1"}],
+    ids=["custom_llm_provider", "api_base"],
+)
+def test_a_cut_stream_names_its_provider_as_the_plain_call_does(provider: dict[str, str]) -> None:
+    """A model name without a provider prefix: LiteLLM takes the provider from the request, and so does streamll."""
+    error = cut_stream()
+    failure = plain_failure(error, {"model": "offline", **provider})
+    assert failure is not error and isinstance(failure, litellm.InternalServerError)
+    assert isinstance(failure.__context__.__context__, httpx.RemoteProtocolError)
+
+
 def test_a_cut_stream_litellm_cannot_map_is_raised_as_litellm_raised_it(caplog: pytest.LogCaptureFixture) -> None:
     error = cut_stream()
     with caplog.at_level(logging.DEBUG, logger="streamll"):
