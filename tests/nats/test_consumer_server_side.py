@@ -13,7 +13,7 @@ from streamll.errors import ConsumerError
 from streamll.testing.contract import make_execution_events, read, write
 from streamll_nats import NatsSink, NatsStreamConsumer
 
-from tests.helpers import BrokerProcess
+from tests.helpers import BrokerProcess, async_wait_until
 from tests.nats.conftest import MakeSink
 
 pytestmark = pytest.mark.nats
@@ -84,15 +84,21 @@ async def test_each_outage_is_reported_once(private_nats: BrokerProcess, caplog:
             await asyncio.to_thread(write, sink, events, 30)
             for event in await read(consumer, len(events)):
                 await consumer.ack(event)
+            # acks are sent without waiting for the server: let them land before the next outage cuts the line
+            await async_wait_until(lambda: nothing_pending(private_nats.port), 10, what="the acks to reach the server")
     finally:
         await consumer.stop()
         await asyncio.to_thread(sink.stop, 5)
     failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("streamll consumer: pull failed (")]
     assert len(failures) == 2, failures
-    nc = await nats.connect(f"nats://127.0.0.1:{private_nats.port}")
+
+
+async def nothing_pending(port: int) -> bool:
+    """True when the durable consumer ``d`` of stream TWICE has every delivered event acknowledged."""
+    nc = await nats.connect(f"nats://127.0.0.1:{port}")
     try:
         info = await nc.jetstream().consumer_info("TWICE", "d")
-        assert (info.num_ack_pending, info.num_pending) == (0, 0)
+        return (info.num_ack_pending, info.num_pending) == (0, 0)
     finally:
         await nc.close()
 
