@@ -209,3 +209,24 @@ async def test_count_bounds_the_entries_fetched_per_read(
     stats = await client.info("commandstats")
     await client.aclose()
     assert stats["cmdstat_xread"]["calls"] == 3  # 4 + 4 + 2 entries
+
+
+async def test_starting_at_the_end_of_a_long_stream_does_not_read_it(
+    private_redis: Callable[..., PrivateRedis], make_sink, make_consumer
+) -> None:
+    server = private_redis()
+    client = aioredis.Redis(port=server.port)
+    async with client.pipeline(transaction=False) as pipe:
+        for _ in range(500):
+            pipe.xadd("s", {"data": b"x" * 1000})
+        await pipe.execute()
+    sent_before = (await client.info("stats"))["total_net_output_bytes"]
+    consumer = make_consumer(server.url, stream="s")
+    await consumer.start()  # finds the newest id: one entry's worth of traffic, not the stream's 500 kB
+    sent = (await client.info("stats"))["total_net_output_bytes"] - sent_before
+    await client.aclose()
+    assert sent < 50_000, sent
+    sink = make_sink(server.url, stream="s")
+    _, events = make_execution_events(0)
+    await asyncio.to_thread(write, sink, events)
+    assert [event.event_id for event in await read(consumer, len(events))] == [event.event_id for event in events]
