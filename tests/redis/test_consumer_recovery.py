@@ -185,10 +185,48 @@ async def test_a_timeout_is_kept_while_waiting_out_the_reconnect_backoff(
     assert await consumer.consume_one(timeout=0.3) is None
     assert time.monotonic() - started < 2.0
     await asyncio.to_thread(server.start)
-    assert await consumer.consume_one(timeout=0.3) is None  # back, but the backoff is not over: no attempt yet
+    # back, but the backoff (>= 3.75 s after the loss, retry_backoff_max allowing it) is not over: no attempt yet
+    assert await consumer.consume_one(timeout=1.2) is None
     assert consumer.stats.reconnects == 0
 
 
 def test_from_url_reads_the_urls_options() -> None:
     consumer = RedisStreamConsumer.from_url("redis://h:1234/2?stream=s&group=g", consumer="c")
     assert (consumer.options.location, consumer.stream, consumer.group, consumer.consumer) == ("h:1234", "s", "g", "c")
+
+
+async def test_count_bounds_the_entries_fetched_per_read(
+    private_redis: Callable[..., PrivateRedis], make_sink, make_consumer
+) -> None:
+    server = private_redis()
+    sink = make_sink(server.url, stream="s")
+    _, events = make_execution_events(8)  # 10 events
+    await asyncio.to_thread(write, sink, events)
+    consumer = make_consumer(server.url, stream="s", from_beginning=True, count=4)
+    await consumer.start()
+    assert [event.event_id for event in await read(consumer, len(events))] == [event.event_id for event in events]
+    client = aioredis.Redis(port=server.port)
+    stats = await client.info("commandstats")
+    await client.aclose()
+    assert stats["cmdstat_xread"]["calls"] == 3  # 4 + 4 + 2 entries
+
+
+async def test_starting_at_the_end_of_a_long_stream_does_not_read_it(
+    private_redis: Callable[..., PrivateRedis], make_sink, make_consumer
+) -> None:
+    server = private_redis()
+    client = aioredis.Redis(port=server.port)
+    async with client.pipeline(transaction=False) as pipe:
+        for _ in range(500):
+            pipe.xadd("s", {"data": b"x" * 1000})
+        await pipe.execute()
+    sent_before = (await client.info("stats"))["total_net_output_bytes"]
+    consumer = make_consumer(server.url, stream="s")
+    await consumer.start()  # finds the newest id: one entry's worth of traffic, not the stream's 500 kB
+    sent = (await client.info("stats"))["total_net_output_bytes"] - sent_before
+    await client.aclose()
+    assert sent < 50_000, sent
+    sink = make_sink(server.url, stream="s")
+    _, events = make_execution_events(0)
+    await asyncio.to_thread(write, sink, events)
+    assert [event.event_id for event in await read(consumer, len(events))] == [event.event_id for event in events]

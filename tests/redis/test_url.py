@@ -130,6 +130,18 @@ def test_consumer_name_needs_a_group() -> None:
         RedisStreamConsumer("redis://h", count=0)
 
 
+@pytest.mark.parametrize("ack_timeout", [0, -1, 0.0])
+def test_consumer_ack_timeout_must_be_positive(ack_timeout: float) -> None:
+    with pytest.raises(ConfigurationError, match=r"ack_timeout must be a number of seconds > 0"):
+        RedisStreamConsumer("redis://h", group="g", ack_timeout=ack_timeout)
+
+
+def test_consumer_takes_a_small_ack_timeout_and_the_smallest_count() -> None:
+    consumer = RedisStreamConsumer("redis://h", group="g", ack_timeout=0.5, count=1)
+    assert (consumer.ack_timeout, consumer.count) == (0.5, 1)
+    assert RedisStreamConsumer("redis://h").ack_timeout == 5.0
+
+
 def test_consumer_options_from_the_url() -> None:
     consumer = RedisStreamConsumer("redis://h/0?stream=s&group=g&consumer=c1&from_beginning=1&count=10")
     assert (consumer.stream, consumer.group, consumer.consumer, consumer.from_beginning, consumer.count) == (
