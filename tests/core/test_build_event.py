@@ -179,6 +179,27 @@ def test_ill_typed_values_are_validated_like_the_model() -> None:
         build_event(StartEvent, "end", "e", None, 0, {}, {}, {})
 
 
+@pytest.mark.parametrize(("cls", "event_type"), KINDS)
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"fields": {"module_name": 1}},
+        {"fields": {"method_name": 1}},
+        {"fields": {"operation": 1}},
+        {"parent_id": 1},
+        {"execution_id": 1},
+    ],
+    ids=["module_name", "method_name", "operation", "parent_id", "execution_id"],
+)
+def test_a_mistyped_text_field_is_a_validation_error_like_the_model(
+    cls: type[Event], event_type: str, bad: dict[str, Any]
+) -> None:
+    """Every other value well typed: the one int where text belongs is rejected, never stored as an int."""
+    args: dict[str, Any] = {"execution_id": "e", "parent_id": None, "fields": {}} | bad
+    with pytest.raises(ValidationError):
+        build_event(cls, event_type, args["execution_id"], args["parent_id"], 0, {}, {}, args["fields"])
+
+
 def test_event_ids_are_32_hex_digits_unique_and_prefixed_per_process() -> None:
     ids = [new_event_id() for _ in range(1000)]
     assert all(ID.match(event_id) for event_id in ids) and len(set(ids)) == 1000
