@@ -11,6 +11,8 @@ from streamll import MemorySink
 from streamll.streaming.fields import usage_dict
 from streamll.testing import OfflineLMServer
 
+from .test_invisible import QA, StreamedQA
+
 
 def lm_end(sink: MemorySink) -> dict:
     assert streamll.flush(10)
@@ -22,16 +24,7 @@ def test_a_streamed_request_reports_the_usage_of_the_plain_one(
     server: OfflineLMServer, memory_sink: MemorySink
 ) -> None:
     def program(fields: list[str]) -> dspy.Module:
-        @streamll.instrument(stream_fields=fields)
-        class QA(dspy.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.predict = dspy.Predict("question -> answer")
-
-            def forward(self, question: str) -> dspy.Prediction:
-                return self.predict(question=question)
-
-        return QA()
+        return streamll.instrument(stream_fields=fields)(type("QA", (QA,), {}))()
 
     with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()):
         program([])(question="Same question?")
@@ -101,18 +94,9 @@ def test_a_streamed_litellm_request_keeps_the_users_stream_options(
 
     litellm_engine = {"engine": "litellm"} if importlib.util.find_spec("dspy.clients.engines") else {}  # dspy >= 3.4
 
-    @streamll.instrument(stream_fields=["answer"])
-    class QA(dspy.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.predict = dspy.Predict("question -> answer")
-
-        def forward(self, question: str) -> dspy.Prediction:
-            return self.predict(question=question)
-
     lm = server.lm(**litellm_engine, stream_options={"include_obfuscation": False})
     with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
-        prediction = QA()(question="Options kept?")
+        prediction = StreamedQA()(question="Options kept?")
     assert streamll.flush(10)
     (request,) = server.requests
     assert request["stream"] is True
@@ -131,18 +115,9 @@ def test_a_native_stream_without_a_finish_reason_still_ends_its_last_field(
     if importlib.util.find_spec("dspy.clients.engines") is None:
         allowed_skip(f"dspy {dspy.__version__} has no native engines (LiteLLM rejects such a stream)")
 
-    @streamll.instrument(stream_fields=["answer"])
-    class QA(dspy.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.predict = dspy.Predict("question -> answer")
-
-        def forward(self, question: str) -> dspy.Prediction:
-            return self.predict(question=question)
-
     server.configure(finish_reason=None)
     with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()):
-        prediction = QA()(question="No finish reason?")
+        prediction = StreamedQA()(question="No finish reason?")
     assert streamll.flush(10)
     answer = memory_sink.tokens("answer")
     assert "".join(token.token for token in answer) == prediction.answer
