@@ -35,9 +35,10 @@ def dispatch(event: Event | TokenRecord, execution: Execution | None = None) -> 
     The ``configure(event_filter=..., redact=...)`` rules apply here, once, before any sink sees the event.
     A :class:`~streamll.core.records.TokenRecord` goes to the sinks as it is; each builds its event on its worker.
     """
-    if (checked := policy.outgoing(event)) is None:
-        return
-    event = checked
+    if policy._policy is not None:  # filter or redact configured (read directly: no call per token otherwise)
+        if (checked := policy.outgoing(event)) is None:
+            return
+        event = checked
     try:
         sinks = execution.sinks if execution is not None and execution.sinks is not None else _default_sinks()
     except Exception as exc:  # bad STREAMLL_SINKS must not break the user's program

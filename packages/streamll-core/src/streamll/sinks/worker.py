@@ -143,7 +143,8 @@ class BackgroundWorker:
 
     def in_worker_thread(self) -> bool:
         """True when called from the worker thread itself (where blocking would deadlock)."""
-        return self._thread is not None and threading.current_thread() is self._thread
+        thread = self._thread
+        return thread is not None and threading.get_ident() == thread.ident
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         """Schedule ``coro`` on the worker loop; returns a thread-safe future."""
