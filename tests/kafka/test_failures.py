@@ -24,6 +24,7 @@ from streamll.testing.contract import make_execution_events, read, write
 from streamll_kafka import KafkaSink, KafkaStreamConsumer
 from streamll_kafka.consumer import RETRY
 from streamll_kafka.sink import KafkaDeliveryError
+from streamll_kafka.url import KafkaOptions
 
 from tests.helpers import async_wait_until
 from tests.kafka.conftest import PrivateKafka, create_topic, kafka_url, read_records, unique
@@ -34,10 +35,20 @@ REFUSED_TOPIC = "no such topic!"
 """Not a legal Kafka topic name: the broker never creates it, whatever its auto-creation setting."""
 
 
+def unserved(options: KafkaOptions) -> KafkaOptions:
+    """``options`` naming a topic the broker will not serve, set past the configuration's name check.
+
+    Configuration refuses such a name; the broker answers for it as one without auto-creation answers for a
+    missing topic, which is the path these tests follow (the suite's broker creates every legal topic).
+    """
+    return options.model_copy(update={"topic": REFUSED_TOPIC})
+
+
 async def test_a_topic_the_broker_will_not_serve_is_named_in_the_sinks_error(
     url_for: Callable[..., str], make_sink: Callable[..., KafkaSink]
 ) -> None:
-    sink = make_sink(url_for("unused", request_timeout_ms=300), topic=REFUSED_TOPIC)
+    sink = make_sink(url_for("unused", request_timeout_ms=300))
+    sink.options = unserved(sink.options)
     _, events = make_execution_events(1)
     for event in events:
         sink.enqueue(event)
@@ -55,7 +66,8 @@ async def test_a_topic_the_broker_will_not_serve_is_named_in_the_sinks_error(
 async def test_opening_on_a_topic_the_broker_will_not_serve_fails_clearly_and_leaves_nothing_running(
     url_for: Callable[..., str],
 ) -> None:
-    sink = KafkaSink(url_for("unused", request_timeout_ms=300), topic=REFUSED_TOPIC)
+    sink = KafkaSink(url_for("unused", request_timeout_ms=300))
+    sink.options = unserved(sink.options)
     running = asyncio.all_tasks()
     with pytest.raises(KafkaTimeoutError) as caught:
         await sink.open()
@@ -70,7 +82,9 @@ async def test_opening_on_a_topic_the_broker_will_not_serve_fails_clearly_and_le
 
 
 async def test_a_topic_the_broker_will_not_serve_fails_the_consumers_start(url_for: Callable[..., str]) -> None:
-    consumer = KafkaStreamConsumer(url_for("unused", start_timeout=0.5), topic=REFUSED_TOPIC)
+    consumer = KafkaStreamConsumer(url_for("unused", start_timeout=0.5))
+    consumer.options = unserved(consumer.options)
+    consumer.topic = consumer.options.topic
     with pytest.raises(ConsumerError) as caught:
         await consumer.start()
     assert str(caught.value) == (

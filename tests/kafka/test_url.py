@@ -7,6 +7,7 @@ import shutil
 import ssl
 import subprocess
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from streamll import plugins
@@ -95,6 +96,30 @@ def test_bad_options_are_named(query: str, message: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         parse_kafka_url(f"kafka://h:9092?{query}", environ={})
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("topic", ["no such topic!", "a/b", "caf\u00e9", ".", "..", "t" * 250])
+def test_a_topic_name_kafka_does_not_allow_is_refused_at_configuration(topic: str) -> None:
+    """Kafka allows letters, digits, '.', '_' and '-' (at most 249); a broker refuses any other name, and a
+    group consumer on one would start with no partitions and read nothing, so it fails here, in one line."""
+    expected = (
+        f"kafka topic {topic!r} is not a legal Kafka topic name: "
+        "use letters, digits, '.', '_' and '-', at most 249 characters (and not '.' or '..')"
+    )
+    for make in (
+        lambda: parse_kafka_url(f"kafka://h:9092?{urlencode({'topic': topic})}", environ={}),
+        lambda: KafkaSink("kafka://h:9092", topic=topic),
+        lambda: KafkaStreamConsumer("kafka://h:9092?topic=t", topic=topic),
+    ):
+        with pytest.raises(ConfigurationError) as caught:
+            make()
+        assert str(caught.value) == expected
+
+
+@pytest.mark.parametrize("topic", ["events", "a.b_c-D9", "streamll.tokens", "_private", "t" * 249])
+def test_every_legal_topic_name_is_accepted(topic: str) -> None:
+    assert parse_kafka_url(f"kafka://h:9092?topic={topic}", environ={}).topic == topic
+    assert KafkaSink("kafka://h:9092", topic=topic).topic == topic
 
 
 @pytest.mark.parametrize(

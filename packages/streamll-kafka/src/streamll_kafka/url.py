@@ -15,6 +15,7 @@ message: :attr:`KafkaOptions.display_url` and :func:`mask_url` leave them out.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -48,6 +49,8 @@ DEFAULT_URL = "kafka://localhost:9092"
 DEFAULT_PORT = 9092
 DEFAULT_TOPIC = "streamll"
 DEFAULT_CLIENT_ID = "streamll"
+LEGAL_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+"""The topic names Kafka allows (besides ``.`` and ``..``): brokers refuse any other."""
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -166,6 +169,11 @@ class KafkaOptions(UrlOptions):
             raise ConfigurationError("kafka URL names no broker: kafka://host:9092")
         if not self.topic:
             raise ConfigurationError("kafka topic must not be empty")
+        if not LEGAL_TOPIC.fullmatch(self.topic) or self.topic in (".", ".."):
+            raise ConfigurationError(
+                f"kafka topic {self.topic!r} is not a legal Kafka topic name: "
+                "use letters, digits, '.', '_' and '-', at most 249 characters (and not '.' or '..')"
+            )
         if self.security_protocol not in SECURITY_PROTOCOLS:
             raise ConfigurationError(
                 f"kafka security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}, "
