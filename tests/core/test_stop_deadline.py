@@ -79,7 +79,12 @@ def test_a_stop_requested_on_the_worker_loop_cuts_the_backoff_at_its_deadline(
     started = time.monotonic()
     with caplog.at_level(logging.ERROR, logger="streamll"):
         assert on_the_worker(lambda: sink.stop(timeout=0.05)) is False  # returns at once: the worker drains alone
-        wait_until(lambda: not sink.is_running, what="the worker to give up at the deadline")
+        # the worker logs what it gave up after it marks the sink stopped: wait for the log, not for is_running
+        wait_until(
+            lambda: any(r.levelno >= logging.ERROR for r in caplog.records),
+            what="the worker to give up at the deadline",
+        )
+    assert not sink.is_running
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [  # no crash nor cancel
         "streamll sink cut: stopped with 1 undelivered event(s) (counted as dropped)"
     ]
