@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import dspy
@@ -111,6 +112,40 @@ def test_predict_streams_chosen_field_token_by_token(lm, server: OfflineLMServer
     assert_field_stream(streams["answer"], prediction.answer, "stop")
     assert len(streams["answer"]) == len(tokenize(prediction.answer)) > 3
     assert {e.data["source"] for e in streams["answer"]} == {"stream"}
+
+
+class RefusingSink(MemorySink):
+    """A sink whose enqueue raises on every event (a third-party sink with a bug)."""
+
+    def enqueue(self, event: Any) -> None:
+        raise RuntimeError("no room")
+
+    def __repr__(self) -> str:
+        return "<RefusingSink>"
+
+
+def test_a_sink_refusing_tokens_is_logged_and_changes_nothing_else(lm, caplog: pytest.LogCaptureFixture) -> None:
+    """Tokens of a module with sinks of its own: one refusing sink neither breaks the program nor starves the other."""
+    kept = MemorySink(name="kept")
+
+    @streamll.instrument(stream_fields=["answer"], sinks=[RefusingSink(name="refusing"), kept])
+    class Answer(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("question -> answer")
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.predict(question=question)
+
+    plain = dspy.Predict("question -> answer")(question="What is machine learning?")
+    with caplog.at_level(logging.ERROR, logger="streamll"):
+        prediction = Answer()(question="What is machine learning?")
+        assert kept.flush(10)
+    assert prediction.answer == plain.answer
+    tokens = [event.token for event in kept.tokens()]
+    assert "".join(tokens) == prediction.answer and len(tokens) > 3
+    refused = [message for message in caplog.messages if message.startswith("streamll: sink <RefusingSink> refused")]
+    assert refused == ["streamll: sink <RefusingSink> refused an event: no room"] * len(kept.events)
 
 
 @pytest.mark.parametrize("adapter", sorted(ADAPTERS))

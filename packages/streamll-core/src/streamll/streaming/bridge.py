@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from streamll.core.context import Execution, context_tags, current_span
-from streamll.core.emitter import dispatch, make_event
+from streamll.core.emitter import dispatch, dispatch_record, make_event
 from streamll.core.events import TokenEvent
 from streamll.core.records import TokenRecord
 from streamll.core.runs import ExecutionCancelled
@@ -232,7 +232,7 @@ class TokenRun:
             and type(name) is str
             and (finish is None or type(finish) is str)
         ):
-            record: Any = TokenRecord(
+            record = TokenRecord(
                 execution.execution_id,
                 call.parent_id,
                 execution.next_sequence(),
@@ -245,22 +245,24 @@ class TokenRun:
                 field_name,
                 finish,
             )
-        else:  # not the types a model would hold as they are: validated (or coerced) the usual way
-            record, _ = make_event(
-                "token",
-                dict(data),  # the event may write into its data; the cached dict is shared by the call's tokens
-                execution=execution,
-                parent_id=call.parent_id,
-                cls=TokenEvent,
-                tags=call.tags,
-                token=token,
-                token_index=index,
-                field=field_name,
-                finish_reason=finish,
-                module_name=name,
-                operation="token",
-            )
-        dispatch(record, execution)
+            dispatch_record(record, execution)
+            return
+        # not the types a model would hold as they are: validated (or coerced) the usual way
+        event, _ = make_event(
+            "token",
+            dict(data),  # the event may write into its data; the cached dict is shared by the call's tokens
+            execution=execution,
+            parent_id=call.parent_id,
+            cls=TokenEvent,
+            tags=call.tags,
+            token=token,
+            token_index=index,
+            field=field_name,
+            finish_reason=finish,
+            module_name=name,
+            operation="token",
+        )
+        dispatch(event, execution)
 
     def native_reasoning_seen(self, state: PredictorState) -> None:
         """The LM's own reasoning streamed for ``state``'s predictor: its ``reasoning`` entry matched."""
