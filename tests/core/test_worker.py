@@ -66,7 +66,7 @@ def test_pool_threads_are_named_daemons_and_idle_ones_are_reused() -> None:
         for index in range(5):
             assert pool.submit(threading.current_thread).result(WAIT).name == "reuse-test-0", index
             # the thread counts itself idle just after it hands over the result
-            wait_until(lambda: pool._idle_threads._value == 1, WAIT, what="the pool thread to go idle")
+            wait_until(lambda: pool.idle_threads == 1, WAIT, what="the pool thread to go idle")
         assert [thread.name for thread in _threads("reuse-test")] == ["reuse-test-0"]
         assert all(thread.daemon for thread in _threads("reuse-test"))
     finally:

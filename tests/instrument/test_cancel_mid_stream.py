@@ -14,18 +14,7 @@ from streamll.testing import OfflineLMServer
 
 from tests.helpers import wait_until
 
-
-@streamll.instrument(stream_fields=["reasoning", "answer"])
-class Reasoned(dspy.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.cot = dspy.ChainOfThought("question -> answer")
-
-    def forward(self, question: str) -> dspy.Prediction:
-        return self.cot(question=question)
-
-    async def aforward(self, question: str) -> dspy.Prediction:
-        return await self.cot.acall(question=question)
+from .test_streaming import BothCoT
 
 
 @pytest.mark.parametrize("engine", ["native", "litellm"])
@@ -41,7 +30,7 @@ def test_cancel_while_a_field_streams(engine: str, mode: str, server: OfflineLMS
 
     with dspy.context(lm=lm, adapter=dspy.ChatAdapter()), streamll.execution() as run:
         threading.Thread(target=cancel_at_the_third_token, args=(run,), daemon=True).start()
-        module = Reasoned()
+        module = BothCoT()
         results.append(module(question="long") if mode == "sync" else asyncio.run(module.acall(question="long")))
     assert results == [], "the instrumented call was stopped"
     assert run.cancelled

@@ -11,20 +11,7 @@ import streamll
 from streamll import MemorySink
 from streamll.testing import OfflineLMServer
 
-from .test_streaming import assert_field_stream
-
-
-@streamll.instrument(stream_fields=["reasoning", "answer"])
-class Reasoned(dspy.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.cot = dspy.ChainOfThought("question -> answer")
-
-    def forward(self, question: str) -> dspy.Prediction:
-        return self.cot(question=question)
-
-    async def aforward(self, question: str) -> dspy.Prediction:
-        return await self.cot.acall(question=question)
+from .test_streaming import BothCoT, assert_field_stream
 
 
 def run_streamified(program: Any, async_streaming: bool) -> tuple[str, Any]:
@@ -64,7 +51,7 @@ def test_streamify_and_streamll_both_stream_the_reply(
     listener = dspy.streaming.StreamListener(signature_field_name="answer")
     with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
         program = dspy.streamify(
-            Reasoned(), stream_listeners=[listener], async_streaming=async_streaming, is_async_program=async_program
+            BothCoT(), stream_listeners=[listener], async_streaming=async_streaming, is_async_program=async_program
         )
         listened, final = run_streamified(program, async_streaming)
     assert listened.strip() == final.answer

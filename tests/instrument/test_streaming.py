@@ -55,6 +55,9 @@ class BothCoT(dspy.Module):
     def forward(self, question: str) -> dspy.Prediction:
         return self.cot(question=question)
 
+    async def aforward(self, question: str) -> dspy.Prediction:
+        return await self.cot.acall(question=question)
+
 
 @streamll.instrument(stream_fields=["answer"])
 class AnswerOnlyCoT(dspy.Module):

@@ -42,7 +42,8 @@ class ExitSafeExecutor(ThreadPoolExecutor):
         super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._daemons: list[threading.Thread] = []
-        self._idle_threads = threading.Semaphore(0)
+        self._idle = 0
+        """Pool threads done with their job and waiting for the next (guarded by ``_pool_lock``)."""
         self._pool_lock = threading.Lock()
         self._closed = False
 
@@ -53,7 +54,9 @@ class ExitSafeExecutor(ThreadPoolExecutor):
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._jobs.put((future, fn, args, kwargs))
-            if not self._idle_threads.acquire(timeout=0) and len(self._daemons) < self._max_workers:
+            if self._idle:
+                self._idle -= 1  # an idle thread takes this job
+            elif len(self._daemons) < self._max_workers:
                 thread = threading.Thread(
                     target=self._work, name=f"{self._thread_name_prefix}-{len(self._daemons)}", daemon=True
                 )
@@ -76,7 +79,13 @@ class ExitSafeExecutor(ThreadPoolExecutor):
                 else:
                     future.set_result(result)
             del future, fn, args, kwargs
-            self._idle_threads.release()
+            with self._pool_lock:
+                self._idle += 1
+
+    @property
+    def idle_threads(self) -> int:
+        """Pool threads waiting for work: a submit hands its job to one of them rather than starting a thread."""
+        return self._idle
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop the pool threads once the queued work is done (``cancel_futures``: drop queued work)."""
