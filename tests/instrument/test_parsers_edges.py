@@ -42,6 +42,8 @@ JSON_EDGE_REPLIES = [
     '{"answer":"\\u00zz kept as written", "reasoning":"r"}',
     '{"answer": 1], "reasoning": "a stray bracket ends the value, not the object"}',
     '{"reasoning": "not JSON: \\q and \\x41 \\xZZ", "answer": "x"}',  # DSPy's json_repair fallback reads these
+    '{"reasoning": "cut short \\x4", "answer": "\\u00e"}',  # a hex escape the closing quote cuts short
+    '{"reasoning": "\\x4\\n next \\u12\\"q", "answer": "\\x 4 \\u4_10 \\u+04a"}',  # not hex digits: as written
 ]
 
 
@@ -92,6 +94,16 @@ def test_json_reply_cut_short_closes_the_open_value_with_its_text() -> None:
         ("text", "answer", '[1, {"a":'),
         ("close", "answer"),
     ]
+
+
+@pytest.mark.parametrize("escape", ["\\", "\\x4", "\\u12", "\\u"])
+def test_json_reply_cut_short_inside_an_escape_keeps_it_as_written(escape: str) -> None:
+    """A reply cut (``finish_reason="length"``) in the middle of an escape: DSPy keeps the escape as written."""
+    reply = '{"reasoning": "r", "answer": "a' + escape
+    expected = dspy.JSONAdapter().parse(SIGNATURE, reply)
+    assert expected["answer"] == "a" + escape
+    for cuts in all_chunkings(reply, samples=30):
+        assert stream_text(JSONParser(FIELDS), reply, cuts) == expected, cuts
 
 
 def test_json_empty_object_and_unknown_keys_stream_nothing() -> None:

@@ -9,6 +9,7 @@ from streamll.streaming.sections import Op, Sections
 __all__ = ["JSONParser"]
 
 JSON_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 class JSONParser:
@@ -34,11 +35,15 @@ class JSONParser:
             state = self._state
             if state == "string_value":
                 if self._escape:
-                    self._escape += char
-                    decoded = self._decode_escape()
-                    if decoded is not None:
-                        pending.append(decoded)
-                elif char == "\\":
+                    cut = self._cut_short(char)
+                    if cut is None:
+                        self._escape += char
+                        decoded = self._decode_escape()
+                        if decoded is not None:
+                            pending.append(decoded)
+                        continue
+                    pending.append(cut)  # then ``char`` is read on its own
+                if char == "\\":
                     self._escape = "\\"
                 elif char == '"':
                     self._flush(pending, ops)
@@ -57,6 +62,9 @@ class JSONParser:
         ops: list[Op] = []
         if self._state == "raw_value":
             self._end_raw(ops)
+        elif self._state == "string_value" and self._escape:  # cut inside an escape: kept as written, as DSPy does
+            self._sections.text(self._escape, ops)
+            self._escape = ""
         self._sections.close(ops)
         return ops
 
@@ -64,6 +72,18 @@ class JSONParser:
         if pending:
             self._sections.text("".join(pending), ops)
             pending.clear()
+
+    def _cut_short(self, char: str) -> str | None:
+        """The open ``\\u`` / ``\\x`` escape as written when ``char`` is not a hex digit, else ``None``.
+
+        DSPy's json_repair fallback keeps such an escape as written and reads the
+        character after it on its own (a closing quote still ends the string).
+        """
+        escape = self._escape
+        if len(escape) < 2 or escape[1] not in "ux" or char in HEX_DIGITS:
+            return None
+        self._escape = ""
+        return escape
 
     def _decode_escape(self) -> str | None:
         escape = self._escape
@@ -74,10 +94,7 @@ class JSONParser:
         if len(escape) < (6 if kind == "u" else 4):
             return None
         self._escape = ""
-        try:
-            char = chr(int(escape[2:], 16))
-        except ValueError:
-            return escape
+        char = chr(int(escape[2:], 16))  # only hex digits get this far (see _cut_short)
         if 0xD800 <= ord(char) <= 0xDBFF:
             self._high_surrogate = char
             return None
@@ -98,11 +115,15 @@ class JSONParser:
                 self._state = "done"
         elif state == "key":
             if self._escape:
-                self._escape += char
-                decoded = self._decode_escape()
-                if decoded is not None:
-                    self._key += decoded
-            elif char == "\\":
+                cut = self._cut_short(char)
+                if cut is None:
+                    self._escape += char
+                    decoded = self._decode_escape()
+                    if decoded is not None:
+                        self._key += decoded
+                    return
+                self._key += cut
+            if char == "\\":
                 self._escape = "\\"
             elif char == '"':
                 self._state = "colon"
