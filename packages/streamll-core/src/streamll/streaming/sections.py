@@ -31,20 +31,28 @@ class FieldParser(Protocol):
 class Stripper:
     """Drops a field's leading whitespace and holds trailing whitespace until more text follows.
 
-    Applying it to the pieces of a value yields exactly ``value.strip()``.
+    Applying it to the pieces of a value yields exactly ``value.strip()``, unless
+    :meth:`keep` is called: from then on the value is kept whole (the leading
+    whitespace held so far comes first, the trailing comes from :meth:`end`).
     """
 
-    __slots__ = ("held", "started")
+    __slots__ = ("held", "kept", "lead", "started")
 
     def __init__(self) -> None:
         """Nothing seen yet."""
         self.started = False
+        self.kept = False
         self.held = ""
+        self.lead = ""
 
     def push(self, text: str) -> str:
-        """The part of ``text`` that certainly belongs to the stripped value."""
+        """The part of ``text`` that certainly belongs to the value."""
+        if self.kept:
+            return text
         if not self.started:
-            text = text.lstrip()
+            body = text.lstrip()
+            self.lead += text[: len(text) - len(body)]
+            text = body
             if not text:
                 return ""
             self.started = True
@@ -55,6 +63,17 @@ class Stripper:
         out = self.held + body
         self.held = text[len(body) :]
         return out
+
+    def keep(self, text: str) -> str:
+        """``text`` and what was held before it: from here nothing of the value is stripped."""
+        out = ("" if self.started else self.lead) + self.held + text
+        self.started = self.kept = True
+        self.lead = self.held = ""
+        return out
+
+    def end(self) -> str:
+        """What the value still holds at its end: the trailing whitespace of a kept value, else nothing."""
+        return self.held if self.kept else ""
 
 
 class Sections:
@@ -86,8 +105,19 @@ class Sections:
         if piece:
             ops.append(("text", self.current, piece))
 
+    def keep(self, piece: str, ops: list[Op]) -> None:
+        """More text of the open field, after which its value is no longer stripped (see :meth:`Stripper.keep`)."""
+        if self.current is None:
+            return
+        if self.strip:
+            piece = self._stripper.keep(piece)
+        if piece:
+            ops.append(("text", self.current, piece))
+
     def close(self, ops: list[Op]) -> None:
         """End the open field, if any."""
         if self.current is not None:
+            if self.strip and (rest := self._stripper.end()):
+                ops.append(("text", self.current, rest))
             ops.append(("close", self.current))
             self.current = None

@@ -1,18 +1,25 @@
 """Incremental parser for XMLAdapter replies (see :mod:`streamll.streaming.parsers`).
 
 Follows the installed DSPy's XMLAdapter: from dspy 3.3 values are XML text
-(entities decoded, line ends normalized); before, a regular expression keeps
-them raw.
+(entities decoded, line ends normalized, comments dropped, CDATA as text) and a
+value with child elements is its text and the children as ElementTree writes
+them (``<br/>`` becomes ``<br />``; text after a child stays escaped; nothing is
+stripped); before, a regular expression keeps values raw.
 """
 
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
 from streamll.streaming.sections import Op, Sections
 
 XML_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+CDATA = "<![CDATA["
+SKIPPED = (("<!--", "-->"), (CDATA, "]]>"), ("<?", "?>"))
+"""Markup in a value that ElementTree does not keep as an element: comments and processing instructions are
+dropped, a CDATA section is its text."""
 TAG_RE = re.compile(r"<\s*(/?)\s*([A-Za-z_][\w.\-]*)[^>]*?(/?)\s*>")
 LEGACY_TAG_RE = re.compile(r"<(/?)(\w+)>()")
 """dspy < 3.3 reads only bare tags (``<name>``, ``</name>``): no attributes, spaces or self-closing ones."""
@@ -34,6 +41,9 @@ class XMLParser:
         self._skip: str | None = None  # a non-field element whose content is ignored
         self._skip_depth = 0
         self._carry_cr = False
+        self._child = ""  # the markup of a child element of the open field, until it ends
+        self._child_depth = 0
+        self._after_child = False  # a child ended in the open field: its text is written escaped from here
 
     def feed(self, text: str) -> list[Op]:
         """Operations for the next chunk of reply text."""
@@ -57,6 +67,9 @@ class XMLParser:
             self._buffer += "\n"
             self._carry_cr = False
         self._scan(ops, final=True)
+        if self._child_depth:  # cut inside a child element: DSPy rejects the reply, its text stays as sent
+            self._sections.keep(self._child, ops)
+            self._child, self._child_depth = "", 0
         self._sections.close(ops)
         return ops
 
@@ -65,7 +78,11 @@ class XMLParser:
         position = 0
         while position < len(buffer):
             current = self._sections.current
-            if current is not None:
+            if current is not None and self._child_depth:
+                position, wait = self._scan_child(buffer, position, ops, final=final)
+            elif current is not None and not self._legacy:
+                position, wait = self._scan_value(buffer, position, current, ops, final=final)
+            elif current is not None:
                 position, wait = self._scan_section(buffer, position, current, ops, final=final)
             else:
                 position, wait = self._scan_between(buffer, position, ops)
@@ -90,10 +107,10 @@ class XMLParser:
             end = buffer.find(";", position)
             if end == -1:
                 if final or len(buffer) - position > 12:
-                    self._sections.text("&", ops)
+                    self._value_text("&", ops)
                     return position + 1, False
                 return position, True
-            self._sections.text(_decode_entity(buffer[position : end + 1]), ops)
+            self._value_text(_decode_entity(buffer[position : end + 1]), ops)
             return end + 1, False
         closing = f"</{current}"
         if buffer.startswith(closing, position):
@@ -114,6 +131,78 @@ class XMLParser:
         markup = buffer[position : (end + 1 if end != -1 else len(buffer))]
         self._sections.text(markup, ops)
         return position + len(markup), False
+
+    def _scan_value(self, buffer: str, position: int, current: str, ops: list[Op], *, final: bool) -> tuple[int, bool]:
+        """:meth:`_scan_section` under dspy >= 3.3 rules: text, entities, comments, CDATA, child elements."""
+        cut = _next_special(buffer, position)
+        if cut > position:
+            self._value_text(buffer[position:cut], ops)
+            return cut, False
+        if buffer.startswith("&", position) or buffer.startswith(f"</{current}", position):
+            return self._scan_section(buffer, position, current, ops, final=final)
+        for opener, closer in SKIPPED:
+            if buffer.startswith(opener, position):
+                end = buffer.find(closer, position + len(opener))
+                if end == -1 and final:  # never closed: DSPy rejects the reply, its text stays as sent
+                    self._value_text(buffer[position:], ops)
+                    return len(buffer), False
+                if end == -1:
+                    return position, True
+                if opener == CDATA:
+                    self._value_text(buffer[position + len(opener) : end], ops)
+                return end + len(closer), False
+            if opener.startswith(buffer[position : position + len(opener)]) and not final:
+                return position, True
+        end = buffer.find(">", position)
+        tag = TAG_RE.fullmatch(buffer[position : end + 1]) if end != -1 else None
+        if tag is None or tag.group(1):  # not a start tag: as _scan_section writes it
+            return self._scan_section(buffer, position, current, ops, final=final)
+        self._child, self._child_depth = buffer[position : end + 1], 0 if tag.group(3) else 1
+        if not self._child_depth:
+            self._end_child(ops)
+        return end + 1, False
+
+    def _scan_child(self, buffer: str, position: int, ops: list[Op], *, final: bool) -> tuple[int, bool]:
+        """Collect a child element's markup up to its own end tag (nested elements counted; DSPy nests them)."""
+        start = buffer.find("<", position)
+        if start == -1:
+            self._child += buffer[position:]
+            return len(buffer), True
+        if start > position:
+            self._child += buffer[position:start]
+            return start, False
+        closer = next((closer for opener, closer in SKIPPED if buffer.startswith(opener, start)), ">")
+        end = buffer.find(closer, start + 1)
+        if end == -1 and final:  # cut short: finish() writes the child as it was sent
+            self._child += buffer[start:]
+            return len(buffer), False
+        if end == -1:
+            return start, True
+        end += len(closer)
+        markup = buffer[start:end]
+        self._child += markup
+        tag = TAG_RE.fullmatch(markup) if closer == ">" else None
+        if tag is not None and not tag.group(3):
+            self._child_depth += -1 if tag.group(1) else 1
+            if self._child_depth == 0:
+                self._end_child(ops)
+        return end, False
+
+    def _end_child(self, ops: list[Op]) -> None:
+        """Write the finished child element as ElementTree does (as sent when it is not XML: DSPy rejects it)."""
+        try:
+            text = ET.tostring(ET.fromstring(self._child), encoding="unicode")
+        except ET.ParseError:
+            text = self._child
+        self._child = ""
+        self._sections.keep(text, ops)
+        self._after_child = True
+
+    def _value_text(self, text: str, ops: list[Op]) -> None:
+        """Text of the value; after a child element ElementTree writes it escaped (``&amp;``, ``&lt;``, ``&gt;``)."""
+        if self._after_child:
+            text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        self._sections.text(text, ops)
 
     def _scan_between(self, buffer: str, position: int, ops: list[Op]) -> tuple[int, bool]:
         """One step outside any section: find the next tag and open, close or skip a section by it.
@@ -141,6 +230,7 @@ class XMLParser:
         if closing_tag:
             return end + 1, False
         self._sections.open(name, ops)
+        self._after_child = False
         if self._sections.current is None:
             if not self_closing:
                 self._skip, self._skip_depth = name, 1
