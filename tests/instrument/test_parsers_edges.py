@@ -42,6 +42,10 @@ JSON_EDGE_REPLIES = [
     '{"answer":"\\u00zz kept as written", "reasoning":"r"}',
     '{"answer": 1], "reasoning": "a stray bracket ends the value, not the object"}',
     '{"reasoning": "not JSON: \\q and \\x41 \\xZZ", "answer": "x"}',  # DSPy's json_repair fallback reads these
+    # a high surrogate without its low half stays alone, as JSON decodes it
+    '{"reasoning": "\\ud83d x \\ud83d\\u0041 \\ud83d\\ud83d\\ude00 \\ud83d\\n \\ud83d\\ue000 \\udc00", "answer": "a"}',
+    '{"reasoning": "\\ud83d\\q \\ud83d\\u00zz \\ud83d\\x41", "answer": "\\ud83d"}',
+    '{"note\\ud83dx": 1, "more\\ud83d": 2, "reasoning": "r", "answer": "a"}',  # nor does it leak out of a key
 ]
 
 
@@ -85,6 +89,12 @@ def test_json_reply_cut_short_closes_the_open_value_with_its_text() -> None:
     assert ops_of(JSONParser(FIELDS), '{"answer": "cut') == [
         ("open", "answer"),
         ("text", "answer", "cut"),
+        ("close", "answer"),
+    ]
+    assert ops_of(JSONParser(FIELDS), '{"answer": "cut \\ud83d') == [
+        ("open", "answer"),
+        ("text", "answer", "cut "),
+        ("text", "answer", "\ud83d"),  # a high surrogate cut off from its low half stays
         ("close", "answer"),
     ]
     assert ops_of(JSONParser(FIELDS), '{"answer": [1, {"a": ') == [

@@ -41,11 +41,15 @@ class JSONParser:
                 elif char == "\\":
                     self._escape = "\\"
                 elif char == '"':
+                    if self._high_surrogate is not None:
+                        pending.append(self._held())
                     self._flush(pending, ops)
                     self._sections.close(ops)
                     self._state = "after_value"
-                else:
+                elif self._high_surrogate is None:
                     pending.append(char)
+                else:
+                    pending.append(self._held() + char)
                 continue
             self._flush(pending, ops)
             self._step(char, ops)
@@ -57,6 +61,8 @@ class JSONParser:
         ops: list[Op] = []
         if self._state == "raw_value":
             self._end_raw(ops)
+        elif self._high_surrogate is not None:
+            self._sections.text(self._held(), ops)
         self._sections.close(ops)
         return ops
 
@@ -70,21 +76,28 @@ class JSONParser:
         kind = escape[1]
         if kind not in "ux":
             self._escape = ""
-            return JSON_ESCAPES.get(kind, escape)  # not JSON: kept as written, like DSPy's json_repair fallback
+            # not JSON: kept as written, like DSPy's json_repair fallback
+            return self._held() + JSON_ESCAPES.get(kind, escape)
         if len(escape) < (6 if kind == "u" else 4):
             return None
         self._escape = ""
         try:
             char = chr(int(escape[2:], 16))
         except ValueError:
-            return escape
-        if 0xD800 <= ord(char) <= 0xDBFF:
-            self._high_surrogate = char
-            return None
+            return self._held() + escape
         if 0xDC00 <= ord(char) <= 0xDFFF and self._high_surrogate is not None:
             high, self._high_surrogate = self._high_surrogate, None
             return (high + char).encode("utf-16", "surrogatepass").decode("utf-16")
-        return char
+        held = self._held()
+        if 0xD800 <= ord(char) <= 0xDBFF:
+            self._high_surrogate = char  # waits for its low half
+            return held or None
+        return held + char
+
+    def _held(self) -> str:
+        """The high surrogate waiting for its low half, now that none came (JSON keeps it alone); or ""."""
+        high, self._high_surrogate = self._high_surrogate, None
+        return high or ""
 
     def _step(self, char: str, ops: list[Op]) -> None:
         state = self._state
@@ -105,9 +118,10 @@ class JSONParser:
             elif char == "\\":
                 self._escape = "\\"
             elif char == '"':
+                self._key += self._held()
                 self._state = "colon"
             else:
-                self._key += char
+                self._key += self._held() + char
         elif state == "colon":
             if char == ":":
                 self._state = "value_start"
