@@ -42,10 +42,14 @@ JSON_EDGE_REPLIES = [
     '{"answer":"\\u00zz kept as written", "reasoning":"r"}',
     '{"answer": 1], "reasoning": "a stray bracket ends the value, not the object"}',
     '{"reasoning": "not JSON: \\q and \\x41 \\xZZ", "answer": "x"}',  # DSPy's json_repair fallback reads these
+    '{"reasoning": "\\X41 is not a hex escape", "answer": "x"}',
+    '{"reasoning": "\\ud800\\udc00 and \\udbff\\udfff", "answer": "surrogate pairs at the ends of the ranges"}',
     # a high surrogate without its low half stays alone, as JSON decodes it
     '{"reasoning": "\\ud83d x \\ud83d\\u0041 \\ud83d\\ud83d\\ude00 \\ud83d\\n \\ud83d\\ue000 \\udc00", "answer": "a"}',
     '{"reasoning": "\\ud83d\\q \\ud83d\\u00zz \\ud83d\\x41", "answer": "\\ud83d"}',
     '{"note\\ud83dx": 1, "more\\ud83d": 2, "reasoning": "r", "answer": "a"}',  # nor does it leak out of a key
+    '{"answer": , "reasoning": "a missing value is empty"}',
+    '{"answer": unquoted X text, "reasoning": "r"}',  # DSPy's json_repair fallback quotes these
 ]
 
 
@@ -107,6 +111,12 @@ def test_json_reply_cut_short_closes_the_open_value_with_its_text() -> None:
 def test_json_empty_object_and_unknown_keys_stream_nothing() -> None:
     assert ops_of(JSONParser(FIELDS), '{} {"answer": "after the object"}') == []
     assert ops_of(JSONParser(FIELDS), '{"other": "x", "more": [1]}') == []
+    # DSPy reads the first object only: a later one streams nothing, even with a comma before its field
+    assert ops_of(JSONParser(FIELDS), '{"answer": "a"} {"note": 1, "reasoning": "after the object"}') == [
+        ("open", "answer"),
+        ("text", "answer", "a"),
+        ("close", "answer"),
+    ]
 
 
 def test_json_text_is_emitted_as_it_arrives_not_at_the_value_end() -> None:
