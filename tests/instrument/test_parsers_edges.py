@@ -45,6 +45,14 @@ JSON_EDGE_REPLIES = [
     '{"reasoning": "not JSON: \\q and \\x41 \\xZZ", "answer": "x"}',  # DSPy's json_repair fallback reads these
     '{"reasoning": "cut short \\x4", "answer": "\\u00e"}',  # a hex escape the closing quote cuts short
     '{"reasoning": "\\x4\\n next \\u12\\"q", "answer": "\\x 4 \\u4_10 \\u+04a"}',  # not hex digits: as written
+    '{"reasoning": "\\X41 is not a hex escape", "answer": "x"}',
+    '{"reasoning": "\\ud800\\udc00 and \\udbff\\udfff", "answer": "surrogate pairs at the ends of the ranges"}',
+    # a high surrogate without its low half stays alone, as JSON decodes it
+    '{"reasoning": "\\ud83d x \\ud83d\\u0041 \\ud83d\\ud83d\\ude00 \\ud83d\\n \\ud83d\\ue000 \\udc00", "answer": "a"}',
+    '{"reasoning": "\\ud83d\\q \\ud83d\\u00zz \\ud83d\\x41", "answer": "\\ud83d"}',
+    '{"note\\ud83dx": 1, "more\\ud83d": 2, "reasoning": "r", "answer": "a"}',  # nor does it leak out of a key
+    '{"answer": , "reasoning": "a missing value is empty"}',
+    '{"answer": unquoted X text, "reasoning": "r"}',  # DSPy's json_repair fallback quotes these
 ]
 
 
@@ -90,6 +98,12 @@ def test_json_reply_cut_short_closes_the_open_value_with_its_text() -> None:
         ("text", "answer", "cut"),
         ("close", "answer"),
     ]
+    assert ops_of(JSONParser(FIELDS), '{"answer": "cut \\ud83d') == [
+        ("open", "answer"),
+        ("text", "answer", "cut "),
+        ("text", "answer", "\ud83d"),  # a high surrogate cut off from its low half stays
+        ("close", "answer"),
+    ]
     assert ops_of(JSONParser(FIELDS), '{"answer": [1, {"a": ') == [
         ("open", "answer"),
         ("text", "answer", '[1, {"a":'),
@@ -110,6 +124,12 @@ def test_json_reply_cut_short_inside_an_escape_keeps_it_as_written(escape: str) 
 def test_json_empty_object_and_unknown_keys_stream_nothing() -> None:
     assert ops_of(JSONParser(FIELDS), '{} {"answer": "after the object"}') == []
     assert ops_of(JSONParser(FIELDS), '{"other": "x", "more": [1]}') == []
+    # DSPy reads the first object only: a later one streams nothing, even with a comma before its field
+    assert ops_of(JSONParser(FIELDS), '{"answer": "a"} {"note": 1, "reasoning": "after the object"}') == [
+        ("open", "answer"),
+        ("text", "answer", "a"),
+        ("close", "answer"),
+    ]
 
 
 def test_json_text_is_emitted_as_it_arrives_not_at_the_value_end() -> None:

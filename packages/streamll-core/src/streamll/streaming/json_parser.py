@@ -9,11 +9,21 @@ from streamll.streaming.sections import Op, Sections
 __all__ = ["JSONParser"]
 
 JSON_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+REPAIR_ESCAPES = {"'": "'", "\u201c": "\u201c", "\u201d": "\u201d", "\u201e": "\u201e"}
+"""Escapes JSON lacks that json_repair reads as the character (other such escapes it keeps as written)."""
 HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 class JSONParser:
-    """JSONAdapter replies: one JSON object; string values are decoded as they stream."""
+    """JSONAdapter replies: one JSON object; string values are decoded as they stream.
+
+    DSPy decodes a reply that is JSON by JSON's rules, and any other through
+    json_repair, whose rules differ for a few escapes (it keeps ``\\/`` and
+    ``\\f`` as written, reads ``\\'`` as ``'``, keeps ``\\q``). Streaming cannot
+    know the reply's end, so JSON's rules apply until an escape JSON lacks
+    shows the reply is not JSON; json_repair's apply from there on (an earlier
+    ``\\/`` or ``\\f`` in such a reply streams as JSON reads it).
+    """
 
     def __init__(self, fields: Iterable[str]) -> None:
         """Parse replies for the output ``fields``."""
@@ -26,6 +36,7 @@ class JSONParser:
         self._raw_in_string = False
         self._raw_escape = False
         self._high_surrogate: str | None = None
+        self._not_json = False  # an escape JSON lacks was seen: json_repair reads this reply
 
     def feed(self, text: str) -> list[Op]:
         """Operations for the next chunk of reply text."""
@@ -34,23 +45,16 @@ class JSONParser:
         for char in text:
             state = self._state
             if state == "string_value":
-                if self._escape:
-                    cut = self._cut_short(char)
-                    if cut is None:
-                        self._escape += char
-                        decoded = self._decode_escape()
-                        if decoded is not None:
-                            pending.append(decoded)
-                        continue
-                    pending.append(cut)  # then ``char`` is read on its own
-                if char == "\\":
-                    self._escape = "\\"
-                elif char == '"':
+                if not self._escape and self._high_surrogate is None and char != "\\" and char != '"':
+                    pending.append(char)  # the common case, kept inline
+                    continue
+                piece, ended = self._string_char(char)
+                if piece:
+                    pending.append(piece)
+                if ended:
                     self._flush(pending, ops)
                     self._sections.close(ops)
                     self._state = "after_value"
-                else:
-                    pending.append(char)
                 continue
             self._flush(pending, ops)
             self._step(char, ops)
@@ -62,8 +66,8 @@ class JSONParser:
         ops: list[Op] = []
         if self._state == "raw_value":
             self._end_raw(ops)
-        elif self._state == "string_value" and self._escape:  # cut inside an escape: kept as written, as DSPy does
-            self._sections.text(self._escape, ops)
+        elif self._state == "string_value":  # cut inside an escape: kept as written, as DSPy does
+            self._sections.text(self._held() + self._escape, ops)
             self._escape = ""
         self._sections.close(ops)
         return ops
@@ -73,35 +77,61 @@ class JSONParser:
             self._sections.text("".join(pending), ops)
             pending.clear()
 
-    def _cut_short(self, char: str) -> str | None:
-        """The open ``\\u`` / ``\\x`` escape as written when ``char`` is not a hex digit, else ``None``.
+    def _string_char(self, char: str) -> tuple[str, bool]:
+        """The text ``char`` adds to the open string (a key or a value), and whether it ends the string."""
+        text = ""
+        if self._escape:
+            escape = self._escape
+            if len(escape) < 2 or escape[1] not in "ux" or char in HEX_DIGITS:
+                self._escape += char
+                return self._decode_escape(), False
+            # a \u / \x escape cut short by a non-hex character: json_repair keeps it as written and reads
+            # the character on its own (a closing quote still ends the string)
+            self._escape, self._not_json = "", True
+            text = self._held() + escape
+        if char == "\\":
+            self._escape = "\\"  # a high surrogate stays held: a low half may follow
+            return text, False
+        text += self._held()
+        if char == '"':
+            return text, True
+        return text + char, False
 
-        DSPy's json_repair fallback keeps such an escape as written and reads the
-        character after it on its own (a closing quote still ends the string).
-        """
-        escape = self._escape
-        if len(escape) < 2 or escape[1] not in "ux" or char in HEX_DIGITS:
-            return None
-        self._escape = ""
-        return escape
-
-    def _decode_escape(self) -> str | None:
+    def _decode_escape(self) -> str:
+        """The text of the escape read so far ("" until it is complete)."""
         escape = self._escape
         kind = escape[1]
         if kind not in "ux":
             self._escape = ""
-            return JSON_ESCAPES.get(kind, escape)  # not JSON: kept as written, like DSPy's json_repair fallback
+            return self._held() + self._one_letter_escape(kind, escape)
         if len(escape) < (6 if kind == "u" else 4):
-            return None
+            return ""
         self._escape = ""
-        char = chr(int(escape[2:], 16))  # only hex digits get this far (see _cut_short)
-        if 0xD800 <= ord(char) <= 0xDBFF:
-            self._high_surrogate = char
-            return None
+        if kind == "x":
+            self._not_json = True
+        char = chr(int(escape[2:], 16))  # only hex digits get this far (see _string_char)
         if 0xDC00 <= ord(char) <= 0xDFFF and self._high_surrogate is not None:
             high, self._high_surrogate = self._high_surrogate, None
             return (high + char).encode("utf-16", "surrogatepass").decode("utf-16")
-        return char
+        held = self._held()
+        if 0xD800 <= ord(char) <= 0xDBFF:
+            self._high_surrogate = char  # waits for its low half
+            return held
+        return held + char
+
+    def _one_letter_escape(self, kind: str, escape: str) -> str:
+        """``\\n``, ``\\/``, ``\\q``...: JSON's meaning until the reply shows it is not JSON, then json_repair's."""
+        if kind not in JSON_ESCAPES:
+            self._not_json = True
+            return REPAIR_ESCAPES.get(kind, escape)
+        if self._not_json and kind in "/f":
+            return escape
+        return JSON_ESCAPES[kind]
+
+    def _held(self) -> str:
+        """The high surrogate waiting for its low half, now that none came (JSON keeps it alone); or ""."""
+        high, self._high_surrogate = self._high_surrogate, None
+        return high or ""
 
     def _step(self, char: str, ops: list[Op]) -> None:
         state = self._state
@@ -114,21 +144,10 @@ class JSONParser:
             elif char == "}":
                 self._state = "done"
         elif state == "key":
-            if self._escape:
-                cut = self._cut_short(char)
-                if cut is None:
-                    self._escape += char
-                    decoded = self._decode_escape()
-                    if decoded is not None:
-                        self._key += decoded
-                    return
-                self._key += cut
-            if char == "\\":
-                self._escape = "\\"
-            elif char == '"':
+            piece, ended = self._string_char(char)
+            self._key += piece
+            if ended:
                 self._state = "colon"
-            else:
-                self._key += char
         elif state == "colon":
             if char == ":":
                 self._state = "value_start"
