@@ -138,6 +138,18 @@ def mutation(session: nox.Session) -> None:
 
 
 @nox.session
+def fuzz(session: nox.Session) -> None:
+    """Differential fuzzing of the reply parsers against DSPy's Chat, JSON and XML adapters, with fresh examples.
+
+    ``nox -s fuzz`` runs 2,000 examples per test; ``nox -s fuzz -- 20000`` more (the default suite runs 60, fixed).
+    """
+    session.install(*_packages(), *TEST_DEPS)
+    session.env["STREAMLL_FUZZ_EXAMPLES"] = session.posargs[0] if session.posargs else "2000"
+    session.env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # DSPy before 3.4 imports LiteLLM, which would go online
+    session.run("pytest", "tests/instrument/test_parsers_fuzz.py", "-p", "no:cacheprovider", "-q")
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Ratio benchmarks (each prints its baseline, streamll, and the ratio)."""
     session.install(*_packages(*PLUGINS, core_extras="[web]"))

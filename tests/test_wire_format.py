@@ -340,6 +340,15 @@ def test_an_unwritable_value_beside_a_writable_container_keeps_the_container() -
     assert body["data"] == {"raw": "\ufffd", "items": ["<opaque>", 1]}
 
 
+def test_a_lone_surrogate_is_written_as_the_replacement_character() -> None:
+    """UTF-8 cannot carry half a surrogate pair (an LM's JSON reply may hold ``\\ud83d`` alone): like bytes that are
+    not UTF-8 it becomes U+FFFD, and the rest of the text stays as it was."""
+    event = TokenEvent(execution_id="e", token="a\ud83d b", field="answer", data={"note": ["x\udc00"], "n": 1})
+    body = json.loads(encode_event(event))
+    validate_event(body)
+    assert (body["data"]["token"], body["data"]["note"], body["data"]["n"]) == ("a\ufffd b", "['x\\udc00']", 1)
+
+
 @pytest.mark.parametrize("name", sorted(INVALID_BODIES))
 def test_invalid_bodies_are_rejected(name: str) -> None:
     body = INVALID_BODIES[name]

@@ -44,6 +44,8 @@ JSON_EDGE_REPLIES = [
     '{"answer": 1], "reasoning": "a stray bracket ends the value, not the object"}',
     '{"reasoning": "not JSON: \\q and \\x41 \\xZZ", "answer": "x"}',  # DSPy's json_repair fallback reads these
     '{"reasoning": "cut short \\x4", "answer": "\\u00e"}',  # a hex escape the closing quote cuts short
+    # after an escape JSON lacks, json_repair's rules: \/ \f as written, \' as ', space after a last line end dropped
+    '{"reasoning": "\\q then \\/ \\f \\\' \\u00e9", "answer": "ends in a line break \\n  "}',
     '{"reasoning": "\\x4\\n next \\u12\\"q", "answer": "\\x 4 \\u4_10 \\u+04a"}',  # not hex digits: as written
     '{"reasoning": "\\X41 is not a hex escape", "answer": "x"}',
     '{"reasoning": "\\ud800\\udc00 and \\udbff\\udfff", "answer": "surrogate pairs at the ends of the ranges"}',

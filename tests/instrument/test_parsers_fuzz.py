@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape
 
@@ -21,8 +22,14 @@ from streamll.streaming.parsers import ChatParser, JSONParser, XMLParser
 
 from .test_parsers import FIELDS, SIGNATURE, stream_text
 
-EXAMPLES = int(os.environ.get("STREAMLL_FUZZ_EXAMPLES", "60"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+EXAMPLES = int(os.environ.get("STREAMLL_FUZZ_EXAMPLES", "0")) or None
+FUZZ = settings(
+    max_examples=EXAMPLES or 60,
+    derandomize=EXAMPLES is None,  # the default suite checks the same examples every run; nox -s fuzz explores
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 PIECES = st.sampled_from(
     [" ", "  ", "\n", "\n\n", "\r\n", "\t", "a", "Zz", "42", "ü", "✓", "😀", ".", ",", ":", ";", "-", "'", '"', "\\",
@@ -49,11 +56,21 @@ def adapter_value(adapter: dspy.Adapter, reply: str) -> dict[str, str] | None:
         return None
 
 
+def _paired(value: object) -> object:
+    """``value`` with each surrogate pair joined into its character (lone halves stay)."""
+    if not isinstance(value, str):
+        return value
+    return value.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass")
+
+
 def check(parser: object, adapter: dspy.Adapter, reply: str, split: list[int], *, drop_empty: bool = False) -> None:
     expected = adapter_value(adapter, reply)
     streamed = stream_text(parser, reply, split)
     if expected is None:  # rejected: the reply's text is what the stream shows
         return
+    # a surrogate pair written as two escapes is one character on the stream, where json_repair (for a reply that is
+    # not JSON) leaves two halves that UTF-8, and so the wire, cannot carry
+    expected = {key: _paired(value) for key, value in expected.items()}
     if drop_empty:  # the ChatAdapter leaves an empty field out, the parser opens it and streams nothing
         expected = {key: value for key, value in expected.items() if value}
         streamed = {key: value for key, value in streamed.items() if value}
@@ -74,18 +91,25 @@ def test_json_replies(data: st.DataObject, reasoning: str, answer: str, ascii_on
     check(JSONParser(FIELDS), dspy.JSONAdapter(), reply, data.draw(cuts(reply)))
 
 
+PLAIN = TEXT.filter(lambda text: not set(text) & set('\\"[]{}'))
+"""Text without backslashes, quotes or brackets: in a reply that is not JSON, json_repair reads those by heuristics
+(guessing where a string ends) that a stream cannot follow."""
 ESCAPED = st.lists(
-    TEXT.map(lambda text: json.dumps(text)[1:-1])
+    PLAIN.map(lambda text: json.dumps(text)[1:-1])
     | st.sampled_from(["\\q", "\\x41", "\\x4", "\\/", "\\u00e9", "\\uD83D\\uDE00", "\\ud83d", "\\'"]),
     max_size=6,
 ).map("".join)
 """A JSON string's body as an LM may write it: JSON escapes, and escapes JSON lacks that DSPy still reads."""
 
 
+VALID_BODY = PLAIN.filter(lambda text: "\f" not in text and text == text.rstrip()).map(lambda t: json.dumps(t)[1:-1])
+"""A JSON string's body by JSON's rules whose value json_repair reads the same (no form feed, no trailing space)."""
+
+
 @FUZZ
 @given(
     st.data(),
-    ESCAPED,
+    VALID_BODY,
     ESCAPED,
     st.sampled_from([("", ""), ("```json\n", "\n```"), ("Sure:\n", "\nDone."), ("\n ", " \n")]),
     st.sampled_from([", ", ",\n  ", ","]),
@@ -93,15 +117,26 @@ ESCAPED = st.lists(
 def test_json_replies_as_an_lm_writes_them(
     data: st.DataObject, reasoning: str, answer: str, around: tuple[str, str], comma: str
 ) -> None:
+    """Escapes JSON lacks (``\\q``, ``\\x41``) make DSPy read the whole reply with json_repair, whose rules differ
+    for a few escapes and trailing whitespace; the parser switches rules at the first such escape, so the field
+    before it is one json_repair reads as JSON does (the documented limit: the stream cannot know the future)."""
+    answer = data.draw(st.sampled_from(["\\q", "\\x41", "\\'", "\\a"])) + answer  # from here: json_repair's rules
     reply = f'{around[0]}{{"reasoning": "{reasoning}"{comma}"answer": "{answer}"}}{around[1]}'
     check(JSONParser(FIELDS), dspy.JSONAdapter(), reply, data.draw(cuts(reply)))
 
 
-CHILD = st.sampled_from(["<b>x</b>", "<br/>", "<i a='1'>y &amp; z</i>", "<p><q/>t</p>", "<!-- c -->", "<![CDATA[<&>]]>"])
+NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""Characters XML 1.0 does not allow in a document: a reply holding one is rejected by every XML parser."""
+XML_TEXT = TEXT.map(lambda text: escape(NOT_IN_XML.sub("", text)))
+
+
+CHILD = st.sampled_from(
+    ["<b>x</b>", "<br/>", "<i a='1'>y &amp; z</i>", "<p><q/>t</p>", "<!-- c -->", "<![CDATA[<&>]]>"]
+)
 
 
 @FUZZ
-@given(st.data(), st.lists(TEXT.map(escape) | CHILD, max_size=6).map("".join), TEXT.map(escape))
+@given(st.data(), st.lists(XML_TEXT | CHILD, max_size=6).map("".join), XML_TEXT)
 def test_xml_replies(data: st.DataObject, reasoning: str, answer: str) -> None:
     reply = f"<reasoning>{reasoning}</reasoning>\n<answer>{answer}</answer>"
     expected = adapter_value(dspy.XMLAdapter(), reply)
@@ -120,7 +155,7 @@ def test_the_fuzzed_replies_are_mostly_ones_dspy_parses(adapter: str) -> None:
     """The generators write replies DSPy accepts (else the comparisons above would check little)."""
     accepted = []
 
-    @settings(max_examples=50, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=50, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(TEXT, TEXT)
     def sample(first: str, second: str) -> None:
         if adapter == "chat":
@@ -129,9 +164,10 @@ def test_the_fuzzed_replies_are_mostly_ones_dspy_parses(adapter: str) -> None:
         elif adapter == "json":
             parsed = adapter_value(dspy.JSONAdapter(), json.dumps({"reasoning": first, "answer": second}))
         else:
-            reply = f"<reasoning>{escape(first)}</reasoning>\n<answer>{escape(second)}</answer>"
+            clean = [escape(NOT_IN_XML.sub("", text)) for text in (first, second)]
+            reply = f"<reasoning>{clean[0]}</reasoning>\n<answer>{clean[1]}</answer>"
             parsed = adapter_value(dspy.XMLAdapter(), reply)
         accepted.append(parsed is not None)
 
     sample()
-    assert sum(accepted) >= 0.6 * len(accepted), f"{sum(accepted)} of {len(accepted)} parsed"
+    assert sum(accepted) >= 0.9 * len(accepted), f"{sum(accepted)} of {len(accepted)} parsed"

@@ -7,6 +7,7 @@ to the event classes, so the dependency runs one way: ``serialization`` -> ``eve
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -44,10 +45,15 @@ def _repr(value: Any) -> str:
         return f"<unrepresentable {type(value).__name__}>"
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _as_text(value: Any) -> str:
     """Text standing in for a value that cannot be written as JSON at all."""
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
+    if isinstance(value, str):  # it holds half a surrogate pair, which UTF-8 cannot carry
+        return _SURROGATE.sub("\ufffd", value)
     return _repr(value)
 
 

@@ -37,6 +37,7 @@ class JSONParser:
         self._raw_escape = False
         self._high_surrogate: str | None = None
         self._not_json = False  # an escape JSON lacks was seen: json_repair reads this reply
+        self._trailing = ""  # whitespace at the end of the string so far, held while json_repair reads the reply
 
     def feed(self, text: str) -> list[Op]:
         """Operations for the next chunk of reply text."""
@@ -45,7 +46,7 @@ class JSONParser:
         for char in text:
             state = self._state
             if state == "string_value":
-                if not self._escape and self._high_surrogate is None and char != "\\" and char != '"':
+                if not self._escape and self._high_surrogate is None and char not in '\\"' and not self._not_json:
                     pending.append(char)  # the common case, kept inline
                     continue
                 piece, ended = self._string_char(char)
@@ -67,8 +68,9 @@ class JSONParser:
         if self._state == "raw_value":
             self._end_raw(ops)
         elif self._state == "string_value":  # cut inside an escape: kept as written, as DSPy does
-            self._sections.text(self._held() + self._escape, ops)
-            self._escape = ""
+            rest = self._trailing + self._held() + self._escape
+            self._sections.text(rest.rstrip() if self._not_json else rest, ops)
+            self._escape = self._trailing = ""
         self._sections.close(ops)
         return ops
 
@@ -79,6 +81,19 @@ class JSONParser:
 
     def _string_char(self, char: str) -> tuple[str, bool]:
         """The text ``char`` adds to the open string (a key or a value), and whether it ends the string."""
+        text, ended = self._string_text(char)
+        if not self._not_json:
+            return text, ended
+        # json_repair drops a string's trailing whitespace when it ends in a line break: hold it until text follows
+        text = self._trailing + text
+        if ended:
+            self._trailing = ""
+            return (text.rstrip() if text.endswith("\n") else text), True
+        body = text.rstrip()
+        self._trailing = text[len(body) :]
+        return body, False
+
+    def _string_text(self, char: str) -> tuple[str, bool]:
         text = ""
         if self._escape:
             escape = self._escape
