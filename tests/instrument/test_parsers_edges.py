@@ -10,6 +10,7 @@ from __future__ import annotations
 import dspy
 import pytest
 from dspy.utils.exceptions import AdapterParseError
+from streamll.streaming.json_parser import json_rules_are_legacy
 from streamll.streaming.parsers import ChatParser, JSONParser, XMLParser, adapter_kind, parser_for
 from streamll.streaming.xml_parser import xml_rules_are_legacy
 
@@ -90,27 +91,42 @@ def test_json_scalars_stream_their_json_text_and_end_the_object() -> None:
 
 
 def test_json_reply_cut_short_closes_the_open_value_with_its_text() -> None:
-    assert ops_of(JSONParser(FIELDS), '{"answer": 4') == [
+    assert ops_of(JSONParser(FIELDS, legacy=False), '{"answer": 4') == [
         ("open", "answer"),
         ("text", "answer", "4"),
         ("close", "answer"),
     ]
-    assert ops_of(JSONParser(FIELDS), '{"answer": "cut') == [
+    assert ops_of(JSONParser(FIELDS, legacy=False), '{"answer": "cut') == [
         ("open", "answer"),
         ("text", "answer", "cut"),
         ("close", "answer"),
     ]
-    assert ops_of(JSONParser(FIELDS), '{"answer": "cut \\ud83d') == [
+    assert ops_of(JSONParser(FIELDS, legacy=False), '{"answer": "cut \\ud83d') == [
         ("open", "answer"),
         ("text", "answer", "cut "),
         ("text", "answer", "\ud83d"),  # a high surrogate cut off from its low half stays
         ("close", "answer"),
     ]
-    assert ops_of(JSONParser(FIELDS), '{"answer": [1, {"a": ') == [
+    assert ops_of(JSONParser(FIELDS, legacy=False), '{"answer": [1, {"a": ') == [
         ("open", "answer"),
         ("text", "answer", '[1, {"a":'),
         ("close", "answer"),
     ]
+
+
+def test_json_legacy_rule_a_brace_in_a_string_that_balances_the_braces_ends_the_reply() -> None:
+    """Older DSPy cuts the reply at the first balanced ``{...}`` (braces in strings counted) before reading it."""
+    reply = '{"reasoning": "a { b } c", "answer": "x }  tail", "more": 1}'
+    legacy = {"reasoning": "a { b } c", "answer": "x"}  # json_repair reads '..."answer": "x }': quote missing
+    for cuts in all_chunkings(reply, samples=30):
+        assert stream_text(JSONParser(FIELDS, legacy=True), reply, cuts) == legacy, cuts
+        assert stream_text(JSONParser(FIELDS, legacy=False), reply, cuts) == {
+            "reasoning": "a { b } c",
+            "answer": "x }  tail",
+        }
+    assert dspy.JSONAdapter().parse(SIGNATURE, reply) == (
+        legacy if json_rules_are_legacy() else {"reasoning": "a { b } c", "answer": "x }  tail"}
+    )
 
 
 @pytest.mark.parametrize("escape", ["\\", "\\x4", "\\u12", "\\u"])

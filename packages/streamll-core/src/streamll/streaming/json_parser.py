@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from streamll.streaming.sections import Op, Sections
 
-__all__ = ["JSONParser"]
+__all__ = ["JSONParser", "json_rules_are_legacy"]
 
 JSON_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 REPAIR_ESCAPES = {"'": "'", "\u201c": "\u201c", "\u201d": "\u201d", "\u201e": "\u201e"}
@@ -23,10 +23,17 @@ class JSONParser:
     know the reply's end, so JSON's rules apply until an escape JSON lacks
     shows the reply is not JSON; json_repair's apply from there on (an earlier
     ``\\/`` or ``\\f`` in such a reply streams as JSON reads it).
+
+    ``legacy`` follows the JSONAdapter of dspy < 3.1 (or so) that first cuts the reply at the
+    first balanced ``{...}``, counting braces inside strings too: a ``}`` in a
+    string that balances them ends the reply there. By default the installed
+    DSPy's rule is used.
     """
 
-    def __init__(self, fields: Iterable[str]) -> None:
+    def __init__(self, fields: Iterable[str], *, legacy: bool | None = None) -> None:
         """Parse replies for the output ``fields``."""
+        self._legacy = json_rules_are_legacy() if legacy is None else legacy
+        self._braces = 0  # legacy: braces open since the first "{", those inside strings counted
         self._sections = Sections(fields, strip=False)
         self._state = "before"
         self._key = ""
@@ -37,7 +44,8 @@ class JSONParser:
         self._raw_escape = False
         self._high_surrogate: str | None = None
         self._not_json = False  # an escape JSON lacks was seen: json_repair reads this reply
-        self._trailing = ""  # whitespace at the end of the string so far, held while json_repair reads the reply
+        self._trailing = ""  # whitespace at the end of the string so far, held while it may be dropped
+        self._plain = not self._legacy  # a string's characters other than \\ and " are text as they are
 
     def feed(self, text: str) -> list[Op]:
         """Operations for the next chunk of reply text."""
@@ -45,8 +53,10 @@ class JSONParser:
         pending: list[str] = []
         for char in text:
             state = self._state
+            if self._legacy and char in "{}" and self._cut_at_balance(char, pending, ops):
+                continue
             if state == "string_value":
-                if not self._escape and self._high_surrogate is None and char not in '\\"' and not self._not_json:
+                if self._plain and not self._escape and self._high_surrogate is None and char not in '\\"':
                     pending.append(char)  # the common case, kept inline
                     continue
                 piece, ended = self._string_char(char)
@@ -74,6 +84,24 @@ class JSONParser:
         self._sections.close(ops)
         return ops
 
+    def _cut_at_balance(self, char: str, pending: list[str], ops: list[Op]) -> bool:
+        """Legacy rule: count ``char``; True when it balances the braces inside a string, which ends the reply."""
+        if self._state == "before" or self._state == "done":
+            if char == "{" and self._state == "before":
+                self._braces = 1
+            return False
+        self._braces += 1 if char == "{" else -1
+        if self._braces or self._state not in ("string_value", "key"):
+            return False
+        # json_repair reads what is left: a string missing its closing quote, trailing whitespace dropped
+        if self._state == "string_value":
+            pending.append((self._trailing + self._held() + self._escape).rstrip())
+            self._flush(pending, ops)
+            self._sections.close(ops)
+        self._escape = self._trailing = ""
+        self._state = "done"
+        return True
+
     def _flush(self, pending: list[str], ops: list[Op]) -> None:
         if pending:
             self._sections.text("".join(pending), ops)
@@ -82,13 +110,14 @@ class JSONParser:
     def _string_char(self, char: str) -> tuple[str, bool]:
         """The text ``char`` adds to the open string (a key or a value), and whether it ends the string."""
         text, ended = self._string_text(char)
-        if not self._not_json:
+        if self._plain:
             return text, ended
-        # json_repair drops a string's trailing whitespace when it ends in a line break: hold it until text follows
+        # json_repair drops a string's trailing whitespace when it ends in a line break, and a string cut by the
+        # legacy rule loses it: hold it until text follows
         text = self._trailing + text
         if ended:
             self._trailing = ""
-            return (text.rstrip() if text.endswith("\n") else text), True
+            return (text.rstrip() if self._not_json and text.endswith("\n") else text), True
         body = text.rstrip()
         self._trailing = text[len(body) :]
         return body, False
@@ -102,7 +131,7 @@ class JSONParser:
                 return self._decode_escape(), False
             # a \u / \x escape cut short by a non-hex character: json_repair keeps it as written and reads
             # the character on its own (a closing quote still ends the string)
-            self._escape, self._not_json = "", True
+            self._escape, self._not_json, self._plain = "", True, False
             text = self._held() + escape
         if char == "\\":
             self._escape = "\\"  # a high surrogate stays held: a low half may follow
@@ -123,7 +152,7 @@ class JSONParser:
             return ""
         self._escape = ""
         if kind == "x":
-            self._not_json = True
+            self._not_json, self._plain = True, False
         char = chr(int(escape[2:], 16))  # only hex digits get this far (see _string_char)
         if 0xDC00 <= ord(char) <= 0xDFFF and self._high_surrogate is not None:
             high, self._high_surrogate = self._high_surrogate, None
@@ -137,7 +166,7 @@ class JSONParser:
     def _one_letter_escape(self, kind: str, escape: str) -> str:
         """``\\n``, ``\\/``, ``\\q``...: JSON's meaning until the reply shows it is not JSON, then json_repair's."""
         if kind not in JSON_ESCAPES:
-            self._not_json = True
+            self._not_json, self._plain = True, False
             return REPAIR_ESCAPES.get(kind, escape)
         if self._not_json and kind in "/f":
             return escape
@@ -212,3 +241,22 @@ class JSONParser:
         self._sections.text(self._raw.strip(), ops)
         self._sections.close(ops)
         self._raw = ""
+
+
+_legacy_json: bool | None = None
+
+
+def json_rules_are_legacy() -> bool:
+    """True when the installed JSONAdapter cuts the reply at the first balanced ``{...}`` before reading it,
+    counting braces inside strings (older DSPy: a ``"}"`` in a value ends the reply)."""
+    global _legacy_json
+    if _legacy_json is None:
+        try:
+            from dspy.adapters.json_adapter import JSONAdapter
+            from dspy.signatures.signature import Signature
+
+            parsed = JSONAdapter().parse(Signature("question -> answer"), '{"answer": "}"}')
+            _legacy_json = parsed.get("answer") != "}"
+        except Exception:
+            _legacy_json = False
+    return _legacy_json
