@@ -16,8 +16,9 @@ from xml.sax.saxutils import escape
 import dspy
 import pytest
 from dspy.utils.exceptions import AdapterParseError
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from streamll.streaming.json_parser import json_rules_are_legacy
 from streamll.streaming.parsers import ChatParser, JSONParser, XMLParser
 
 from .test_parsers import FIELDS, SIGNATURE, stream_text
@@ -77,10 +78,20 @@ def check(parser: object, adapter: dspy.Adapter, reply: str, split: list[int], *
     assert streamed == expected, (reply, split)
 
 
+SEPARATOR = st.sampled_from(["\n", "\n\n", " ", "", "\r\n", "\n  \n"])
+
+
 @FUZZ
-@given(st.data(), TEXT, TEXT)
-def test_chat_replies(data: st.DataObject, reasoning: str, answer: str) -> None:
-    reply = f"[[ ## reasoning ## ]]\n{reasoning}\n\n[[ ## answer ## ]]\n{answer}\n\n[[ ## completed ## ]]"
+@given(st.data(), TEXT, TEXT, st.lists(SEPARATOR, min_size=4, max_size=4), st.booleans(), st.booleans())
+def test_chat_replies(
+    data: st.DataObject, reasoning: str, answer: str, gaps: list[str], swapped: bool, completed: bool
+) -> None:
+    sections = [("reasoning", reasoning), ("answer", answer)]
+    if swapped:
+        sections.reverse()
+    reply = gaps[0] + "".join(f"[[ ## {name} ## ]]{gaps[1]}{text}{gaps[2]}" for name, text in sections)
+    if completed:
+        reply += f"{gaps[3]}[[ ## completed ## ]]"
     check(ChatParser(FIELDS), dspy.ChatAdapter(), reply, data.draw(cuts(reply)), drop_empty=True)
 
 
@@ -88,6 +99,9 @@ def test_chat_replies(data: st.DataObject, reasoning: str, answer: str) -> None:
 @given(st.data(), TEXT, TEXT, st.booleans(), st.sampled_from([None, 2]))
 def test_json_replies(data: st.DataObject, reasoning: str, answer: str, ascii_only: bool, indent: int | None) -> None:
     reply = json.dumps({"reasoning": reasoning, "answer": answer}, ensure_ascii=ascii_only, indent=indent)
+    # older DSPy may cut a reply inside a string (see JSONParser): json_repair then guesses about the escapes
+    # before the cut, which a stream does not follow
+    assume(not (json_rules_are_legacy() and "}" in reasoning + answer and "\\" in reply))
     check(JSONParser(FIELDS), dspy.JSONAdapter(), reply, data.draw(cuts(reply)))
 
 
@@ -127,7 +141,11 @@ def test_json_replies_as_an_lm_writes_them(
 
 NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 """Characters XML 1.0 does not allow in a document: a reply holding one is rejected by every XML parser."""
-XML_TEXT = TEXT.map(lambda text: escape(NOT_IN_XML.sub("", text)))
+XML_TEXT = st.lists(
+    TEXT.map(lambda text: escape(NOT_IN_XML.sub("", text)))
+    | st.sampled_from(["&#65;", "&#x263A;", "&quot;", "&apos;", "&gt;", "\r\n", "\r"]),
+    max_size=4,
+).map("".join)
 
 
 CHILD = st.sampled_from(
@@ -138,7 +156,9 @@ CHILD = st.sampled_from(
 @FUZZ
 @given(st.data(), st.lists(XML_TEXT | CHILD, max_size=6).map("".join), XML_TEXT)
 def test_xml_replies(data: st.DataObject, reasoning: str, answer: str) -> None:
-    reply = f"<reasoning>{reasoning}</reasoning>\n<answer>{answer}</answer>"
+    opening = data.draw(st.sampled_from(["<answer>", "<answer >", '<answer kind="final">', "<answer\n>"]))
+    between = data.draw(st.sampled_from(["\n", "", " text between ", "<note>x</note>", "\r\n"]))
+    reply = f"<reasoning>{reasoning}</reasoning>{between}{opening}{answer}</answer>"
     expected = adapter_value(dspy.XMLAdapter(), reply)
     streamed = stream_text(XMLParser(FIELDS), reply, data.draw(cuts(reply)))
     if expected is None:
