@@ -77,9 +77,10 @@ class JSONParser:
         ops: list[Op] = []
         if self._state == "raw_value":
             self._end_raw(ops)
-        elif self._state == "string_value":  # cut inside an escape: kept as written, as DSPy does
+        elif self._state == "string_value":  # cut short (inside an escape: kept as written, as DSPy does)
             rest = self._trailing + self._held() + self._escape
-            self._sections.text(rest.rstrip() if self._not_json else rest, ops)
+            # json_repair drops the trailing whitespace of a string missing its closing quote (held unless plain)
+            self._sections.text(rest if self._plain else rest.rstrip(), ops)
             self._escape = self._trailing = ""
         self._sections.close(ops)
         return ops
