@@ -129,6 +129,19 @@ def test_json_legacy_rule_a_brace_in_a_string_that_balances_the_braces_ends_the_
     )
 
 
+@pytest.mark.parametrize("cut", ['"answer":', '"answer": ', '"answer": "', '"answer"'])
+def test_json_reply_cut_before_a_value_streams_it_empty_as_dspy_reads_it(cut: str) -> None:
+    reply = '{"reasoning": "r", ' + cut
+    try:
+        expected = dspy.JSONAdapter().parse(SIGNATURE, reply)
+    except AdapterParseError:  # no colon yet: DSPy has no answer at all
+        expected = {"reasoning": "r"}
+    assert {key: value for key, value in expected.items() if value} == {"reasoning": "r"}
+    ops = ops_of(JSONParser(FIELDS), reply)
+    assert joined(ops) == expected
+    assert ops.count(("close", "answer")) == ("answer" in expected)
+
+
 @pytest.mark.parametrize("escape", ["\\", "\\x4", "\\u12", "\\u"])
 def test_json_reply_cut_short_inside_an_escape_keeps_it_as_written(escape: str) -> None:
     """A reply cut (``finish_reason="length"``) in the middle of an escape: DSPy keeps the escape as written."""

@@ -77,6 +77,8 @@ class JSONParser:
         ops: list[Op] = []
         if self._state == "raw_value":
             self._end_raw(ops)
+        elif self._state == "value_start":  # cut before the value: json_repair reads an empty one
+            self._sections.open(self._key, ops)
         elif self._state == "string_value":  # cut short (inside an escape: kept as written, as DSPy does)
             rest = self._trailing + self._held() + self._escape
             # json_repair drops the trailing whitespace of a string missing its closing quote (held unless plain)
