@@ -151,6 +151,24 @@ def test_a_sink_refusing_tokens_is_logged_and_changes_nothing_else(lm, caplog: p
     assert refused == ["streamll: sink <RefusingSink> refused an event: no room"] * len(kept.events)
 
 
+def test_tokens_whose_sinks_cannot_be_found_are_logged_and_change_nothing(
+    lm, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The last line of defence on the per-token path: whatever goes wrong finding the sinks, the program runs."""
+    import streamll.core.emitter
+
+    def broken() -> tuple[Any, ...]:
+        raise OSError("sink table unreadable")
+
+    plain = dspy.Predict("question -> answer")(question="What is machine learning?")
+    monkeypatch.setattr(streamll.core.emitter, "_default_sinks", broken)
+    with caplog.at_level(logging.ERROR, logger="streamll"):
+        prediction = SimpleQA()(question="What is machine learning?")
+    assert prediction.answer == plain.answer
+    lost = "streamll: cannot resolve sinks, event token not delivered: sink table unreadable"
+    assert caplog.messages.count(lost) == len(tokenize(prediction.answer)) > 3
+
+
 @pytest.mark.parametrize("adapter", sorted(ADAPTERS))
 def test_chain_of_thought_streams_both_fields_with_every_adapter(
     adapter: str, server: OfflineLMServer, memory_sink: MemorySink

@@ -54,11 +54,17 @@ def dispatch(event: Event | TokenRecord, execution: Execution | None = None) -> 
 
 def dispatch_record(record: TokenRecord, execution: Execution) -> None:
     """:func:`dispatch` for a token record: the same outcome, with the per-token case (no filter or redact
-    configured, sinks that take records) done in a few steps; anything else goes through :func:`dispatch`."""
-    sinks = execution.sinks
-    if sinks is None or policy._policy is not None:
+    configured) done in a few steps; anything else goes through :func:`dispatch`."""
+    if policy._policy is not None:
         dispatch(record, execution)
         return
+    sinks = execution.sinks
+    if sinks is None:
+        try:
+            sinks = _default_sinks()
+        except Exception:  # dispatch logs why (bad STREAMLL_SINKS, say)
+            dispatch(record, execution)
+            return
     for sink in sinks:
         try:
             sink.enqueue(record if sink.takes_records else record.event())
