@@ -8,8 +8,9 @@ path, ``TokenRun.emit_token`` (a ``TokenRecord`` dispatched to the execution's
 sink) vs the same token as ``make_event`` + ``dispatch`` of a model (what every
 token cost before the record); interleaved rounds, median us per token (target:
 build + enqueue <= 2 us, measured with the sink's worker parked on a write so
-that only the program thread's work is timed; the unparked figure adds the
-worker encoding the same burst on the other core).
+that only the program thread's work is timed, with the module's own sinks and with
+sinks from ``streamll.configure``; the unparked figure adds the worker encoding the
+same burst on the other core).
 hand-off: every ``sink.enqueue`` timed during a burst of ``--burst`` token events
 to a live RedisSink (p50 / p99 / p99.9 / max; target p99.9 < 1 ms), with the
 events delivered and none dropped.
@@ -26,6 +27,7 @@ import time
 import uuid
 from types import SimpleNamespace
 
+import streamll
 from streamll.core.context import Execution
 from streamll.core.emitter import dispatch, make_event
 from streamll.core.events import TokenEvent
@@ -124,9 +126,14 @@ def emit_token_path(sink: BaseSink, count: int) -> float:
     return elapsed / count * 1e6
 
 
-def emit_token_parked(sink: ParkedSink, count: int) -> float:
-    """``TokenRun.emit_token`` while the sink's worker waits on a write: the program thread's work alone."""
-    run = TokenRun(Execution(sinks=(sink,)))
+def emit_token_parked(sink: ParkedSink, count: int, *, configured: bool = False) -> float:
+    """``TokenRun.emit_token`` while the sink's worker waits on a write: the program thread's work alone.
+
+    ``configured``: the sink comes from ``streamll.configure(sinks=[...])`` rather than the module's own.
+    """
+    if configured:
+        streamll.configure(sinks=[sink])
+    run = TokenRun(Execution(sinks=None if configured else (sink,)))
     emit = run.emit_token
     emit(CALL, "answer", " word", 0, None, "lm")  # type: ignore[arg-type]  # the write the worker then waits on
     assert sink.flush(0.5) is False  # the worker holds that write: it takes no CPU while the loop runs
@@ -135,6 +142,8 @@ def emit_token_parked(sink: ParkedSink, count: int) -> float:
         emit(CALL, "answer", " word", index, None, "lm")  # type: ignore[arg-type]
     elapsed = time.thread_time() - started
     sink.release()
+    if configured:
+        streamll.configure(sinks=None)
     return elapsed / count * 1e6
 
 
@@ -207,6 +216,7 @@ def main() -> None:
     modelled: list[float] = []
     recorded: list[float] = []
     parked: list[float] = []
+    configured: list[float] = []
     sink = NullSink()
     sink.start()
     parked_sink = ParkedSink()
@@ -218,6 +228,7 @@ def main() -> None:
         modelled.append(model_path(sink, args.tokens))
         recorded.append(emit_token_path(sink, args.tokens))
         parked.append(emit_token_parked(parked_sink, args.tokens))
+        configured.append(emit_token_parked(parked_sink, args.tokens, configured=True))
     sink.stop()
     parked_sink.stop()
 
@@ -233,6 +244,7 @@ def main() -> None:
     print(f"  model: make_event + dispatch (before):   {show(modelled)}")
     print(f"  TokenRun.emit_token (token record):      {show(recorded)}   (worker encoding at the same time)")
     print(f"  the same, the sink's worker parked:      {show(parked)}   target <= 2 us")
+    print(f"  the same, sinks from configure():        {show(configured)}   target <= 2 us")
     ratio = statistics.median(recorded) / statistics.median(modelled)
     print(f"  ratio emit_token / model:                {ratio:6.2f}")
     timings = hand_off(args.burst)
