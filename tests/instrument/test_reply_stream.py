@@ -137,3 +137,21 @@ def test_a_reply_whose_stream_never_ended_ends_its_last_field_when_the_lm_call_r
     (end,) = sink.of_type("end")
     assert "finish_reason" not in end.data and end.data["streamed"] is True
     sink.stop()
+
+
+def test_a_chosen_field_missing_from_a_cached_prediction_is_skipped_and_the_rest_replayed() -> None:
+    """A cache hit replays every chosen field the prediction holds, even after one it does not hold."""
+    from streamll import MemorySink
+    from streamll.core.context import Execution
+    from streamll.streaming.bridge import PredictCall, TokenRun
+
+    sink = MemorySink()
+    call = PredictCall(None, None)  # type: ignore[arg-type]
+    call.state = PredictorState("qa", "chat", ["reasoning", "answer"], frozenset({"reasoning", "answer"}))
+    TokenRun(Execution(sinks=(sink,))).predictor_finished(call, {"answer": "Four."})
+    assert sink.flush(5)
+
+    assert [(t.field, t.token, t.finish_reason, t.data["source"]) for t in sink.tokens()] == [
+        ("answer", "Four.", "cached", "cache")
+    ]
+    sink.stop()
