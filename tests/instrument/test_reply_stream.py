@@ -155,3 +155,25 @@ def test_a_chosen_field_missing_from_a_cached_prediction_is_skipped_and_the_rest
         ("answer", "Four.", "cached", "cache")
     ]
     sink.stop()
+
+
+def test_an_lm_span_closed_in_a_thread_without_the_runs_context_stays_in_its_run() -> None:
+    """The LM span's end carries its run's execution id and sequence, wherever DSPy reports the call's return."""
+    import threading
+
+    from streamll import MemorySink
+
+    sink = MemorySink()
+    span = lm_call(sink)
+    stream = span.begin_attempt()
+    assert stream is not None
+    closer = threading.Thread(target=lambda: (stream.feed_chunk(WHOLE_REPLY), span.finish(None, None, None)))
+    closer.start()
+    closer.join()
+    assert sink.flush(5)
+
+    (start,), (end,) = sink.of_type("start"), sink.of_type("end")
+    assert {event.execution_id for event in sink.events} == {span.run.execution.execution_id}
+    assert [event.sequence for event in sink.events] == sorted(event.sequence for event in sink.events)
+    assert end.parent_id == start.parent_id and end.data["finish_reason"] == "stop"
+    sink.stop()
