@@ -158,13 +158,19 @@ def test_a_chosen_field_missing_from_a_cached_prediction_is_skipped_and_the_rest
 
 
 def test_an_lm_span_closed_in_a_thread_without_the_runs_context_stays_in_its_run() -> None:
-    """The LM span's end carries its run's execution id and sequence, wherever DSPy reports the call's return."""
+    """The LM span's end carries its run's execution id, sequence and tags, wherever DSPy reports the call's return."""
+    import contextvars
     import threading
 
-    from streamll import MemorySink
+    from streamll import MemorySink, set_context
 
     sink = MemorySink()
-    span = lm_call(sink)
+
+    def open_span() -> Any:
+        set_context(user_id="u1")
+        return lm_call(sink)
+
+    span = contextvars.copy_context().run(open_span)
     stream = span.begin_attempt()
     assert stream is not None
     closer = threading.Thread(target=lambda: (stream.feed_chunk(WHOLE_REPLY), span.finish(None, None, None)))
@@ -176,4 +182,5 @@ def test_an_lm_span_closed_in_a_thread_without_the_runs_context_stays_in_its_run
     assert {event.execution_id for event in sink.events} == {span.run.execution.execution_id}
     assert [event.sequence for event in sink.events] == sorted(event.sequence for event in sink.events)
     assert end.parent_id == start.parent_id and end.data["finish_reason"] == "stop"
+    assert start.tags == end.tags == {"user_id": "u1"}
     sink.stop()
