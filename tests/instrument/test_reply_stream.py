@@ -184,3 +184,30 @@ def test_an_lm_span_closed_in_a_thread_without_the_runs_context_stays_in_its_run
     assert end.parent_id == start.parent_id and end.data["finish_reason"] == "stop"
     assert start.tags == end.tags == {"user_id": "u1"}
     sink.stop()
+
+
+def test_a_usage_only_chunk_object_with_no_choices_gives_the_replys_usage() -> None:
+    """The last chunk of an OpenAI-style stream may carry only ``usage`` (an object with no ``choices``)."""
+    from types import SimpleNamespace
+
+    stream, run = reply(["answer"], {"answer"})
+    stream.feed_text("[[ ## answer ## ]]\nFour.\n\n[[ ## completed ## ]]")
+    stream.feed_chunk(SimpleNamespace(usage=SimpleNamespace(prompt_tokens=5, completion_tokens=3)))
+    stream.end("stop")
+
+    assert stream.usage == {"prompt_tokens": 5, "completion_tokens": 3}
+    assert run.text("answer").strip() == "Four."
+
+
+def test_a_tool_call_chunk_without_an_index_is_the_first_call() -> None:
+    """A provider that sends a single tool call may leave out ``index``: its tokens are call 0's."""
+    state = PredictorState("qa", "chat", ["calls"], frozenset({"calls"}), tool_field="calls")
+    run = Recorder()
+    stream = LMCallStream(run, state, None, {})
+    first = {"id": "call_1", "function": {"name": "search", "arguments": '{"q": '}}
+    for call in (first, {"function": {"arguments": '"ml"}'}}):
+        stream.feed_chunk({"choices": [{"delta": {"tool_calls": [call]}, "finish_reason": None}]})
+    stream.feed_chunk({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]})
+
+    assert run.tokens == [("calls", '{"q": ', 0, None, "stream"), ("calls", '"ml"}', 1, "tool_calls", "stream")]
+    assert run.extras == [{"tool_index": 0, "tool_call_id": "call_1", "tool_name": "search"}] * 2
