@@ -211,3 +211,17 @@ def test_a_tool_call_chunk_without_an_index_is_the_first_call() -> None:
 
     assert run.tokens == [("calls", '{"q": ', 0, None, "stream"), ("calls", '"ml"}', 1, "tool_calls", "stream")]
     assert run.extras == [{"tool_index": 0, "tool_call_id": "call_1", "tool_name": "search"}] * 2
+
+
+def test_a_field_streams_own_keys_and_its_last_tokens_keys_both_reach_the_last_token() -> None:
+    """``FieldStream(extra=...)`` keys go into every token's data; ``finish(extra=...)`` adds to them, not instead."""
+    from streamll.streaming.fields import FieldStream
+
+    stream, run = reply(["answer"], {"answer"})
+    field = FieldStream(stream, "answer", extra={"tool_index": 2})
+    field.push("Four")
+    field.push(".")
+    field.finish("stop", extra={"value": "Four."})
+
+    assert [token[1:4] for token in run.tokens] == [("Four", 0, None), (".", 1, "stop")]
+    assert run.extras == [{"tool_index": 2}, {"tool_index": 2, "value": "Four."}]
