@@ -225,3 +225,25 @@ def test_a_field_streams_own_keys_and_its_last_tokens_keys_both_reach_the_last_t
 
     assert [token[1:4] for token in run.tokens] == [("Four", 0, None), (".", 1, "stop")]
     assert run.extras == [{"tool_index": 2}, {"tool_index": 2, "value": "Four."}]
+
+
+def test_a_cached_prediction_replays_the_fields_after_its_tool_calls() -> None:
+    """A cache hit of a predictor choosing its ``dspy.ToolCalls`` field and a text field after it replays both."""
+    import dspy
+    from streamll import MemorySink
+    from streamll.core.context import Execution
+    from streamll.streaming.bridge import PredictCall, TokenRun
+
+    sink = MemorySink()
+    call = PredictCall(None, None)  # type: ignore[arg-type]
+    fields = ["tool_calls", "answer"]
+    call.state = PredictorState("qa", "chat", fields, frozenset(fields), tool_field="tool_calls")
+    calls = dspy.ToolCalls.from_dict_list([{"name": "search", "args": {"q": "ml"}}])
+    TokenRun(Execution(sinks=(sink,))).predictor_finished(call, {"tool_calls": calls, "answer": "Found it."})
+    assert sink.flush(5)
+
+    assert [(t.field, t.token, t.finish_reason, t.data["source"]) for t in sink.tokens()] == [
+        ("tool_calls", '{"q": "ml"}', "cached", "cache"),
+        ("answer", "Found it.", "cached", "cache"),
+    ]
+    sink.stop()
