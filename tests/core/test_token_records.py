@@ -148,11 +148,32 @@ def test_a_sink_that_overrides_enqueue_or_encode_gets_events() -> None:
     own.stop()
 
 
+class WireSink(BaseSink):
+    """A transport's way of taking events: records encoded on the worker (as Redis, NATS and Kafka do)."""
+
+    encodes_records = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bodies: list[bytes] = []
+
+    def encode(self, event: Any) -> bytes:
+        return encode_event(event)
+
+    async def write_batch(self, events: list[Any]) -> int | None:
+        self.bodies.extend(events)
+        return None
+
+
 def test_tokens_of_other_types_are_validated_as_before() -> None:
-    sink = MemorySink()
-    emit(TokenRun(Execution(sinks=(sink,))), " w", True)  # a bool index: pydantic's rules apply, as with make_event
-    assert sink.flush(5)
-    assert sink.tokens()[0].token_index == 1
+    sink, wire = MemorySink(), WireSink()
+    for target in (sink, wire):  # a bool index: pydantic's rules apply, as with make_event
+        emit(TokenRun(Execution(sinks=(target,))), " w", True)
+    assert sink.flush(5) and wire.flush(5)
+    assert type(sink.tokens()[0].token_index) is int and sink.tokens()[0].token_index == 1
     assert json.loads(sink.tokens()[0].to_json())["data"]["token_index"] == 1
+    (body,) = wire.bodies
+    assert b'"token_index":1,' in body, "a transport writes the validated integer, not JSON true"
     assert (sink.tokens()[0].data["predictor"], sink.tokens()[0].data["source"]) == ("QA.predict", "lm")
     sink.stop()
+    wire.stop()

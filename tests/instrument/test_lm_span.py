@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import dspy
 import pydantic
+import pytest
 import streamll
 from streamll import MemorySink
 from streamll.streaming.fields import usage_dict
 from streamll.testing import OfflineLMServer
 
-from .test_invisible import QA, StreamedQA
+from .test_invisible import QA, BareQA, StreamedQA, lm_spans
 
 
 def lm_end(sink: MemorySink) -> dict:
@@ -122,3 +124,37 @@ def test_a_native_stream_without_a_finish_reason_still_ends_its_last_field(
     answer = memory_sink.tokens("answer")
     assert "".join(token.token for token in answer) == prediction.answer
     assert [token.finish_reason for token in answer] == [None] * (len(answer) - 1) + ["stop"]
+
+
+def test_a_failing_lm_call_of_a_predictor_that_streams_nothing_reports_the_error(
+    lm, server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    """No field of the predictor streams, so its request is sent as DSPy sends it; the LM span still closes."""
+    server.configure(fail_status=500, fail_message="server down")
+    with pytest.raises(Exception, match="server down"):
+        BareQA()(question="Nothing streamed?")
+    spans = lm_spans(memory_sink)
+    assert spans and all(close.event_type == "error" for _, close in spans)
+    assert all("server down" in close.data["error_message"] for _, close in spans)
+    assert memory_sink.tokens() == []
+
+
+class StoppingLM(dspy.BaseLM):
+    """An LM client that honours a cancelled run itself: it raises ``ExecutionCancelled`` instead of replying."""
+
+    def __init__(self) -> None:
+        super().__init__(model="stopping", cache=False)
+
+    def forward(self, prompt: Any = None, messages: Any = None, **kwargs: Any) -> Any:
+        raise streamll.ExecutionCancelled("the execution was cancelled")
+
+
+@pytest.mark.filterwarnings("ignore:Implementing custom LMs:DeprecationWarning")  # the interface every DSPy 3 has
+@pytest.mark.parametrize("program", [BareQA, StreamedQA], ids=["nothing-chosen", "answer-chosen"])
+def test_an_lm_call_stopped_by_its_own_client_ends_cancelled(program: type, memory_sink: MemorySink) -> None:
+    """A cancellation raised by an LM client streamll does not read ends the LM span ``cancelled``, not in error."""
+    with dspy.context(lm=StoppingLM(), adapter=dspy.ChatAdapter()), pytest.raises(streamll.ExecutionCancelled):
+        program()(question="Stopped?")
+    ((start, close),) = lm_spans(memory_sink)
+    assert start.module_name == "stopping"
+    assert (close.event_type, close.data["finish_reason"]) == ("end", "cancelled")

@@ -137,3 +137,113 @@ def test_a_reply_whose_stream_never_ended_ends_its_last_field_when_the_lm_call_r
     (end,) = sink.of_type("end")
     assert "finish_reason" not in end.data and end.data["streamed"] is True
     sink.stop()
+
+
+def test_a_chosen_field_missing_from_a_cached_prediction_is_skipped_and_the_rest_replayed() -> None:
+    """A cache hit replays every chosen field the prediction holds, even after one it does not hold."""
+    from streamll import MemorySink
+    from streamll.core.context import Execution
+    from streamll.streaming.bridge import PredictCall, TokenRun
+
+    sink = MemorySink()
+    call = PredictCall(None, None)  # type: ignore[arg-type]
+    call.state = PredictorState("qa", "chat", ["reasoning", "answer"], frozenset({"reasoning", "answer"}))
+    TokenRun(Execution(sinks=(sink,))).predictor_finished(call, {"answer": "Four."})
+    assert sink.flush(5)
+
+    assert [(t.field, t.token, t.finish_reason, t.data["source"]) for t in sink.tokens()] == [
+        ("answer", "Four.", "cached", "cache")
+    ]
+    sink.stop()
+
+
+def test_an_lm_span_closed_in_a_thread_without_the_runs_context_stays_in_its_run() -> None:
+    """The LM span's end carries its run's execution id, sequence and tags, wherever DSPy reports the call's return."""
+    import contextvars
+    import threading
+
+    from streamll import MemorySink, set_context
+
+    sink = MemorySink()
+
+    def open_span() -> Any:
+        set_context(user_id="u1")
+        return lm_call(sink)
+
+    span = contextvars.copy_context().run(open_span)
+    stream = span.begin_attempt()
+    assert stream is not None
+    closer = threading.Thread(target=lambda: (stream.feed_chunk(WHOLE_REPLY), span.finish(None, None, None)))
+    closer.start()
+    closer.join()
+    assert sink.flush(5)
+
+    (start,), (end,) = sink.of_type("start"), sink.of_type("end")
+    assert {event.execution_id for event in sink.events} == {span.run.execution.execution_id}
+    assert [event.sequence for event in sink.events] == sorted(event.sequence for event in sink.events)
+    assert end.parent_id == start.parent_id and end.data["finish_reason"] == "stop"
+    assert start.tags == end.tags == {"user_id": "u1"}
+    sink.stop()
+
+
+def test_a_usage_only_chunk_object_with_no_choices_gives_the_replys_usage() -> None:
+    """The last chunk of an OpenAI-style stream may carry only ``usage`` (an object with no ``choices``)."""
+    from types import SimpleNamespace
+
+    stream, run = reply(["answer"], {"answer"})
+    stream.feed_text("[[ ## answer ## ]]\nFour.\n\n[[ ## completed ## ]]")
+    stream.feed_chunk(SimpleNamespace(usage=SimpleNamespace(prompt_tokens=5, completion_tokens=3)))
+    stream.end("stop")
+
+    assert stream.usage == {"prompt_tokens": 5, "completion_tokens": 3}
+    assert run.text("answer").strip() == "Four."
+
+
+def test_a_tool_call_chunk_without_an_index_is_the_first_call() -> None:
+    """A provider that sends a single tool call may leave out ``index``: its tokens are call 0's."""
+    state = PredictorState("qa", "chat", ["calls"], frozenset({"calls"}), tool_field="calls")
+    run = Recorder()
+    stream = LMCallStream(run, state, None, {})
+    first = {"id": "call_1", "function": {"name": "search", "arguments": '{"q": '}}
+    for call in (first, {"function": {"arguments": '"ml"}'}}):
+        stream.feed_chunk({"choices": [{"delta": {"tool_calls": [call]}, "finish_reason": None}]})
+    stream.feed_chunk({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]})
+
+    assert run.tokens == [("calls", '{"q": ', 0, None, "stream"), ("calls", '"ml"}', 1, "tool_calls", "stream")]
+    assert run.extras == [{"tool_index": 0, "tool_call_id": "call_1", "tool_name": "search"}] * 2
+
+
+def test_a_field_streams_own_keys_and_its_last_tokens_keys_both_reach_the_last_token() -> None:
+    """``FieldStream(extra=...)`` keys go into every token's data; ``finish(extra=...)`` adds to them, not instead."""
+    from streamll.streaming.fields import FieldStream
+
+    stream, run = reply(["answer"], {"answer"})
+    field = FieldStream(stream, "answer", extra={"tool_index": 2})
+    field.push("Four")
+    field.push(".")
+    field.finish("stop", extra={"value": "Four."})
+
+    assert [token[1:4] for token in run.tokens] == [("Four", 0, None), (".", 1, "stop")]
+    assert run.extras == [{"tool_index": 2}, {"tool_index": 2, "value": "Four."}]
+
+
+def test_a_cached_prediction_replays_the_fields_after_its_tool_calls() -> None:
+    """A cache hit of a predictor choosing its ``dspy.ToolCalls`` field and a text field after it replays both."""
+    import dspy
+    from streamll import MemorySink
+    from streamll.core.context import Execution
+    from streamll.streaming.bridge import PredictCall, TokenRun
+
+    sink = MemorySink()
+    call = PredictCall(None, None)  # type: ignore[arg-type]
+    fields = ["tool_calls", "answer"]
+    call.state = PredictorState("qa", "chat", fields, frozenset(fields), tool_field="tool_calls")
+    calls = dspy.ToolCalls.from_dict_list([{"name": "search", "args": {"q": "ml"}}])
+    TokenRun(Execution(sinks=(sink,))).predictor_finished(call, {"tool_calls": calls, "answer": "Found it."})
+    assert sink.flush(5)
+
+    assert [(t.field, t.token, t.finish_reason, t.data["source"]) for t in sink.tokens()] == [
+        ("tool_calls", '{"q": "ml"}', "cached", "cache"),
+        ("answer", "Found it.", "cached", "cache"),
+    ]
+    sink.stop()
