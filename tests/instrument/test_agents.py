@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import threading
 import traceback
 from typing import Any
@@ -150,6 +151,60 @@ def test_a_status_message_provider_of_ones_own(server: OfflineLMServer, memory_s
     assert messages.count(("tool_end", inherited)) == 2  # weather and population; lookup raised
     starts = memory_sink.of_type("tool_start")
     assert starts[0].data["status"] == "using weather with ['city']"
+
+
+class LMNarrator(dspy.streaming.StatusMessageProvider):
+    def lm_start_status_message(self, instance: Any, inputs: dict[str, Any]) -> str:
+        return "asking the LM"
+
+    def lm_end_status_message(self, outputs: Any) -> str:
+        return "the LM answered"
+
+
+def test_status_events_belong_to_the_run_and_name_the_lm(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+    @streamll.instrument(status_messages=LMNarrator())
+    class Asker(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("question -> answer")
+
+        def forward(self, question: str) -> Any:
+            return self.predict(question=question)
+
+    own = MemorySink(name="run-own")
+    lm = server.lm()
+    try:
+        with dspy.context(lm=lm, adapter=dspy.ChatAdapter()), streamll.execution(sinks=[own]):
+            Asker()(question=QUESTION)
+        assert streamll.flush(10)
+    finally:
+        own.stop()
+    assert memory_sink.of_type("status") == [], "the run's own sinks, not the configured ones"
+    statuses = [(event.data["stage"], event.data["message"], event.module_name) for event in own.of_type("status")]
+    assert statuses == [("lm_start", "asking the LM", lm.model), ("lm_end", "the LM answered", lm.model)]
+
+
+class FaultyNarrator(dspy.streaming.StatusMessageProvider):
+    def lm_start_status_message(self, instance: Any, inputs: dict[str, Any]) -> str:
+        raise RuntimeError("provider bug")
+
+    def lm_end_status_message(self, outputs: Any) -> Any:
+        return {"text": "not a message"}
+
+    def module_start_status_message(self, instance: Any, inputs: dict[str, Any]) -> str:
+        return ""
+
+
+def test_a_provider_that_fails_or_says_nothing_adds_no_status_event(
+    server: OfflineLMServer, memory_sink: MemorySink, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="streamll"):
+        prediction = run_react(server, memory_sink, status_messages=FaultyNarrator())
+    assert prediction.answer == ANSWER
+    stages = {event.data["stage"] for event in memory_sink.of_type("status")}
+    assert stages == {"tool_start", "tool_end"}, "only the stages the provider answers with a text"
+    failures = [r for r in caplog.records if r.getMessage() == "streamll: the status message provider failed"]
+    assert len(failures) == len(PLAN) + 1 and all(r.exc_info and str(r.exc_info[1]) == "provider bug" for r in failures)
 
 
 def test_status_messages_can_be_turned_off(server: OfflineLMServer, memory_sink: MemorySink) -> None:
