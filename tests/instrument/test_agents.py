@@ -119,6 +119,35 @@ def test_a_tool_is_seen_while_it_runs(server: OfflineLMServer, memory_sink: Memo
     assert seen == [True]
 
 
+def test_tools_called_in_threads_dspy_parallel_starts_belong_to_the_run(memory_sink: MemorySink) -> None:
+    def forecast(city: str) -> str:
+        """The weather in a city."""
+        return f"Sunny in {city}."
+
+    @streamll.instrument
+    class Forecasts(dspy.Module):
+        def forward(self, cities: list[str]) -> Any:
+            parallel = dspy.Parallel(num_threads=2, disable_progress_bar=True)
+            return parallel([(dspy.Tool(forecast), {"city": city}) for city in cities])
+
+    cities = ["Paris", "Lyon", "Nice", "Lille"]
+    with streamll.execution() as run:
+        assert Forecasts()(cities=cities) == [f"Sunny in {city}." for city in cities]
+        assert streamll.flush(10)
+        own = [event for event in memory_sink.events if event.execution_id == run.execution_id]
+        module_start = next(event for event in own if event.operation == "module" and event.event_type == "start")
+        assert sorted(event.data["arguments"]["city"] for event in own if event.event_type == "tool_start") == sorted(
+            cities
+        )
+        assert {event.parent_id for event in own if event.event_type in ("tool_start", "tool_end")} == {
+            module_start.event_id
+        }
+        streamll.emit("after_the_tools")  # the caller's own context is as it was
+    assert streamll.flush(10)
+    (after,) = memory_sink.of_type("after_the_tools")
+    assert after.execution_id == run.execution_id
+
+
 def test_status_messages_are_dspys_by_default(server: OfflineLMServer, memory_sink: MemorySink) -> None:
     run_react(server, memory_sink)
     messages = [(event.data["stage"], event.data["message"]) for event in memory_sink.of_type("status")]

@@ -304,6 +304,26 @@ def test_instrumented_classes_pickle_and_copy_like_plain_ones(lm, tmp_path) -> N
     own.stop()
 
 
+@pytest.mark.parametrize("fields", [[], ["answer"]], ids=["streams-nothing", "streams-answer"])
+def test_an_async_call_answers_as_the_plain_module_does(
+    fields: list[str], lm, server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    import asyncio
+
+    class AsyncQA(QA):
+        async def aforward(self, question: str) -> dspy.Prediction:
+            return await self.predict.acall(question=question)
+
+    echo(server)
+    plain = asyncio.run(AsyncQA().acall(question="plain"))
+    instrumented = asyncio.run(
+        streamll.instrument(stream_fields=fields)(type("Async", (AsyncQA,), {}))().acall(question="plain")
+    )
+    assert instrumented.answer == plain.answer == "The answer to plain is here."
+    assert [bool(body.get("stream")) for body in server.requests] == [False, bool(fields)]
+    assert "".join(token.token for token in memory_sink.tokens("answer")) == (plain.answer if fields else "")
+
+
 @pytest.mark.parametrize("engine", ["native", "litellm"])
 def test_a_failure_reading_the_stream_leaves_the_lm_call_as_it_is(
     engine: str, server: OfflineLMServer, memory_sink: MemorySink, monkeypatch: pytest.MonkeyPatch, caplog
