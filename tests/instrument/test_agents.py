@@ -189,6 +189,9 @@ class LMNarrator(dspy.streaming.StatusMessageProvider):
     def lm_end_status_message(self, outputs: Any) -> str:
         return "the LM answered"
 
+    def module_end_status_message(self, outputs: Any) -> str:
+        return f"{type(outputs).__name__} ready"
+
 
 def test_status_events_belong_to_the_run_and_name_the_lm(server: OfflineLMServer, memory_sink: MemorySink) -> None:
     @streamll.instrument(status_messages=LMNarrator())
@@ -210,7 +213,12 @@ def test_status_events_belong_to_the_run_and_name_the_lm(server: OfflineLMServer
         own.stop()
     assert memory_sink.of_type("status") == [], "the run's own sinks, not the configured ones"
     statuses = [(event.data["stage"], event.data["message"], event.module_name) for event in own.of_type("status")]
-    assert statuses == [("lm_start", "asking the LM", lm.model), ("lm_end", "the LM answered", lm.model)]
+    assert statuses == [
+        ("lm_start", "asking the LM", lm.model),
+        ("lm_end", "the LM answered", lm.model),
+        ("module_end", "Prediction ready", None),  # the predictor's
+        ("module_end", "Prediction ready", None),  # the instrumented module's
+    ]
 
 
 class FaultyNarrator(dspy.streaming.StatusMessageProvider):
