@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import threading
 import traceback
 from typing import Any
@@ -118,6 +119,35 @@ def test_a_tool_is_seen_while_it_runs(server: OfflineLMServer, memory_sink: Memo
     assert seen == [True]
 
 
+def test_tools_called_in_threads_dspy_parallel_starts_belong_to_the_run(memory_sink: MemorySink) -> None:
+    def forecast(city: str) -> str:
+        """The weather in a city."""
+        return f"Sunny in {city}."
+
+    @streamll.instrument
+    class Forecasts(dspy.Module):
+        def forward(self, cities: list[str]) -> Any:
+            parallel = dspy.Parallel(num_threads=2, disable_progress_bar=True)
+            return parallel([(dspy.Tool(forecast), {"city": city}) for city in cities])
+
+    cities = ["Paris", "Lyon", "Nice", "Lille"]
+    with streamll.execution() as run:
+        assert Forecasts()(cities=cities) == [f"Sunny in {city}." for city in cities]
+        assert streamll.flush(10)
+        own = [event for event in memory_sink.events if event.execution_id == run.execution_id]
+        module_start = next(event for event in own if event.operation == "module" and event.event_type == "start")
+        assert sorted(event.data["arguments"]["city"] for event in own if event.event_type == "tool_start") == sorted(
+            cities
+        )
+        assert {event.parent_id for event in own if event.event_type in ("tool_start", "tool_end")} == {
+            module_start.event_id
+        }
+        streamll.emit("after_the_tools")  # the caller's own context is as it was
+    assert streamll.flush(10)
+    (after,) = memory_sink.of_type("after_the_tools")
+    assert after.execution_id == run.execution_id
+
+
 def test_status_messages_are_dspys_by_default(server: OfflineLMServer, memory_sink: MemorySink) -> None:
     run_react(server, memory_sink)
     messages = [(event.data["stage"], event.data["message"]) for event in memory_sink.of_type("status")]
@@ -150,6 +180,68 @@ def test_a_status_message_provider_of_ones_own(server: OfflineLMServer, memory_s
     assert messages.count(("tool_end", inherited)) == 2  # weather and population; lookup raised
     starts = memory_sink.of_type("tool_start")
     assert starts[0].data["status"] == "using weather with ['city']"
+
+
+class LMNarrator(dspy.streaming.StatusMessageProvider):
+    def lm_start_status_message(self, instance: Any, inputs: dict[str, Any]) -> str:
+        return "asking the LM"
+
+    def lm_end_status_message(self, outputs: Any) -> str:
+        return "the LM answered"
+
+    def module_end_status_message(self, outputs: Any) -> str:
+        return f"{type(outputs).__name__} ready"
+
+
+def test_status_events_belong_to_the_run_and_name_the_lm(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+    @streamll.instrument(status_messages=LMNarrator())
+    class Asker(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("question -> answer")
+
+        def forward(self, question: str) -> Any:
+            return self.predict(question=question)
+
+    own = MemorySink(name="run-own")
+    lm = server.lm()
+    try:
+        with dspy.context(lm=lm, adapter=dspy.ChatAdapter()), streamll.execution(sinks=[own]):
+            Asker()(question=QUESTION)
+        assert streamll.flush(10)
+    finally:
+        own.stop()
+    assert memory_sink.of_type("status") == [], "the run's own sinks, not the configured ones"
+    statuses = [(event.data["stage"], event.data["message"], event.module_name) for event in own.of_type("status")]
+    assert statuses == [
+        ("lm_start", "asking the LM", lm.model),
+        ("lm_end", "the LM answered", lm.model),
+        ("module_end", "Prediction ready", None),  # the predictor's
+        ("module_end", "Prediction ready", None),  # the instrumented module's
+    ]
+
+
+class FaultyNarrator(dspy.streaming.StatusMessageProvider):
+    def lm_start_status_message(self, instance: Any, inputs: dict[str, Any]) -> str:
+        raise RuntimeError("provider bug")
+
+    def lm_end_status_message(self, outputs: Any) -> Any:
+        return {"text": "not a message"}
+
+    def module_start_status_message(self, instance: Any, inputs: dict[str, Any]) -> str:
+        return ""
+
+
+def test_a_provider_that_fails_or_says_nothing_adds_no_status_event(
+    server: OfflineLMServer, memory_sink: MemorySink, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="streamll"):
+        prediction = run_react(server, memory_sink, status_messages=FaultyNarrator())
+    assert prediction.answer == ANSWER
+    stages = {event.data["stage"] for event in memory_sink.of_type("status")}
+    assert stages == {"tool_start", "tool_end"}, "only the stages the provider answers with a text"
+    failures = [r for r in caplog.records if r.getMessage() == "streamll: the status message provider failed"]
+    assert len(failures) == len(PLAN) + 1 and all(r.exc_info and str(r.exc_info[1]) == "provider bug" for r in failures)
 
 
 def test_status_messages_can_be_turned_off(server: OfflineLMServer, memory_sink: MemorySink) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import traceback
 from typing import Any
@@ -301,6 +302,47 @@ def test_instrumented_classes_pickle_and_copy_like_plain_ones(lm, tmp_path) -> N
     loaded = dspy.load(str(tmp_path / "program"), **options)
     assert loaded(question="after loading").answer
     own.stop()
+
+
+@pytest.mark.parametrize("fields", [[], ["answer"]], ids=["streams-nothing", "streams-answer"])
+def test_an_async_call_answers_as_the_plain_module_does(
+    fields: list[str], lm, server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    import asyncio
+
+    class AsyncQA(QA):
+        async def aforward(self, question: str) -> dspy.Prediction:
+            return await self.predict.acall(question=question)
+
+    echo(server)
+    plain = asyncio.run(AsyncQA().acall(question="plain"))
+    instrumented = asyncio.run(
+        streamll.instrument(stream_fields=fields)(type("Async", (AsyncQA,), {}))().acall(question="plain")
+    )
+    assert instrumented.answer == plain.answer == "The answer to plain is here."
+    assert [bool(body.get("stream")) for body in server.requests] == [False, bool(fields)]
+    assert "".join(token.token for token in memory_sink.tokens("answer")) == (plain.answer if fields else "")
+
+
+@pytest.mark.parametrize("engine", ["native", "litellm"])
+def test_a_failure_reading_the_stream_leaves_the_lm_call_as_it_is(
+    engine: str, server: OfflineLMServer, memory_sink: MemorySink, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    from streamll.streaming.fields import LMCallStream
+
+    def broken(self: LMCallStream, content: str) -> None:
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr(LMCallStream, "feed_text", broken)
+    echo(server)
+    lm = server.lm(engine="litellm") if engine == "litellm" else server.lm()
+    with dspy.context(lm=lm, adapter=dspy.ChatAdapter()), caplog.at_level(logging.ERROR, logger="streamll"):
+        prediction = StreamedQA()(question="still answered")
+    assert prediction.answer == "The answer to still answered is here."
+    assert len(server.requests) == 1, "no retry: the LM call itself succeeded"
+    failures = [r for r in caplog.records if r.getMessage() == "streamll: failed to process a stream chunk"]
+    assert failures and all(r.exc_info and str(r.exc_info[1]) == "parser bug" for r in failures)
+    assert [close.event_type for _, close in lm_spans(memory_sink)] == ["end"]
 
 
 def test_plain_programs_run_dspys_own_methods_between_instrumented_calls(lm, server: OfflineLMServer) -> None:

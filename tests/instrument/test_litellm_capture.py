@@ -81,8 +81,8 @@ def test_a_streamed_reply_is_closed_once_read_or_when_the_run_is_cancelled() -> 
     assert asyncio.run(_aread(aread, None, None)) == ["a", "b"] and aread.closed
 
     cut, acut = Reply(["a", "b"]), Reply(["a", "b"])
-    with pytest.raises(ExecutionCancelled):
+    with pytest.raises(ExecutionCancelled, match=r"^the execution was cancelled$"):
         _read(cut, None, lambda: True)
-    with pytest.raises(ExecutionCancelled):
+    with pytest.raises(ExecutionCancelled, match=r"^the execution was cancelled$"):
         asyncio.run(_aread(acut, None, lambda: True))
     assert cut.closed and acut.closed

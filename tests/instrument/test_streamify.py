@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import dspy
@@ -10,6 +11,8 @@ import pytest
 import streamll
 from streamll import MemorySink
 from streamll.testing import OfflineLMServer
+
+from tests.helpers import wait_until
 
 from .test_streaming import BothCoT, assert_field_stream
 
@@ -60,4 +63,30 @@ def test_streamify_and_streamll_both_stream_the_reply(
         tokens = memory_sink.tokens(name)
         assert_field_stream(tokens, final[name], reason)
         assert len(tokens) > 3 and {token.data["source"] for token in tokens} == {"stream"}
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(("async_streaming", "async_program"), [(False, False), (True, True)], ids=["sync", "aforward"])
+def test_a_run_cancelled_while_streamify_streams_stops_reading_the_reply(
+    async_streaming: bool, async_program: bool, server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    server.configure(token_delay=0.02, answers={"reasoning": " ".join(["step"] * 60), "answer": "never reached"})
+    listener = dspy.streaming.StreamListener(signature_field_name="answer")
+    finals: list[Any] = []
+
+    def cancel_at_the_third_token(run: streamll.ExecutionRun) -> None:
+        wait_until(lambda: len(memory_sink.tokens()) >= 3, timeout=20)
+        run.cancel()
+
+    with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()), streamll.execution() as run:
+        threading.Thread(target=cancel_at_the_third_token, args=(run,), daemon=True).start()
+        program = dspy.streamify(
+            BothCoT(), stream_listeners=[listener], async_streaming=async_streaming, is_async_program=async_program
+        )
+        finals.append(run_streamified(program, async_streaming))
+    assert finals == [], "the streamed call was stopped"
+    assert run.cancelled and streamll.flush(10)
+    tokens = memory_sink.tokens()
+    assert {token.field for token in tokens} == {"reasoning"}, "the answer never began"
+    assert tokens[-1].finish_reason == "cancelled"
     assert len(server.requests) == 1

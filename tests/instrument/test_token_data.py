@@ -65,6 +65,20 @@ def test_a_qualified_entry_does_not_choose_a_predictor_made_on_the_fly(
     assert memory_sink.tokens() == []
 
 
+def test_a_predictor_made_on_the_fly_is_named_by_its_class(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+    @streamll.instrument(stream_fields=["answer"])
+    class Improvised(dspy.Module):
+        def forward(self, question: str) -> dspy.Prediction:
+            return dspy.Predict("question -> answer")(question=question)
+
+    with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()):
+        assert Improvised()(question="Who answers?").answer
+    assert streamll.flush(10)
+    tokens = memory_sink.tokens("answer")
+    assert tokens and {token.data["predictor"] for token in tokens} == {"Improvised.Predict"}
+    assert all("predictor_path" not in token.data for token in tokens), "it has no path in the module"
+
+
 def test_values_are_json_data_and_text_where_nothing_fits() -> None:
     class Opaque:
         def __repr__(self) -> str:
