@@ -148,6 +148,86 @@ def test_tools_called_in_threads_dspy_parallel_starts_belong_to_the_run(memory_s
     assert after.execution_id == run.execution_id
 
 
+def forecast(city: str) -> str:
+    """The weather in a city."""
+    return f"Sunny in {city}."
+
+
+@streamll.instrument
+class ForecastThenEmit(dspy.Module):
+    def forward(self, city: str) -> Any:
+        result = dspy.Tool(forecast)(city=city)
+        streamll.emit("after_the_tool")  # still in the module's span and run
+        return result
+
+
+def test_a_tool_span_that_cannot_open_leaves_the_tool_call_as_it_is(
+    memory_sink: MemorySink, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in streamll's tool spans is logged once; the tool's result and the caller's context are untouched."""
+    from streamll.streaming import tools
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("span bug")
+
+    monkeypatch.setattr(tools.ToolSpan, "open", broken)
+    with caplog.at_level(logging.ERROR, logger="streamll"):
+        assert ForecastThenEmit()(city="Paris") == "Sunny in Paris."
+    assert streamll.flush(10)
+    assert [record.getMessage() for record in caplog.records] == ["streamll: could not open a tool span"]
+    assert caplog.records[0].exc_info is not None and str(caplog.records[0].exc_info[1]) == "span bug"
+    module_start = next(event for event in memory_sink.events if event.operation == "module")
+    (after,) = memory_sink.of_type("after_the_tool")
+    assert (after.execution_id, after.parent_id) == (module_start.execution_id, module_start.event_id)
+    assert memory_sink.of_type("tool_start") == []
+
+
+class Table:
+    """A tool result like a pandas DataFrame: comparing it gives a value whose truth is ambiguous."""
+
+    def __ne__(self, other: object) -> Any:
+        return self
+
+    def __eq__(self, other: object) -> Any:
+        return self
+
+    def __bool__(self) -> bool:
+        raise ValueError("the truth value of a Table is ambiguous")
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return "<Table>"
+
+
+def test_a_tool_returning_a_value_that_cannot_be_compared_still_ends_its_span(
+    memory_sink: MemorySink, caplog: pytest.LogCaptureFixture
+) -> None:
+    def table(rows: int) -> Table:
+        """A table of results."""
+        return Table()
+
+    @streamll.instrument
+    class Tabulate(dspy.Module):
+        def forward(self, rows: int) -> Any:
+            result = dspy.Tool(table)(rows=rows)
+            streamll.emit("after_the_tool")
+            return result
+
+    with caplog.at_level(logging.ERROR, logger="streamll"):
+        result = Tabulate()(rows=3)
+    assert isinstance(result, Table)
+    assert caplog.records == []
+    assert streamll.flush(10)
+    (tool_start,) = memory_sink.of_type("tool_start")
+    (tool_end,) = memory_sink.of_type("tool_end")
+    assert tool_end.parent_id == tool_start.parent_id
+    assert (tool_end.data["result"], tool_end.data["result_type"]) == ("<Table>", "Table")
+    module_start = next(event for event in memory_sink.events if event.operation == "module")
+    (after,) = memory_sink.of_type("after_the_tool")
+    assert after.parent_id == module_start.event_id  # the tool's span ended: the module's is current again
+
+
 def test_status_messages_are_dspys_by_default(server: OfflineLMServer, memory_sink: MemorySink) -> None:
     run_react(server, memory_sink)
     messages = [(event.data["stage"], event.data["message"]) for event in memory_sink.of_type("status")]

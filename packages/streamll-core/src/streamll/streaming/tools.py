@@ -60,13 +60,14 @@ _executing: ContextVar[str | None] = ContextVar("streamll_executing_tool", defau
 
 
 class _Entered:
-    __slots__ = ("instance", "provider", "span", "tokens")
+    """An open tool span, the context tokens to reset when it closes, and the run's status provider."""
 
-    def __init__(self, span: ToolSpan, tokens: list[Token[Any]], provider: Any, instance: Any) -> None:
+    __slots__ = ("provider", "span", "tokens")
+
+    def __init__(self, span: ToolSpan, tokens: list[Token[Any]], provider: Any) -> None:
         self.span = span
         self.tokens = tokens
         self.provider = provider
-        self.instance = instance
 
 
 def _enter(instance: Any, name: str, arguments: dict[str, Any], call_id: str | None) -> _Entered | None:
@@ -104,13 +105,15 @@ def _enter(instance: Any, name: str, arguments: dict[str, Any], call_id: str | N
         logger.exception("streamll: could not open a tool span")
         _reset(tokens)
         return None
-    return _Entered(span, tokens, provider, instance)
+    return _Entered(span, tokens, provider)
 
 
 def _exit(entered: _Entered, result: Any, error: BaseException | None) -> None:
     try:
         text = None
-        if error is None and result != "Completed.":  # ReAct's finish tool, as DSPy's status callback skips it
+        # ReAct's finish tool ("Completed."), as DSPy's status callback skips it; compared as a string only: a
+        # result such as a DataFrame compares elementwise and has no truth value
+        if error is None and not (type(result) is str and result == "Completed."):
             text = status.message(entered.provider, "tool_end", result)
         entered.span.close(result, error, text)
     except Exception:
