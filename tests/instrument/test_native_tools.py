@@ -61,6 +61,25 @@ def test_each_chosen_call_is_claimed_once_by_id_or_by_name_and_arguments() -> No
     assert chosen.claim(None, "weather", {"city": "Lyon"}) is None
 
 
+class Table:
+    """An argument like a pandas DataFrame: comparing it gives a value whose truth is ambiguous."""
+
+    def __eq__(self, other: object) -> Any:
+        return self
+
+    def __bool__(self) -> bool:
+        raise ValueError("the truth value of a Table is ambiguous")
+
+    __hash__ = object.__hash__
+
+
+def test_an_argument_that_cannot_be_compared_matches_no_chosen_call() -> None:
+    chosen = chosen_from(as_dict(None, "tabulate", '{"rows": 3}'))
+    assert chosen.peek("tabulate", {"rows": Table()}) is None
+    assert chosen.claim(None, "tabulate", {"rows": Table()}) is None
+    assert chosen.claim(None, "tabulate", {"rows": 3}) is not None
+
+
 def test_a_long_run_keeps_only_the_latest_256_chosen_calls() -> None:
     chosen = ChosenCalls()
     for index in range(300):

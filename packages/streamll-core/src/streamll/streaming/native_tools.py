@@ -46,7 +46,7 @@ class ChosenCalls:
         """The id of the first unclaimed chosen call with this name and these arguments (not claimed)."""
         with self.lock:
             for call in self.calls:
-                if not call.claimed and call.name == name and call.arguments == arguments:
+                if not call.claimed and call.name == name and _same(call.arguments, arguments):
                     return call.tool_call_id
         return None
 
@@ -59,10 +59,18 @@ class ChosenCalls:
                 if tool_call_id is not None and call.tool_call_id == tool_call_id:
                     call.claimed = True
                     return call
-                if tool_call_id is None and call.name == name and call.arguments == arguments:
+                if tool_call_id is None and call.name == name and _same(call.arguments, arguments):
                     call.claimed = True
                     return call
         return None
+
+
+def _same(chosen: Any, given: Any) -> bool:
+    """The LM's arguments equal the call's; never raises (a DataFrame argument compares elementwise)."""
+    try:
+        return bool(chosen == given)
+    except Exception:
+        return False
 
 
 def record_chosen(run: Any, lm_call_id: str, outputs: Any) -> None:
