@@ -142,6 +142,33 @@ def test_json_reply_cut_before_a_value_streams_it_empty_as_dspy_reads_it(cut: st
     assert ops.count(("close", "answer")) == ("answer" in expected)
 
 
+@pytest.mark.parametrize(
+    ("answer", "legacy"), [({"answer": ""}, True), ({"answer": "}"}, False), (AdapterParseError, False)]
+)
+def test_json_rules_follow_what_the_installed_adapter_reads_from_a_brace_in_a_string(
+    answer: object, legacy: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rule is read off the installed JSONAdapter once: a DSPy that cuts ``{"answer": "}"}`` at the brace is
+    legacy; one that reads it whole, or fails on it, is not."""
+    from dspy.adapters.json_adapter import JSONAdapter
+    from streamll.streaming import json_parser
+
+    replies: list[str] = []
+
+    def parse(self: object, signature: type[dspy.Signature], completion: str) -> dict[str, str]:
+        assert list(signature.output_fields) == ["answer"]
+        replies.append(completion)
+        if answer is AdapterParseError:
+            raise ValueError("cannot parse")
+        return answer  # type: ignore[return-value]
+
+    monkeypatch.setattr(JSONAdapter, "parse", parse)
+    monkeypatch.setattr(json_parser, "_legacy_json", None)
+    assert json_rules_are_legacy() is legacy
+    assert json_rules_are_legacy() is legacy  # read once
+    assert replies == ['{"answer": "}"}']
+
+
 @pytest.mark.parametrize("escape", ["\\", "\\x4", "\\u12", "\\u"])
 def test_json_reply_cut_short_inside_an_escape_keeps_it_as_written(escape: str) -> None:
     """A reply cut (``finish_reason="length"``) in the middle of an escape: DSPy keeps the escape as written."""
@@ -189,6 +216,7 @@ XML_EDGE_REPLIES = [
     "<reasoning>r</reasoning><answer>\n<p>x <i>y</i><br/></p>\n</answer>",  # whitespace kept around children
     "<reasoning>a<!-- c -->b<?pi x?></reasoning><answer>a<![CDATA[x<&y]]>b<p/><![CDATA[<&>]]></answer>",
     "<reasoning>r</reasoning><answer>a<answer>nested</answer>c</answer>",
+    "<reasoning>r</reasoning><answer><p class='x'><i>a &amp; b</i> c</p></answer>",
 ]
 
 
@@ -256,6 +284,17 @@ def test_xml_a_child_element_streams_whole_when_it_ends() -> None:
     assert joined(ops_of(XMLParser(["answer"], legacy=False), "<answer>x <i")) == {"answer": "x <i"}
     assert joined(ops_of(XMLParser(["answer"], legacy=False), "<answer>x </ans")) == {"answer": "x </ans"}
     assert joined(ops_of(XMLParser(["answer"], legacy=False), "<answer>x <!-- y")) == {"answer": "x <!-- y"}
+
+
+def test_xml_a_child_element_streams_in_the_chunk_that_ends_it() -> None:
+    parser = XMLParser(["answer"], legacy=False)
+    assert parser.feed("<answer>text first <p class='x'><i>a &amp; b</i> c</p> more") == [
+        ("open", "answer"),
+        ("text", "answer", "text first"),
+        ("text", "answer", ' <p class="x"><i>a &amp; b</i> c</p>'),  # nested children: one element, as ET writes it
+        ("text", "answer", " more"),
+    ]
+    assert parser.finish() == [("close", "answer")]
 
 
 def test_xml_leading_whitespace_before_text_is_dropped_even_when_a_child_follows() -> None:
