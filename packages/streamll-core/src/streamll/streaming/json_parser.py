@@ -91,7 +91,7 @@ class JSONParser:
         held = self._held()
         if 0xD800 <= ord(char) <= 0xDBFF:
             self._high_surrogate = char  # waits for its low half
-            return held or None
+            return held
         return held + char
 
     def _held(self) -> str:
@@ -118,10 +118,10 @@ class JSONParser:
             elif char == "\\":
                 self._escape = "\\"
             elif char == '"':
-                self._key += self._held()
+                self._key += self._held()  # a lone high surrogate ends with the key (no field has one in its name)
                 self._state = "colon"
             else:
-                self._key += self._held() + char
+                self._key += char
         elif state == "colon":
             if char == ":":
                 self._state = "value_start"
