@@ -296,6 +296,7 @@ CHAT_EDGE_REPLIES = [
     "[[ ## reasoning ## ]]\r\nx\r\n\r\n[[ ## answer ## ]]\r\ny\r\n",
     "[[ ## reasoning ## ]]\nx\n[[ ## answer ## ]] y \n",
     "[[ ## reasoning ## ]]\nx\n[[ ## answer ## ]]",
+    "[[ ## reasoning ## ]]\nr\n[[ ## answer ## ]]\nx\n[[ ## ans",  # a header cut short is text
 ]
 
 
