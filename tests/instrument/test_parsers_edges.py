@@ -298,6 +298,7 @@ CHAT_EDGE_REPLIES = [
     "[[ ## reasoning ## ]]\nx\n[[ ## answer ## ]]",
     "[[ ## reasoning ## ]]\nr\n[[ ## answer ## ]]\nx\n[[ ## ans",  # a header cut short is text
     "[[ ## reasoning ## ]]\r\nline one\r\nline two\r\n[[ ## answer ## ]]\r\na",  # CRLF inside a value
+    "[[ ## reasoning ## ]]\nr\n[[ ## answer ## ]] a\r",  # the reply ends with CR on the header's line
 ]
 
 
