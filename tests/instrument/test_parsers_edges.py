@@ -7,9 +7,12 @@ documented fallback is asserted: the LM's text stays visible as it was sent.
 
 from __future__ import annotations
 
+import re
+
 import dspy
 import pytest
 from dspy.utils.exceptions import AdapterParseError
+from streamll.streaming import xml_parser
 from streamll.streaming.json_parser import json_rules_are_legacy
 from streamll.streaming.parsers import ChatParser, JSONParser, XMLParser, adapter_kind, parser_for
 from streamll.streaming.xml_parser import xml_rules_are_legacy
@@ -51,7 +54,8 @@ JSON_EDGE_REPLIES = [
     '{"reasoning": "\\X41 is not a hex escape", "answer": "x"}',
     '{"reasoning": "\\ud800\\udc00 and \\udbff\\udfff", "answer": "surrogate pairs at the ends of the ranges"}',
     # a high surrogate without its low half stays alone, as JSON decodes it
-    '{"reasoning": "\\ud83d x \\ud83d\\u0041 \\ud83d\\ud83d\\ude00 \\ud83d\\n \\ud83d\\ue000 \\udc00", "answer": "a"}',
+    '{"reasoning": "\\ud83d x \\ud83d\\u0041 \\ud83d\\ud83d\\ude00 \\ud83d\\n '
+    '\\ud83d\\ue000 \\udc00\\udc00", "answer": "a"}',
     '{"reasoning": "\\ud83d\\q \\ud83d\\u00zz \\ud83d\\x41", "answer": "\\ud83d"}',
     '{"note\\ud83dx": 1, "more\\ud83d": 2, "reasoning": "r", "answer": "a"}',  # nor does it leak out of a key
     '{"answer": , "reasoning": "a missing value is empty"}',
@@ -256,6 +260,7 @@ def test_xml_ampersand_without_entity_is_text() -> None:
     assert joined(XMLParser(["answer"], legacy=False).feed("<answer>x &abcdefghijk")) == {"answer": "x"}
     # at the reply's end an unfinished "&" is text too
     assert joined(ops_of(XMLParser(["answer"], legacy=False), "<answer>a &amp b")) == {"answer": "a &amp b"}
+    assert joined(ops_of(XMLParser(["answer"], legacy=False), "<answer>a &amp\r")) == {"answer": "a &amp"}
 
 
 def test_xml_a_field_opens_in_the_chunk_that_starts_it() -> None:
@@ -284,6 +289,17 @@ def test_xml_a_child_element_streams_whole_when_it_ends() -> None:
     assert joined(ops_of(XMLParser(["answer"], legacy=False), "<answer>x <i")) == {"answer": "x <i"}
     assert joined(ops_of(XMLParser(["answer"], legacy=False), "<answer>x </ans")) == {"answer": "x </ans"}
     assert joined(ops_of(XMLParser(["answer"], legacy=False), "<answer>x <!-- y")) == {"answer": "x <!-- y"}
+    assert joined(ops_of(XMLParser(["answer"], legacy=False), "<answer>x </answer")) == {"answer": "x </answer"}
+
+
+def test_xml_a_tag_that_only_starts_like_the_closing_one_is_text_as_soon_as_it_ends() -> None:
+    parser = XMLParser(["answer"], legacy=False)
+    assert parser.feed("<answer>x</answerX>y") == [
+        ("open", "answer"),
+        ("text", "answer", "x"),
+        ("text", "answer", "</answerX>"),
+        ("text", "answer", "y"),
+    ]
 
 
 def test_xml_a_child_element_streams_in_the_chunk_that_ends_it() -> None:
@@ -298,7 +314,7 @@ def test_xml_a_child_element_streams_in_the_chunk_that_ends_it() -> None:
 
 
 def test_xml_leading_whitespace_before_text_is_dropped_even_when_a_child_follows() -> None:
-    """The one difference from DSPy >= 3.3 that streaming cannot avoid: a value with a child element keeps its
+    """A difference from DSPy >= 3.3 that streaming cannot avoid: a value with a child element keeps its
     leading whitespace, but the child is not known yet when the text after that whitespace streams."""
     reply = "<reasoning>r</reasoning><answer>  x <b>y</b></answer>"
     assert dspy.XMLAdapter().parse(SIGNATURE, reply)["answer"] == (
@@ -342,6 +358,33 @@ def test_xml_legacy_rules_read_only_bare_tags_and_do_not_nest() -> None:
         assert stream_text(XMLParser(FIELDS, legacy=True), marked, cuts) == {}
 
 
+def legacy_xml_parse(adapter: dspy.XMLAdapter, signature: type[dspy.Signature], completion: str) -> dict[str, str]:
+    """XMLAdapter.parse of dspy < 3.3: ``<name>value</name>`` found by a regular expression, values raw."""
+    fields: dict[str, str] = {}
+    for name, value in re.findall(r"<(\w+)>(.*?)</\1>", completion, re.DOTALL):
+        if name in signature.output_fields:
+            fields.setdefault(name, value.strip())
+    if fields.keys() != signature.output_fields.keys():
+        raise AdapterParseError(adapter_name="XMLAdapter", signature=signature, lm_response=completion)
+    return fields
+
+
+def test_xml_default_rules_are_those_of_the_installed_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A DSPy whose XMLAdapter keeps entities raw gets the legacy rules; when the check fails, the current ones."""
+    monkeypatch.setattr(xml_parser, "_legacy_xml", None)  # the installed adapter is checked once per process
+    monkeypatch.setattr(dspy.XMLAdapter, "parse", legacy_xml_parse)
+    assert xml_rules_are_legacy() is True
+    assert joined(ops_of(XMLParser(["answer"]), "<answer>&amp;</answer>")) == {"answer": "&amp;"}
+
+    def broken(*args: object) -> dict[str, str]:
+        raise RuntimeError("XMLAdapter.parse fails")
+
+    monkeypatch.setattr(xml_parser, "_legacy_xml", None)
+    monkeypatch.setattr(dspy.XMLAdapter, "parse", broken)
+    assert xml_rules_are_legacy() is False
+    assert joined(ops_of(XMLParser(["answer"]), "<answer>&amp;</answer>")) == {"answer": "&"}
+
+
 # ---------------------------------------------------------------------------- ChatAdapter
 
 CHAT_EDGE_REPLIES = [
@@ -352,6 +395,9 @@ CHAT_EDGE_REPLIES = [
     "[[ ## reasoning ## ]]\r\nx\r\n\r\n[[ ## answer ## ]]\r\ny\r\n",
     "[[ ## reasoning ## ]]\nx\n[[ ## answer ## ]] y \n",
     "[[ ## reasoning ## ]]\nx\n[[ ## answer ## ]]",
+    "[[ ## reasoning ## ]]\nr\n[[ ## answer ## ]]\nx\n[[ ## ans",  # a header cut short is text
+    "[[ ## reasoning ## ]]\r\nline one\r\nline two\r\n[[ ## answer ## ]]\r\na",  # CRLF inside a value
+    "[[ ## reasoning ## ]]\nr\n[[ ## answer ## ]] a\r",  # the reply ends with CR on the header's line
 ]
 
 
