@@ -58,7 +58,7 @@ def dispatch_record(record: TokenRecord, execution: Execution) -> None:
     if policy._policy is not None:
         dispatch(record, execution)
         return
-    sinks = execution.sinks
+    sinks: Iterable[Any] | None = execution.sinks
     if sinks is None:
         try:
             sinks = _default_sinks()
