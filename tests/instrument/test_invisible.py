@@ -321,6 +321,7 @@ def test_an_async_call_answers_as_the_plain_module_does(
     )
     assert instrumented.answer == plain.answer == "The answer to plain is here."
     assert [bool(body.get("stream")) for body in server.requests] == [False, bool(fields)]
+    assert streamll.flush(10)  # events reach the sink on the worker: wait for them
     assert "".join(token.token for token in memory_sink.tokens("answer")) == (plain.answer if fields else "")
 
 
