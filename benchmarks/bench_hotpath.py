@@ -109,7 +109,7 @@ CALL = SimpleNamespace(
     parent_id="0" * 32,
     tags={"user_id": "u1"},
     extra=None,
-    token_data={},
+    lanes={},
 )
 """What ``emit_token`` reads from the LM call it streams: predictor name, LM span, tags."""
 

@@ -218,7 +218,7 @@ def sink_round(sink: Any, rate: int, count: int) -> None:
     execution = Execution()
     enqueue = sink.enqueue
     try:
-        from streamll.core.records import TokenRecord
+        from streamll.core.records import TokenLane, TokenRecord
     except ImportError:  # a streamll before token records (for before / after figures): the model path
         from streamll.core.emitter import make_event
         from streamll.core.events import TokenEvent
@@ -233,9 +233,9 @@ def sink_round(sink: Any, rate: int, count: int) -> None:
 
         def send(index: int, due: int) -> None:
             enqueue(
-                TokenRecord(
-                    execution.execution_id, None, execution.next_sequence(), {"t": due}, {}, None, "token",
-                    f" word{index}", index, "answer", None,
+                TokenRecord(  # a lane per token: its data carries the time the token was due
+                    TokenLane(execution.execution_id, None, {"t": due}, {}, None, "answer"), execution.next_sequence(),
+                    f" word{index}", index, None,
                 )
             )  # fmt: skip
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streamll.core.events import Event
-from streamll.core.records import TokenRecord
+from streamll.core.records import TokenLane, TokenRecord
 from streamll.sinks.base import BaseSink
 from streamll.sinks.overflow import estimate
 
@@ -67,7 +67,7 @@ def test_a_token_record_is_counted_as_its_envelope_six_token_entries_and_its_tex
     sink.enqueue(event(0))
     wait_until(lambda: sink.started == 1, what="the first write")
     data = {"predictor": "QA.p", "source": "lm"}
-    token = TokenRecord("e" * 32, None, 3, data, {}, "QA.p", "token", " hello", 2, "answer", None)
+    token = TokenRecord(TokenLane("e" * 32, None, data, {}, "QA.p", "answer"), 3, " hello", 2, None)
     sink.enqueue(token)
     assert sink.stats.queued_bytes == 360 + 6 * 16 + len(" hello") == estimate(token)
     sink.open_gate()

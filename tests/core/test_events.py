@@ -272,13 +272,15 @@ def test_malformed_event_error_is_a_streamll_error_and_a_value_error() -> None:
 
 def test_a_token_record_encodes_to_the_body_of_its_event() -> None:
     """Sinks encode token records straight to JSON; the body is the event's, byte for byte, on both paths."""
-    from streamll.core.records import TokenRecord
+    from streamll.core.records import TokenLane, TokenRecord
     from streamll.core.serialization import encode_event, event_to_dict
 
-    plain = TokenRecord("e" * 32, None, 3, {"predictor": "QA.p"}, {"user": "u1"}, "QA.p", "token", " hi", 2, "a", None)
+    plain = TokenRecord(
+        TokenLane("e" * 32, None, {"predictor": "QA.p"}, {"user": "u1"}, "QA.p", "a"), 3, " hi", 2, None
+    )
     assert plain.fast_body() is not None
     assert encode_event(plain) == encode_event(plain.event())
-    odd = TokenRecord("e" * 32, None, 4, {"ids": {1, 2}}, {}, "QA.p", "token", " hi", 3, "a", "stop")
+    odd = TokenRecord(TokenLane("e" * 32, None, {"ids": {1, 2}}, {}, "QA.p", "a"), 4, " hi", 3, "stop")
     assert odd.fast_body() is None  # a set: orjson would write it differently, so the model path writes it
     assert encode_event(odd) == encode_event(odd.event())
     assert event_to_dict(odd)["data"]["ids"] == [1, 2]

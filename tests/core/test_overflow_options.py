@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from streamll.core.events import Event, TokenEvent
-from streamll.core.records import TokenRecord
+from streamll.core.records import TokenLane, TokenRecord
 from streamll.errors import ConfigurationError
 from streamll.sinks.base import BaseSink
 from streamll.sinks.overflow import EVENT_OVERHEAD, RECORD_OVERHEAD, Overflow, estimate
@@ -87,7 +87,7 @@ def test_the_byte_estimate_of_a_token_counts_its_text() -> None:
 
 
 def _record(token: str) -> TokenRecord:
-    return TokenRecord("e" * 32, None, 3, {"predictor": "QA.p"}, {}, "QA.p", "token", token, 2, "a", None)
+    return TokenRecord(TokenLane("e" * 32, None, {"predictor": "QA.p"}, {}, "QA.p", "a"), 3, token, 2, None)
 
 
 def test_the_byte_estimate_of_a_captured_token_counts_its_text() -> None:

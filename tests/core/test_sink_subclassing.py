@@ -14,7 +14,7 @@ from streamll.streaming.bridge import TokenRun
 from streamll.streaming.fields import PredictorState
 
 STATE = PredictorState(name="QA.predict", adapter="chat", output_fields=["answer"], stream_fields=frozenset({"answer"}))
-CALL = SimpleNamespace(state=STATE, parent_id="f" * 32, tags={}, extra=None, token_data={})
+CALL = SimpleNamespace(state=STATE, parent_id="f" * 32, tags={}, extra=None, lanes={})
 
 
 class RecordTransport(BaseSink):

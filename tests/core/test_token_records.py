@@ -12,24 +12,29 @@ from hypothesis import strategies as st
 from streamll import MemorySink, TokenEvent
 from streamll.core.context import Execution
 from streamll.core.events import Event
-from streamll.core.records import TokenRecord
+from streamll.core.records import TokenLane, TokenRecord
 from streamll.core.serialization import decode_event, encode_event
 from streamll.sinks.base import BaseSink
 from streamll.streaming.bridge import TokenRun
 from streamll.streaming.fields import PredictorState
 
 STATE = PredictorState(name="QA.predict", adapter="chat", output_fields=["answer"], stream_fields=frozenset({"answer"}))
-CALL = SimpleNamespace(state=STATE, parent_id="f" * 32, tags={"user_id": "u1"}, extra=None, token_data={})
-"""What ``emit_token`` reads from the LM call it streams (an ``LMCallStream``'s attributes)."""
+TAGS = {"user_id": "u1"}
+
+
+def lm_call(run: TokenRun) -> SimpleNamespace:
+    """What ``emit_token`` reads from the LM call it streams (an ``LMCallStream``'s attributes), one per run."""
+    call = SimpleNamespace(state=STATE, parent_id="f" * 32, tags=TAGS, extra=None, lanes={})
+    return vars(run).setdefault("test_call", call)  # type: ignore[no-any-return]
 
 
 def emit(run: TokenRun, token: Any = " word", index: Any = 0, finish: Any = None) -> None:
-    run.emit_token(CALL, "answer", token, index, finish, "lm")  # type: ignore[arg-type]
+    run.emit_token(lm_call(run), "answer", token, index, finish, "lm")  # type: ignore[arg-type]
 
 
 def record(token: str = " w", tags: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> TokenRecord:
     data = data or {"predictor": "QA.p", "source": "lm"}
-    return TokenRecord("e" * 32, None, 3, data, tags or {}, "QA.p", "token", token, 2, "a", None)
+    return TokenRecord(TokenLane("e" * 32, None, data, tags or {}, "QA.p", "a"), 3, token, 2, None)
 
 
 def test_a_memory_sink_gets_token_events_whose_body_is_the_records() -> None:
@@ -50,7 +55,7 @@ def test_a_memory_sink_gets_token_events_whose_body_is_the_records() -> None:
         "field": "answer",
         "finish_reason": None,
     }
-    assert tokens[0].tags == {"user_id": "u1"} and tokens[0].tags is not CALL.tags
+    assert tokens[0].tags == {"user_id": "u1"} and tokens[0].tags is not TAGS
     assert tokens[0].sequence + 1 == tokens[1].sequence
     sink.stop()
 
@@ -105,7 +110,7 @@ def test_a_hook_that_writes_into_one_tokens_data_leaves_the_next_tokens_alone() 
         return event
 
     sink = MemorySink()
-    call = SimpleNamespace(state=STATE, parent_id=None, tags={}, extra=None, token_data={})
+    call = SimpleNamespace(state=STATE, parent_id=None, tags={}, extra=None, lanes={})
     run = TokenRun(Execution(sinks=(sink,)))
     streamll.configure(redact=redact)
     try:
@@ -116,7 +121,7 @@ def test_a_hook_that_writes_into_one_tokens_data_leaves_the_next_tokens_alone() 
         streamll.configure(redact=None)
     first, second = sink.tokens()
     assert first.data["secret"] == "seen" and "secret" not in second.data
-    assert call.token_data == {("answer", "lm"): {"predictor": "QA.predict", "source": "lm"}}
+    assert call.lanes["answer", "lm"].data == {"predictor": "QA.predict", "source": "lm"}
     sink.stop()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -23,7 +24,7 @@ from streamll.core.events import SCHEMA_VERSION, Event, TokenEvent, build_event
 _from_timestamp = datetime.fromtimestamp
 _dumps = orjson.dumps
 _UTC_Z = orjson.OPT_UTC_Z
-_str = str
+_time = time.time
 
 
 class _NotNative(Exception):
@@ -34,12 +35,40 @@ def _refuse(value: Any) -> Any:
     raise _NotNative
 
 
+class TokenLane:
+    """What the tokens of one field of one LM call share: captured once, referenced by each token's record.
+
+    A record then copies five values per token instead of eleven (the program
+    thread's cost per token); the lane is never changed once made.
+    """
+
+    __slots__ = ("data", "execution_id", "field", "module_name", "parent_id", "tags")
+
+    def __init__(
+        self,
+        execution_id: str,
+        parent_id: str | None,
+        data: dict[str, Any],
+        tags: dict[str, Any],
+        module_name: str | None,
+        field: str,
+    ) -> None:
+        """The shared values; ``data`` and ``tags`` are copied into each event when it is built."""
+        self.execution_id = execution_id
+        self.parent_id = parent_id
+        self.data = data
+        self.tags = tags
+        self.module_name = module_name
+        self.field = field
+
+
 class TokenRecord:
     """One token event as captured on the program thread (see the module docstring).
 
     The attributes transports read (``event_type``, ``event_id``,
     ``execution_id``, ``module_name``, ``timestamp``, ``schema_version``) are
-    those of the event it stands for.
+    those of the event it stands for; the values its field's tokens share are
+    read from its :class:`TokenLane`.
     """
 
     __slots__ = (
@@ -47,51 +76,34 @@ class TokenRecord:
         "_id_number",
         "_id_prefix",
         "clock",
-        "data",
-        "execution_id",
-        "field",
         "finish_reason",
-        "module_name",
-        "operation",
-        "parent_id",
+        "lane",
         "sequence",
-        "tags",
         "token",
         "token_index",
     )
 
     event_type = "token"
     method_name = None
+    operation = "token"
     schema_version = SCHEMA_VERSION
 
-    def __init__(
-        self,
-        execution_id: str,
-        parent_id: str | None,
-        sequence: int,
-        data: dict[str, Any],
-        tags: dict[str, Any],
-        module_name: str | None,
-        operation: str | None,
-        token: str,
-        token_index: int,
-        field: str,
-        finish_reason: str | None,
-    ) -> None:
+    execution_id = property(attrgetter("lane.execution_id"), doc="The execution the token belongs to.")
+    parent_id = property(attrgetter("lane.parent_id"), doc="The LM span the token streams in.")
+    data = property(attrgetter("lane.data"), doc="``data`` besides the four token keys (shared: never change it).")
+    tags = property(attrgetter("lane.tags"), doc="The tags current at the LM call (shared: never change them).")
+    module_name = property(attrgetter("lane.module_name"), doc="The predictor the token comes from.")
+    field = property(attrgetter("lane.field"), doc="The output field the token belongs to.")
+
+    def __init__(self, lane: TokenLane, sequence: int, token: str, token_index: int, finish_reason: str | None) -> None:
         """Take the token's values; its event id and timestamp are fixed now, at emission, not when built."""
         self._id_prefix = ids._id_prefix
         self._id_number = next(ids._id_counter)
-        self.clock = time.time()
-        self.execution_id = execution_id
-        self.parent_id = parent_id
+        self.clock = _time()
+        self.lane = lane
         self.sequence = sequence
-        self.data = data
-        self.tags = tags
-        self.module_name = module_name
-        self.operation = operation
         self.token = token
         self.token_index = token_index
-        self.field = field
         self.finish_reason = finish_reason
         self._event: Event | None = None
 
@@ -113,22 +125,23 @@ class TokenRecord:
         return built
 
     def _build(self) -> Event:
+        lane = self.lane
         fields = {
-            "module_name": self.module_name,
-            "operation": self.operation,
+            "module_name": lane.module_name,
+            "operation": "token",
             "token": self.token,
             "token_index": self.token_index,
-            "field": self.field,
+            "field": lane.field,
             "finish_reason": self.finish_reason,
         }
         built = build_event(
             TokenEvent,
             "token",
-            self.execution_id,
-            self.parent_id,
+            lane.execution_id,
+            lane.parent_id,
             self.sequence,
-            dict(self.data),
-            dict(self.tags),
+            dict(lane.data),
+            dict(lane.tags),
             fields,
         )
         values = built.__dict__  # the id and time captured on the program thread, not the build's
@@ -151,24 +164,25 @@ class TokenRecord:
             return None
 
     def _encode(self) -> bytes:
-        data = dict(self.data)
+        lane = self.lane
+        data = dict(lane.data)
         data["token"] = self.token
         data["token_index"] = self.token_index
-        data["field"] = self.field
+        data["field"] = lane.field
         data["finish_reason"] = self.finish_reason
         return _dumps(
             {
                 "event_type": "token",
                 "event_id": self.event_id,
-                "execution_id": self.execution_id,
-                "parent_id": self.parent_id,
+                "execution_id": lane.execution_id,
+                "parent_id": lane.parent_id,
                 "sequence": self.sequence,
                 "timestamp": _from_timestamp(self.clock, UTC),
-                "module_name": self.module_name,
+                "module_name": lane.module_name,
                 "method_name": None,
-                "operation": self.operation,
+                "operation": "token",
                 "data": data,
-                "tags": self.tags,
+                "tags": lane.tags,
                 "schema_version": SCHEMA_VERSION,
             },
             default=_refuse,
@@ -185,4 +199,4 @@ def materialize(event: Event | TokenRecord) -> Event:
     return event.event() if type(event) is TokenRecord else event  # type: ignore[union-attr,return-value]
 
 
-__all__ = ["TokenRecord", "materialize"]
+__all__ = ["TokenLane", "TokenRecord", "materialize"]

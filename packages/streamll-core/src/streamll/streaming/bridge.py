@@ -20,7 +20,7 @@ from typing import Any
 from streamll.core.context import Execution, context_tags, current_span
 from streamll.core.emitter import dispatch, dispatch_record, make_event
 from streamll.core.events import TokenEvent
-from streamll.core.records import TokenRecord
+from streamll.core.records import TokenLane, TokenRecord
 from streamll.core.runs import ExecutionCancelled
 from streamll.core.spans import error_data
 from streamll.streaming.fields import (
@@ -217,40 +217,21 @@ class TokenRun:
     ) -> None:
         """Hand one token to the sinks as a :class:`TokenRecord` (its event is built and encoded on the worker)."""
         execution = self.execution
-        name = call.state.name
-        if extra is None:  # the common case: the same keys for every token of a field, built once per call
-            cached = call.token_data
-            data = cached.get((field_name, source))
-            if data is None:
-                data = cached[field_name, source] = _token_data(call, field_name, source, None)
+        if extra is None:  # the common case: one lane for every token of a field, made at its first token
+            lane = call.lanes.get((field_name, source))
+            if lane is None:
+                lane = _lane(execution, call, field_name, source, None)
+                if lane is not None:
+                    call.lanes[field_name, source] = lane
         else:
-            data = _token_data(call, field_name, source, extra)
-        if (
-            type(token) is str
-            and type(field_name) is str
-            and type(index) is int
-            and type(name) is str
-            and (finish is None or type(finish) is str)
-        ):
-            record = TokenRecord(
-                execution.execution_id,
-                call.parent_id,
-                execution.next_sequence(),
-                data,
-                call.tags,  # shared by the call's tokens; never changed (an event gets a copy when built)
-                name,
-                "token",
-                token,
-                index,
-                field_name,
-                finish,
-            )
-            dispatch_record(record, execution)
+            lane = _lane(execution, call, field_name, source, extra)
+        if lane is not None and type(token) is str and type(index) is int and (finish is None or type(finish) is str):
+            dispatch_record(TokenRecord(lane, execution.next_sequence(), token, index, finish), execution)
             return
         # not the types a model would hold as they are: validated (or coerced) the usual way
         event, _ = make_event(
             "token",
-            dict(data),  # the event may write into its data; the cached dict is shared by the call's tokens
+            _token_data(call, field_name, source, extra),
             execution=execution,
             parent_id=call.parent_id,
             cls=TokenEvent,
@@ -259,7 +240,7 @@ class TokenRun:
             token_index=index,
             field=field_name,
             finish_reason=finish,
-            module_name=name,
+            module_name=call.state.name,
             operation="token",
         )
         dispatch(event, execution)
@@ -323,6 +304,17 @@ class TokenRun:
             field_stream.held = value if isinstance(value, str) else str(value)
             extra = _value_extra(value) if name in state.field_types else None
             field_stream.finish(CACHED if index == len(missing) - 1 else FIELD_END, extra=extra)
+
+
+def _lane(
+    execution: Execution, call: LMCallStream, field_name: str, source: str, extra: dict[str, Any] | None
+) -> TokenLane | None:
+    """What ``field_name``'s tokens in ``call`` share, or ``None`` when a name is not a string (the model's way)."""
+    name = call.state.name
+    if type(field_name) is not str or type(name) is not str:
+        return None
+    data = _token_data(call, field_name, source, extra)
+    return TokenLane(execution.execution_id, call.parent_id, data, call.tags, name, field_name)
 
 
 def _token_data(call: LMCallStream, field_name: str, source: str, extra: dict[str, Any] | None) -> dict[str, Any]:

@@ -16,9 +16,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from streamll.streaming.parsers import FieldParser, parser_for
+
+if TYPE_CHECKING:
+    from streamll.core.records import TokenLane
 
 FIELD_END = "field_end"
 """``finish_reason`` of a field's last token when another field follows it in the same reply."""
@@ -236,8 +239,8 @@ class LMCallStream:
         self.tags = tags
         self.extra = extra or {}
         """Keys every token event of this reply carries in ``data`` (``step`` for a ReAct iteration)."""
-        self.token_data: dict[tuple[str, str], dict[str, Any]] = {}
-        """Token events' ``data`` per (field, source), shared by the reply's tokens: records copy it when built."""
+        self.lanes: dict[tuple[str, str], TokenLane] = {}
+        """What the reply's tokens of one (field, source) share: the records of those tokens refer to it."""
         self.parser: FieldParser = parser_for(state.adapter, state.output_fields)
         self.open: dict[str, FieldStream] = {}
         self.tool_calls: ToolCallStreams | None = ToolCallStreams(self) if state.tool_field else None
