@@ -247,3 +247,19 @@ def test_a_cached_prediction_replays_the_fields_after_its_tool_calls() -> None:
         ("answer", "Found it.", "cached", "cache"),
     ]
     sink.stop()
+
+
+def test_a_cached_prediction_without_its_last_chosen_field_ends_the_replay_on_the_last_field_it_holds() -> None:
+    """The replay's last token says ``cached`` (as a live reply's last says ``stop``), whichever fields it holds."""
+    from streamll import MemorySink
+    from streamll.core.context import Execution
+    from streamll.streaming.bridge import PredictCall, TokenRun
+
+    sink = MemorySink()
+    call = PredictCall(None, None)  # type: ignore[arg-type]
+    call.state = PredictorState("qa", "chat", ["reasoning", "answer"], frozenset({"reasoning", "answer"}))
+    TokenRun(Execution(sinks=(sink,))).predictor_finished(call, {"reasoning": "Two and two."})
+    assert sink.flush(5)
+
+    assert [(t.field, t.token, t.finish_reason) for t in sink.tokens()] == [("reasoning", "Two and two.", "cached")]
+    sink.stop()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -289,21 +290,27 @@ class TokenRun:
         if state is None or outputs is None:
             return
         missing = [name for name in state.output_fields if name in state.stream_fields - state.delivered]
-        if not missing:
+        held = list(_values(outputs, missing))
+        if not held:
             return
         stream = LMCallStream(self, state, current_span.get(), dict(context_tags.get()), call.extra)
-        for index, name in enumerate(missing):
-            try:
-                value = outputs[name]
-            except (KeyError, TypeError):
-                continue
+        for index, (name, value) in enumerate(held):
             if name == state.tool_field:
                 replay_tool_calls(stream, name, value, self.chosen_tools)
                 continue
             field_stream = FieldStream(stream, name, "cache")
             field_stream.held = value if isinstance(value, str) else str(value)
             extra = _value_extra(value) if name in state.field_types else None
-            field_stream.finish(CACHED if index == len(missing) - 1 else FIELD_END, extra=extra)
+            field_stream.finish(CACHED if index == len(held) - 1 else FIELD_END, extra=extra)
+
+
+def _values(outputs: Any, names: list[str]) -> Iterator[tuple[str, Any]]:
+    """``(name, value)`` for each of ``names`` that ``outputs`` (a prediction) holds, in order."""
+    for name in names:
+        try:
+            yield name, outputs[name]
+        except (KeyError, TypeError):
+            continue
 
 
 def _lane(
