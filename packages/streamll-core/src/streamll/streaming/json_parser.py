@@ -134,7 +134,8 @@ class JSONParser:
                 return self._decode_escape(), False
             # a \u / \x escape cut short by a non-hex character: json_repair keeps it as written and reads
             # the character on its own (a closing quote still ends the string)
-            self._escape, self._not_json, self._plain = "", True, False
+            self._escape = ""
+            self._read_as_repaired()
             text = self._held() + escape
         if char == "\\":
             self._escape = "\\"  # a high surrogate stays held: a low half may follow
@@ -155,7 +156,7 @@ class JSONParser:
             return ""
         self._escape = ""
         if kind == "x":
-            self._not_json, self._plain = True, False
+            self._read_as_repaired()
         char = chr(int(escape[2:], 16))  # only hex digits get this far (see _string_char)
         if 0xDC00 <= ord(char) <= 0xDFFF and self._high_surrogate is not None:
             high, self._high_surrogate = self._high_surrogate, None
@@ -169,11 +170,15 @@ class JSONParser:
     def _one_letter_escape(self, kind: str, escape: str) -> str:
         """``\\n``, ``\\/``, ``\\q``...: JSON's meaning until the reply shows it is not JSON, then json_repair's."""
         if kind not in JSON_ESCAPES:
-            self._not_json, self._plain = True, False
+            self._read_as_repaired()
             return REPAIR_ESCAPES.get(kind, escape)
         if self._not_json and kind in "/f":
             return escape
         return JSON_ESCAPES[kind]
+
+    def _read_as_repaired(self) -> None:
+        """The reply holds what JSON lacks: DSPy reads it with json_repair, so the rest of it is read by its rules."""
+        self._not_json, self._plain = True, False
 
     def _held(self) -> str:
         """The high surrogate waiting for its low half, now that none came (JSON keeps it alone); or ""."""
