@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from streamll.streaming.fields import LMCallStream, PredictorState
 
 
@@ -139,8 +140,23 @@ def test_a_reply_whose_stream_never_ended_ends_its_last_field_when_the_lm_call_r
     sink.stop()
 
 
-def test_a_chosen_field_missing_from_a_cached_prediction_is_skipped_and_the_rest_replayed() -> None:
-    """A cache hit replays every chosen field the prediction holds, even after one it does not hold."""
+@pytest.mark.parametrize(
+    ("outputs", "replayed"),
+    [
+        ({"answer": "Four."}, [("answer", "Four.", "cached", "cache")]),
+        ({"reasoning": "Two and two."}, [("reasoning", "Two and two.", "cached", "cache")]),
+        (
+            {"reasoning": "Two and two.", "answer": "Four."},
+            [("reasoning", "Two and two.", "field_end", "cache"), ("answer", "Four.", "cached", "cache")],
+        ),
+    ],
+    ids=["first-missing", "last-missing", "both"],
+)
+def test_a_cached_prediction_replays_the_chosen_fields_it_holds_the_last_one_ending_cached(
+    outputs: dict[str, str], replayed: list[tuple[str, str, str, str]]
+) -> None:
+    """A cache hit replays every chosen field the prediction holds, skipping those it lacks; the replay's last
+    token says ``cached`` (as a live reply's last says ``stop``)."""
     from streamll import MemorySink
     from streamll.core.context import Execution
     from streamll.streaming.bridge import PredictCall, TokenRun
@@ -148,12 +164,10 @@ def test_a_chosen_field_missing_from_a_cached_prediction_is_skipped_and_the_rest
     sink = MemorySink()
     call = PredictCall(None, None)  # type: ignore[arg-type]
     call.state = PredictorState("qa", "chat", ["reasoning", "answer"], frozenset({"reasoning", "answer"}))
-    TokenRun(Execution(sinks=(sink,))).predictor_finished(call, {"answer": "Four."})
+    TokenRun(Execution(sinks=(sink,))).predictor_finished(call, outputs)
     assert sink.flush(5)
 
-    assert [(t.field, t.token, t.finish_reason, t.data["source"]) for t in sink.tokens()] == [
-        ("answer", "Four.", "cached", "cache")
-    ]
+    assert [(t.field, t.token, t.finish_reason, t.data["source"]) for t in sink.tokens()] == replayed
     sink.stop()
 
 
@@ -246,20 +260,4 @@ def test_a_cached_prediction_replays_the_fields_after_its_tool_calls() -> None:
         ("tool_calls", '{"q": "ml"}', "cached", "cache"),
         ("answer", "Found it.", "cached", "cache"),
     ]
-    sink.stop()
-
-
-def test_a_cached_prediction_without_its_last_chosen_field_ends_the_replay_on_the_last_field_it_holds() -> None:
-    """The replay's last token says ``cached`` (as a live reply's last says ``stop``), whichever fields it holds."""
-    from streamll import MemorySink
-    from streamll.core.context import Execution
-    from streamll.streaming.bridge import PredictCall, TokenRun
-
-    sink = MemorySink()
-    call = PredictCall(None, None)  # type: ignore[arg-type]
-    call.state = PredictorState("qa", "chat", ["reasoning", "answer"], frozenset({"reasoning", "answer"}))
-    TokenRun(Execution(sinks=(sink,))).predictor_finished(call, {"reasoning": "Two and two."})
-    assert sink.flush(5)
-
-    assert [(t.field, t.token, t.finish_reason) for t in sink.tokens()] == [("reasoning", "Two and two.", "cached")]
     sink.stop()
