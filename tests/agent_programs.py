@@ -121,3 +121,21 @@ def native_lm(server: Any, engine: str | None = None) -> Any:
 def native_adapter() -> Any:
     """The ChatAdapter with native function calling on."""
     return dspy.ChatAdapter(use_native_function_calling=True)
+
+
+class Table:
+    """A value like a pandas DataFrame (a tool's result or argument): comparing it gives an ambiguous truth value."""
+
+    def __ne__(self, other: object) -> Any:
+        return self
+
+    def __eq__(self, other: object) -> Any:
+        return self
+
+    def __bool__(self) -> bool:
+        raise ValueError("the truth value of a Table is ambiguous")
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return "<Table>"

@@ -26,6 +26,7 @@ from tests.agent_programs import (
     ANSWER,
     NATIVE_CALLS,
     PLAN,
+    Table,
     arguments_text,
     native_adapter,
     native_agent,
@@ -180,24 +181,6 @@ def test_a_tool_span_that_cannot_open_leaves_the_tool_call_as_it_is(
     (after,) = memory_sink.of_type("after_the_tool")
     assert (after.execution_id, after.parent_id) == (module_start.execution_id, module_start.event_id)
     assert memory_sink.of_type("tool_start") == []
-
-
-class Table:
-    """A tool result like a pandas DataFrame: comparing it gives a value whose truth is ambiguous."""
-
-    def __ne__(self, other: object) -> Any:
-        return self
-
-    def __eq__(self, other: object) -> Any:
-        return self
-
-    def __bool__(self) -> bool:
-        raise ValueError("the truth value of a Table is ambiguous")
-
-    __hash__ = object.__hash__
-
-    def __repr__(self) -> str:
-        return "<Table>"
 
 
 def test_a_tool_returning_a_value_that_cannot_be_compared_still_ends_its_span(

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from streamll.streaming.native_tools import ChosenCall, ChosenCalls, record_chosen
 
+from tests.agent_programs import Table
+
 
 def chosen_from(*calls: Any, lm_call_id: str = "lm-1") -> ChosenCalls:
     run = SimpleNamespace(chosen_tools=ChosenCalls())
@@ -59,18 +61,6 @@ def test_each_chosen_call_is_claimed_once_by_id_or_by_name_and_arguments() -> No
     assert chosen.claim("call_b", "weather", {"city": "Paris"}) is None
     assert chosen.claim(None, "weather", {"city": "Paris"}) is None
     assert chosen.claim(None, "weather", {"city": "Lyon"}) is None
-
-
-class Table:
-    """An argument like a pandas DataFrame: comparing it gives a value whose truth is ambiguous."""
-
-    def __eq__(self, other: object) -> Any:
-        return self
-
-    def __bool__(self) -> bool:
-        raise ValueError("the truth value of a Table is ambiguous")
-
-    __hash__ = object.__hash__
 
 
 def test_an_argument_that_cannot_be_compared_matches_no_chosen_call() -> None:
