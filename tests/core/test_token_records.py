@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import decimal
+import enum
 import json
+import re
+import uuid
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import streamll
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from streamll import MemorySink, TokenEvent
 from streamll.core.context import Execution
 from streamll.core.events import Event
-from streamll.core.records import TokenLane, TokenRecord
+from streamll.core.records import TokenLane, TokenRecord, materialize
 from streamll.core.serialization import decode_event, encode_event
 from streamll.sinks.base import BaseSink
 from streamll.streaming.bridge import TokenRun
@@ -32,9 +39,16 @@ def emit(run: TokenRun, token: Any = " word", index: Any = 0, finish: Any = None
     run.emit_token(lm_call(run), "answer", token, index, finish, "lm")  # type: ignore[arg-type]
 
 
-def record(token: str = " w", tags: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> TokenRecord:
+def record(
+    token: str = " w",
+    tags: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+    *,
+    parent_id: str | None = None,
+    finish: str | None = None,
+) -> TokenRecord:
     data = data or {"predictor": "QA.p", "source": "lm"}
-    return TokenRecord(TokenLane("e" * 32, None, data, tags or {}, "QA.p", "a"), 3, token, 2, None)
+    return TokenRecord(TokenLane("e" * 32, parent_id, data, tags or {}, "QA.p", "a"), 3, token, 2, finish)
 
 
 def test_a_memory_sink_gets_token_events_whose_body_is_the_records() -> None:
@@ -57,16 +71,33 @@ def test_a_memory_sink_gets_token_events_whose_body_is_the_records() -> None:
     }
     assert tokens[0].tags == {"user_id": "u1"} and tokens[0].tags is not TAGS
     assert tokens[0].sequence + 1 == tokens[1].sequence
+    assert {(event.parent_id, event.module_name, event.operation) for event in tokens} == {
+        ("f" * 32, "QA.predict", "token")
+    }
     sink.stop()
 
 
-def test_the_records_body_is_byte_for_byte_the_events() -> None:
-    fast = record(tags={"user": "ü", "n": 1.5, "nested": {"list": [1, None, True]}})
+@pytest.mark.parametrize(("parent_id", "finish"), [(None, None), ("f" * 32, "stop")])
+def test_the_records_body_is_byte_for_byte_the_events(parent_id: str | None, finish: str | None) -> None:
+    fast = record(tags={"user": "ü", "n": 1.5, "nested": {"list": [1, None, True]}}, parent_id=parent_id, finish=finish)
     body = encode_event(fast)
     built = decode_event(body)
     assert isinstance(built, TokenEvent)
     assert encode_event(fast.event()) == body
     assert built.event_id == fast.event_id and built.timestamp == fast.timestamp
+    assert (built.parent_id, built.finish_reason, built.module_name) == (parent_id, finish, "QA.p")
+    assert re.fullmatch("[0-9a-f]{32}", fast.event_id) and fast.event_id != record().event_id
+
+
+def test_a_records_event_is_built_once_so_every_sink_and_hook_sees_the_same_object() -> None:
+    fast = record()
+    assert fast.event() is fast.event()
+    assert materialize(fast) is fast.event()
+
+
+def test_an_event_is_its_own_materialized_event() -> None:
+    event = record().event()
+    assert materialize(event) is event
 
 
 @settings(max_examples=60, deadline=None)
@@ -80,6 +111,43 @@ def test_any_token_and_tag_encode_as_the_model_does(token: str, tag: Any) -> Non
     fast, slow = record(token, {"t": tag}), record(token, {"t": tag})
     slow.clock, slow._id_number = fast.clock, fast._id_number
     assert encode_event(fast) == encode_event(slow.event())
+
+
+class Colour(enum.Enum):
+    RED = 1
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        datetime.datetime(2024, 1, 1, 12, 30),
+        datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC),
+        datetime.date(2024, 1, 1),
+        uuid.UUID(int=7),
+        float("nan"),
+        float("inf"),
+        (1, "two"),
+        Colour.RED,
+        Point(1),
+        2**70,
+        decimal.Decimal("1.5"),
+        frozenset({1}),
+        b"bytes",
+        "half \ud800 pair",
+        {1: "int key"},
+    ],
+    ids=lambda tag: type(tag).__name__,
+)
+def test_a_tag_of_any_type_encodes_as_the_model_does(tag: Any) -> None:
+    """Values orjson writes as pydantic does go the fast way; the others (big ints, Decimal, bytes...) the model's."""
+    token = record(tags={"t": tag})
+    body = encode_event(token)  # before its event is built: encoded from the record when orjson can
+    assert body == encode_event(token.event())
 
 
 def test_the_redact_hook_gets_a_token_event() -> None:

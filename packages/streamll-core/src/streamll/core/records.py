@@ -27,14 +27,6 @@ _UTC_Z = orjson.OPT_UTC_Z
 _time = time.time
 
 
-class _NotNative(Exception):
-    """A value orjson would encode differently from pydantic: the event goes the model's way."""
-
-
-def _refuse(value: Any) -> Any:
-    raise _NotNative
-
-
 class TokenLane:
     """What the tokens of one field of one LM call share: captured once, referenced by each token's record.
 
@@ -160,7 +152,7 @@ class TokenRecord:
             return None
         try:
             return self._encode()
-        except (_NotNative, TypeError, ValueError, OverflowError):  # orjson.JSONEncodeError is a TypeError
+        except (TypeError, ValueError, OverflowError):  # a type orjson lacks: orjson.JSONEncodeError, a TypeError
             return None
 
     def _encode(self) -> bytes:
@@ -185,7 +177,6 @@ class TokenRecord:
                 "tags": lane.tags,
                 "schema_version": SCHEMA_VERSION,
             },
-            default=_refuse,
             option=_UTC_Z,
         )
 
