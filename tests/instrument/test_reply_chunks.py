@@ -34,11 +34,35 @@ def test_a_reply_in_plain_dict_chunks_streams_its_text() -> None:
     assert run.tokens[-1][3] == "stop" and stream.chunks_with_text == 2
 
 
+def test_the_lms_own_reasoning_streams_from_plain_dict_chunks() -> None:
+    """``reasoning_content`` in a dict delta streams as the ``reasoning`` field (source ``native``) before the text."""
+    stream, run = reply(["answer"], {"reasoning", "answer"}, native_reasoning=True)
+    for delta in ({"reasoning_content": "Two"}, {"reasoning_content": " and two."}, {"content": REPLY}):
+        stream.feed_chunk({"choices": [{"delta": delta, "finish_reason": None}]})
+    stream.feed_chunk({"choices": [{"delta": {}, "finish_reason": "stop"}]})
+
+    assert [token[1:] for token in run.tokens if token[0] == "reasoning"] == [
+        ("Two", 0, None, "native"),
+        (" and two.", 1, "field_end", "native"),
+    ]
+    assert run.text("answer") == "Four."
+
+
+def test_reasoning_content_that_is_not_text_makes_no_tokens() -> None:
+    """A provider's structured ``reasoning_content`` (not a string) is not streamed; the reply's text still is."""
+    stream, run = reply(["answer"], {"reasoning", "answer"}, native_reasoning=True)
+    stream.feed_chunk({"choices": [{"delta": {"reasoning_content": [{"type": "thinking"}], "content": REPLY}}]})
+    stream.feed_chunk({"choices": [{"delta": {}, "finish_reason": "stop"}]})
+
+    assert [token[0] for token in run.tokens] == ["answer"] and run.text("answer") == "Four."
+
+
 def test_a_reply_in_sdk_style_object_chunks_streams_its_text() -> None:
     """Chunks as attribute-only objects (the OpenAI SDK's, no ``.get``); a last choice may carry only its finish."""
     stream, run = reply(["answer"], {"answer"})
     for piece in (REPLY[:20], REPLY[20:]):
         stream.feed_chunk(SimpleNamespace(choices=[SimpleNamespace(delta=SimpleNamespace(content=piece))]))
+    stream.feed_chunk(SimpleNamespace(choices=[SimpleNamespace(delta=SimpleNamespace(), finish_reason=None)]))
     stream.feed_chunk(SimpleNamespace(choices=[SimpleNamespace(finish_reason="stop")]))
 
     assert run.text("answer") == "Four."
