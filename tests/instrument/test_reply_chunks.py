@@ -127,3 +127,35 @@ def test_reasoning_that_arrives_after_a_reply_was_cancelled_is_not_streamed() ->
         stream.feed_reasoning(piece)
 
     assert run.tokens == []
+
+
+def test_a_reply_of_only_the_lms_reasoning_ends_it_with_the_replys_finish_reason() -> None:
+    """A reply cut (``length``) before any text: its reasoning is the reply's last field and says so."""
+    stream, run = reply(["answer"], {"reasoning", "answer"}, native_reasoning=True)
+    for piece in ("Two", " and"):
+        stream.feed_chunk({"choices": [{"delta": {"reasoning_content": piece}, "finish_reason": None}]})
+    stream.feed_chunk({"choices": [{"delta": {}, "finish_reason": "length"}]})
+
+    assert [token[1:4] for token in run.tokens] == [("Two", 0, None), (" and", 1, "length")]
+
+
+def test_text_that_arrives_after_a_reply_was_cancelled_is_not_streamed() -> None:
+    """A cancelled reply is over: the rest of its text (the provider's stream still draining) makes no tokens."""
+    stream, run = reply(["answer"], {"answer"})
+    stream.feed_text("[[ ## answer ## ]]\nFo")
+    stream.feed_text("u")
+    stream.end(CANCELLED)
+    stream.feed_chunk({"choices": [{"delta": {"content": "r.\n\n[[ ## completed ## ]]"}, "finish_reason": "stop"}]})
+
+    assert [token[1:4] for token in run.tokens] == [("Fo", 0, None), ("u", 1, CANCELLED)]
+
+
+def test_a_json_reply_cut_after_a_keys_colon_ends_that_field_empty() -> None:
+    """``{"answer":`` then the end (max tokens): DSPy reads an empty answer: one empty token, the last."""
+    state = PredictorState("qa", "json", ["answer"], frozenset({"answer"}))
+    run = Recorder()
+    stream = LMCallStream(run, state, None, {})
+    stream.feed_text('{"answer": ')
+    stream.end("length")
+
+    assert run.tokens == [("answer", "", 0, "length", "single_chunk")]
