@@ -159,3 +159,22 @@ def test_a_json_reply_cut_after_a_keys_colon_ends_that_field_empty() -> None:
     stream.end("length")
 
     assert run.tokens == [("answer", "", 0, "length", "single_chunk")]
+
+
+def test_a_typed_fields_last_token_has_no_value_when_the_reply_was_cut() -> None:
+    """A reply cut by an error or a cancel is partial: its typed field's last token carries no parsed ``value``."""
+    for reason in (CANCELLED, "error"):
+        state = PredictorState(
+            "qa",
+            "chat",
+            ["answer"],
+            frozenset({"answer"}),
+            field_types={"answer": "int"},
+            values=lambda _: {"answer": 4},
+        )
+        run = Recorder()
+        stream = LMCallStream(run, state, None, {})
+        stream.feed_text("[[ ## answer ## ]]\n4")
+        stream.end(reason)
+
+        assert run.tokens[-1][3] == reason and run.extras[-1] == {}, reason
