@@ -178,3 +178,12 @@ def test_a_typed_fields_last_token_has_no_value_when_the_reply_was_cut() -> None
         stream.end(reason)
 
         assert run.tokens[-1][3] == reason and run.extras[-1] == {}, reason
+
+
+def test_native_tool_calls_of_a_predictor_without_a_chosen_tool_field_make_no_tokens() -> None:
+    """Tool-call deltas stream only as a chosen ``dspy.ToolCalls`` field; with none chosen they are not tokens."""
+    stream, run = reply(["answer"], {"answer"})
+    stream.feed_chunk(tool_chunk({"index": 0, "id": "call_1", "function": {"name": "search", "arguments": "{}"}}))
+    stream.feed_chunk(tool_chunk(finish="tool_calls"))
+
+    assert run.tokens == [] and stream.tool_chunks == 0
