@@ -187,3 +187,24 @@ def test_native_tool_calls_of_a_predictor_without_a_chosen_tool_field_make_no_to
     stream.feed_chunk(tool_chunk(finish="tool_calls"))
 
     assert run.tokens == [] and stream.tool_chunks == 0
+
+
+def test_a_usage_object_that_cannot_be_read_gives_no_usage_and_the_reply_still_streams() -> None:
+    """A usage of no known shape (no fields, dict, dataclass or pydantic model): no counts, no failure."""
+    from collections import namedtuple
+
+    stream, run = reply(["answer"], {"answer"})
+    usage = namedtuple("Usage", "prompt_tokens completion_tokens")(5, 3)
+    stream.feed_chunk({"choices": [{"delta": {"content": REPLY}, "finish_reason": "stop"}], "usage": usage})
+
+    assert stream.usage is None and run.text("answer") == "Four."
+
+
+def test_an_empty_piece_of_text_is_not_a_chunk_of_the_reply() -> None:
+    """A reply whose text came whole in one piece is ``single_chunk`` even when an empty piece came before it."""
+    stream, run = reply(["answer"], {"answer"})
+    stream.feed_text("")
+    stream.feed_text(REPLY)
+    stream.end("stop")
+
+    assert run.tokens == [("answer", "Four.", 0, "stop", "single_chunk")]
