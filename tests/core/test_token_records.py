@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import streamll
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -182,3 +184,43 @@ def test_tokens_of_other_types_are_validated_as_before() -> None:
     assert (sink.tokens()[0].data["predictor"], sink.tokens()[0].data["source"]) == ("QA.predict", "lm")
     sink.stop()
     wire.stop()
+
+
+class Text(str):
+    """A ``str`` subclass, as a provider SDK may hand out its values."""
+
+
+class Reason(enum.StrEnum):
+    """A finish reason given as a string enum."""
+
+    STOP = "stop"
+
+
+@pytest.mark.parametrize(
+    ("token", "index", "finish", "field"),
+    [
+        (Text(" w"), 1, "stop", "answer"),
+        (" w", True, "stop", "answer"),
+        (" w", 1, Reason.STOP, "answer"),
+        (" w", 1, "stop", Text("answer")),
+    ],
+    ids=["token", "bool-index", "finish-reason", "field-name"],
+)
+def test_a_token_given_in_other_types_arrives_in_plain_ones_like_the_fields_other_tokens(
+    token: str, index: int, finish: str, field: str
+) -> None:
+    """Validated the model's way, such a token (here its field's first) is in the same run, span, tags and data as
+    the field's next token, and has the sequence before it."""
+    sink = MemorySink()
+    run = TokenRun(Execution(sinks=(sink,)))
+    run.emit_token(lm_call(run), field, token, index, finish, "lm")  # type: ignore[arg-type]
+    emit(run, " v", 2)
+    assert sink.flush(5)
+    other, plain = sink.tokens()
+    values = (other.token, other.token_index, other.finish_reason, other.field)
+    assert values == (" w", 1, "stop", "answer") and [type(value) for value in values] == [str, int, str, str]
+    assert type(other) is TokenEvent and other.sequence + 1 == plain.sequence
+    shared = ("execution_id", "parent_id", "tags", "module_name", "operation")
+    assert [getattr(other, name) for name in shared] == [getattr(plain, name) for name in shared]
+    assert other.data == {**plain.data, "token": " w", "token_index": 1, "finish_reason": "stop"}
+    sink.stop()
