@@ -209,18 +209,23 @@ class Reason(enum.StrEnum):
 def test_a_token_given_in_other_types_arrives_in_plain_ones_like_the_fields_other_tokens(
     token: str, index: int, finish: str, field: str
 ) -> None:
-    """Validated the model's way, such a token (here its field's first) is in the same run, span, tags and data as
-    the field's next token, and has the sequence before it."""
+    """Validated the model's way, such a token (here a typed field's last, with its value) is in the same run,
+    span, tags and data as the field's tokens before it, and has the next sequence."""
     sink = MemorySink()
     run = TokenRun(Execution(sinks=(sink,)))
-    run.emit_token(lm_call(run), field, token, index, finish, "lm")  # type: ignore[arg-type]
-    emit(run, " v", 2)
+    state = PredictorState(
+        "QA.predict", "chat", ["answer"], frozenset({"answer"}), path="qa", field_types={"answer": "int"}
+    )
+    call = SimpleNamespace(state=state, parent_id="f" * 32, tags=TAGS, extra={"step": 1}, lanes={})
+    run.emit_token(call, "answer", "4", 0, None, "lm")  # type: ignore[arg-type]
+    run.emit_token(call, field, token, index, finish, "lm", {"value": 4})  # type: ignore[arg-type]
     assert sink.flush(5)
-    other, plain = sink.tokens()
+    plain, other = sink.tokens()
     values = (other.token, other.token_index, other.finish_reason, other.field)
     assert values == (" w", 1, "stop", "answer") and [type(value) for value in values] == [str, int, str, str]
-    assert type(other) is TokenEvent and other.sequence + 1 == plain.sequence
+    assert type(other) is TokenEvent and other.sequence == plain.sequence + 1
     shared = ("execution_id", "parent_id", "tags", "module_name", "operation")
     assert [getattr(other, name) for name in shared] == [getattr(plain, name) for name in shared]
-    assert other.data == {**plain.data, "token": " w", "token_index": 1, "finish_reason": "stop"}
+    assert plain.data["field_type"] == "int" and plain.data["step"] == 1
+    assert other.data == {**plain.data, "token": " w", "token_index": 1, "finish_reason": "stop", "value": 4}
     sink.stop()
