@@ -40,3 +40,6 @@ def test_a_cached_react_run_replays_each_steps_fields_in_that_step_with_the_runs
         (None, "answer", ANSWER),
     ]  # fmt: skip
     assert [token.data["value"] for token in tokens if token.field == "next_tool_args"] == [args for _, args in PLAN]
+    typed = {token.field for token in tokens if "field_type" in token.data}
+    assert typed == {"next_tool_name", "next_tool_args"}
+    assert all(("value" in token.data) == (token.field in typed) for token in tokens), "text fields have no value"

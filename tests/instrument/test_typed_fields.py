@@ -117,6 +117,7 @@ def test_a_cached_typed_field_is_replayed_with_its_value(server: OfflineLMServer
     counts = memory_sink.tokens("count")
     assert [event.data["source"] for event in counts] == ["cache"]
     assert counts[0].data["value"] == prediction.count == 3 and counts[0].data["field_type"] == "int"
+    assert [token.token for token in counts + memory_sink.tokens("ok")] == ["3", "True"], "the reply's text of each"
 
 
 async def test_an_async_call_streams_typed_values_too(server: OfflineLMServer, memory_sink: MemorySink) -> None:
