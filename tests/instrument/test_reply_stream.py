@@ -261,3 +261,24 @@ def test_a_cached_prediction_replays_the_fields_after_its_tool_calls() -> None:
         ("answer", "Found it.", "cached", "cache"),
     ]
     sink.stop()
+
+
+def test_an_lm_span_reports_its_own_calls_usage_when_other_calls_of_the_lm_ended_after_it() -> None:
+    """Calls of one LM at once (``dspy.Parallel``): the LM's newest history entry may be another call's."""
+    from types import SimpleNamespace
+
+    from streamll import MemorySink
+
+    sink = MemorySink()
+    span = lm_call(sink)
+    own, other = [{"text": "mine"}], [{"text": "theirs"}]
+    history = [
+        {"outputs": own, "usage": {"prompt_tokens": 5, "completion_tokens": 3}},
+        {"outputs": other, "usage": {"prompt_tokens": 50, "completion_tokens": 30}},
+    ]
+    span.finish(SimpleNamespace(history=history), own, None)
+    assert sink.flush(5)
+
+    (end,) = sink.of_type("end")
+    assert end.data["usage"] == {"prompt_tokens": 5, "completion_tokens": 3}
+    sink.stop()
