@@ -43,3 +43,34 @@ def test_a_cached_react_run_replays_each_steps_fields_in_that_step_with_the_runs
     typed = {token.field for token in tokens if "field_type" in token.data}
     assert typed == {"next_tool_name", "next_tool_args"}
     assert all(("value" in token.data) == (token.field in typed) for token in tokens), "text fields have no value"
+
+
+def test_a_json_fallback_answered_from_the_cache_replays_its_fields(
+    server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    """As a live fallback streams again: the ChatAdapter's reply does not parse, DSPy's cache holds the JSON one."""
+    server.configure(responder=lambda request: {"count": "many"} if request.adapter == "chat" else {"count": 4})
+    cached = server.lm(cache=True, temperature=0.975312)  # a request nothing else sends
+    with dspy.context(lm=cached, adapter=dspy.JSONAdapter()):
+        dspy.Predict("question -> answer, count: int")(question="How many?")  # the JSON request, now cached
+
+    @streamll.instrument(stream_fields=["count"])
+    class Counted(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("question -> answer, count: int")
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.predict(question=question)
+
+    with dspy.context(lm=cached, adapter=dspy.ChatAdapter()):
+        prediction = Counted()(question="How many?")
+    assert len(server.requests) == 2, "the JSON request, then the chat one (the fallback came from the cache)"
+    assert streamll.flush(10)
+
+    counts = memory_sink.tokens("count")
+    assert [(t.token, t.data["source"], t.data.get("value")) for t in counts] == [
+        ("many", "stream", None),
+        ("4", "cache", 4),
+    ]
+    assert prediction.count == 4
