@@ -177,11 +177,13 @@ def test_an_lm_span_closed_in_a_thread_without_the_runs_context_stays_in_its_run
     import threading
 
     from streamll import MemorySink, set_context
+    from streamll.core.context import current_span
 
     sink = MemorySink()
 
     def open_span() -> Any:
         set_context(user_id="u1")
+        current_span.set("a" * 32)  # the calling module's span
         return lm_call(sink)
 
     span = contextvars.copy_context().run(open_span)
@@ -195,7 +197,7 @@ def test_an_lm_span_closed_in_a_thread_without_the_runs_context_stays_in_its_run
     (start,), (end,) = sink.of_type("start"), sink.of_type("end")
     assert {event.execution_id for event in sink.events} == {span.run.execution.execution_id}
     assert [event.sequence for event in sink.events] == sorted(event.sequence for event in sink.events)
-    assert end.parent_id == start.parent_id and end.data["finish_reason"] == "stop"
+    assert end.parent_id == start.parent_id == "a" * 32 and end.data["finish_reason"] == "stop"
     assert start.tags == end.tags == {"user_id": "u1"}
     sink.stop()
 
