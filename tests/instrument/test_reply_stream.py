@@ -171,8 +171,9 @@ def test_a_cached_prediction_replays_the_chosen_fields_it_holds_the_last_one_end
     sink.stop()
 
 
-def test_an_lm_span_closed_in_a_thread_without_the_runs_context_stays_in_its_run() -> None:
-    """The LM span's end carries its run's execution id, sequence and tags, wherever DSPy reports the call's return."""
+def test_an_lm_span_retried_and_closed_in_a_thread_without_the_runs_context_stays_in_its_run() -> None:
+    """Each attempt's span carries its run's execution id, sequence, tags and the calling module's span as parent,
+    wherever DSPy retries the request or reports the call's return."""
     import contextvars
     import threading
 
@@ -187,18 +188,31 @@ def test_an_lm_span_closed_in_a_thread_without_the_runs_context_stays_in_its_run
         return lm_call(sink)
 
     span = contextvars.copy_context().run(open_span)
-    stream = span.begin_attempt()
-    assert stream is not None
-    closer = threading.Thread(target=lambda: (stream.feed_chunk(WHOLE_REPLY), span.finish(None, None, None)))
+    assert span.begin_attempt() is not None
+
+    def retry_and_close() -> None:
+        span.fail_attempt(ConnectionError("reset"))
+        stream = span.begin_attempt()
+        assert stream is not None
+        stream.feed_chunk(WHOLE_REPLY)
+        span.finish(None, None, None)
+
+    closer = threading.Thread(target=retry_and_close)
     closer.start()
     closer.join()
     assert sink.flush(5)
 
-    (start,), (end,) = sink.of_type("start"), sink.of_type("end")
+    assert [(event.event_type, event.operation) for event in sink.events if event.event_type != "token"] == [
+        ("start", "lm"),
+        ("error", "lm"),
+        ("start", "lm"),
+        ("end", "lm"),
+    ]
     assert {event.execution_id for event in sink.events} == {span.run.execution.execution_id}
     assert [event.sequence for event in sink.events] == sorted(event.sequence for event in sink.events)
-    assert end.parent_id == start.parent_id == "a" * 32 and end.data["finish_reason"] == "stop"
-    assert start.tags == end.tags == {"user_id": "u1"}
+    spans = [event for event in sink.events if event.operation == "lm"]
+    assert {event.parent_id for event in spans} == {"a" * 32} and spans[-1].data["finish_reason"] == "stop"
+    assert all(event.tags == {"user_id": "u1"} for event in spans)
     sink.stop()
 
 
