@@ -250,3 +250,48 @@ def test_tokens_of_other_types_are_validated_as_before() -> None:
     assert (sink.tokens()[0].data["predictor"], sink.tokens()[0].data["source"]) == ("QA.predict", "lm")
     sink.stop()
     wire.stop()
+
+
+class Text(str):
+    """A ``str`` subclass, as a provider SDK may hand out its values."""
+
+
+class Reason(enum.StrEnum):
+    """A finish reason given as a string enum."""
+
+    STOP = "stop"
+
+
+@pytest.mark.parametrize(
+    ("token", "index", "finish", "field"),
+    [
+        (Text(" w"), 1, "stop", "answer"),
+        (" w", True, "stop", "answer"),
+        (" w", 1, Reason.STOP, "answer"),
+        (" w", 1, "stop", Text("answer")),
+    ],
+    ids=["token", "bool-index", "finish-reason", "field-name"],
+)
+def test_a_token_given_in_other_types_arrives_in_plain_ones_like_the_fields_other_tokens(
+    token: str, index: int, finish: str, field: str
+) -> None:
+    """Validated the model's way, such a token (here a typed field's last, with its value) is in the same run,
+    span, tags and data as the field's tokens before it, and has the next sequence."""
+    sink = MemorySink()
+    run = TokenRun(Execution(sinks=(sink,)))
+    state = PredictorState(
+        "QA.predict", "chat", ["answer"], frozenset({"answer"}), path="qa", field_types={"answer": "int"}
+    )
+    call = SimpleNamespace(state=state, parent_id="f" * 32, tags=TAGS, extra={"step": 1}, lanes={})
+    run.emit_token(call, "answer", "4", 0, None, "lm")  # type: ignore[arg-type]
+    run.emit_token(call, field, token, index, finish, "lm", {"value": 4})  # type: ignore[arg-type]
+    assert sink.flush(5)
+    plain, other = sink.tokens()
+    values = (other.token, other.token_index, other.finish_reason, other.field)
+    assert values == (" w", 1, "stop", "answer") and [type(value) for value in values] == [str, int, str, str]
+    assert type(other) is TokenEvent and other.sequence == plain.sequence + 1
+    shared = ("execution_id", "parent_id", "tags", "module_name", "operation")
+    assert [getattr(other, name) for name in shared] == [getattr(plain, name) for name in shared]
+    assert plain.data["field_type"] == "int" and plain.data["step"] == 1
+    assert other.data == {**plain.data, "token": " w", "token_index": 1, "finish_reason": "stop", "value": 4}
+    sink.stop()

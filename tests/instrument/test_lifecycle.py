@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import dspy
 import pytest
 import streamll
@@ -212,3 +214,29 @@ def test_a_misspelled_stream_field_is_reported_once(lm, memory_sink: MemorySink)
         module(question="again")  # said once per class
     assert streamll.flush(10)
     assert memory_sink.tokens() == []
+
+
+def test_a_predictor_whose_adapter_answers_on_its_own_runs_as_without_streamll(
+    lm, memory_sink: MemorySink, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user's adapter with its own ``__call__`` (a canned answer, no LM request): nothing streams, nothing fails."""
+
+    class Canned(dspy.ChatAdapter):
+        def __call__(self, lm, lm_kwargs, signature, demos, inputs):  # type: ignore[no-untyped-def]
+            return [{"answer": "Canned."}]
+
+    @streamll.instrument(stream_fields=["answer"])
+    class Answering(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.respond = dspy.Predict("question -> answer")
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.respond(question=question)
+
+    with dspy.context(adapter=Canned()), caplog.at_level(logging.ERROR, logger="streamll"):
+        prediction = Answering()(question="Anyone there?")
+    assert streamll.flush(10)
+    assert prediction.answer == "Canned."
+    assert memory_sink.tokens() == [] and caplog.records == []
+    assert [event.module_name for event in memory_sink.of_type("end")] == ["Answering"]

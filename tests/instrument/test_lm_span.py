@@ -158,3 +158,21 @@ def test_an_lm_call_stopped_by_its_own_client_ends_cancelled(program: type, memo
     ((start, close),) = lm_spans(memory_sink)
     assert start.module_name == "stopping"
     assert (close.event_type, close.data["finish_reason"]) == ("end", "cancelled")
+
+
+def test_an_lm_the_module_calls_itself_answers_as_without_streamll(
+    lm, server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    """An LM called directly in ``forward`` (no predictor): the plain request and reply, an LM span, no tokens."""
+
+    @streamll.instrument(stream_fields=["answer"])
+    class Direct(dspy.Module):
+        def forward(self, question: str) -> list[Any]:
+            return dspy.settings.lm(question)
+
+    with dspy.context(adapter=dspy.ChatAdapter()):
+        plain = lm("Hello?")
+        assert Direct()(question="Hello?") == plain
+    ((start, close),) = lm_spans(memory_sink)
+    assert (start.module_name, close.event_type) == (lm.model, "end") and close.data["usage"]
+    assert [request.get("stream") for request in server.requests] == [None, None] and memory_sink.tokens() == []

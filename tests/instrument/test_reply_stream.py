@@ -171,32 +171,48 @@ def test_a_cached_prediction_replays_the_chosen_fields_it_holds_the_last_one_end
     sink.stop()
 
 
-def test_an_lm_span_closed_in_a_thread_without_the_runs_context_stays_in_its_run() -> None:
-    """The LM span's end carries its run's execution id, sequence and tags, wherever DSPy reports the call's return."""
+def test_an_lm_span_retried_and_closed_in_a_thread_without_the_runs_context_stays_in_its_run() -> None:
+    """Each attempt's span carries its run's execution id, sequence, tags and the calling module's span as parent,
+    wherever DSPy retries the request or reports the call's return."""
     import contextvars
     import threading
 
     from streamll import MemorySink, set_context
+    from streamll.core.context import current_span
 
     sink = MemorySink()
 
     def open_span() -> Any:
         set_context(user_id="u1")
+        current_span.set("a" * 32)  # the calling module's span
         return lm_call(sink)
 
     span = contextvars.copy_context().run(open_span)
-    stream = span.begin_attempt()
-    assert stream is not None
-    closer = threading.Thread(target=lambda: (stream.feed_chunk(WHOLE_REPLY), span.finish(None, None, None)))
+    assert span.begin_attempt() is not None
+
+    def retry_and_close() -> None:
+        span.fail_attempt(ConnectionError("reset"))
+        stream = span.begin_attempt()
+        assert stream is not None
+        stream.feed_chunk(WHOLE_REPLY)
+        span.finish(None, None, None)
+
+    closer = threading.Thread(target=retry_and_close)
     closer.start()
     closer.join()
     assert sink.flush(5)
 
-    (start,), (end,) = sink.of_type("start"), sink.of_type("end")
+    assert [(event.event_type, event.operation) for event in sink.events if event.event_type != "token"] == [
+        ("start", "lm"),
+        ("error", "lm"),
+        ("start", "lm"),
+        ("end", "lm"),
+    ]
     assert {event.execution_id for event in sink.events} == {span.run.execution.execution_id}
     assert [event.sequence for event in sink.events] == sorted(event.sequence for event in sink.events)
-    assert end.parent_id == start.parent_id and end.data["finish_reason"] == "stop"
-    assert start.tags == end.tags == {"user_id": "u1"}
+    spans = [event for event in sink.events if event.operation == "lm"]
+    assert {event.parent_id for event in spans} == {"a" * 32} and spans[-1].data["finish_reason"] == "stop"
+    assert all(event.tags == {"user_id": "u1"} for event in spans)
     sink.stop()
 
 
@@ -260,4 +276,25 @@ def test_a_cached_prediction_replays_the_fields_after_its_tool_calls() -> None:
         ("tool_calls", '{"q": "ml"}', "cached", "cache"),
         ("answer", "Found it.", "cached", "cache"),
     ]
+    sink.stop()
+
+
+def test_an_lm_span_reports_its_own_calls_usage_when_other_calls_of_the_lm_ended_after_it() -> None:
+    """Calls of one LM at once (``dspy.Parallel``): the LM's newest history entry may be another call's."""
+    from types import SimpleNamespace
+
+    from streamll import MemorySink
+
+    sink = MemorySink()
+    span = lm_call(sink)
+    own, other = [{"text": "mine"}], [{"text": "theirs"}]
+    history = [
+        {"outputs": own, "usage": {"prompt_tokens": 5, "completion_tokens": 3}},
+        {"outputs": other, "usage": {"prompt_tokens": 50, "completion_tokens": 30}},
+    ]
+    span.finish(SimpleNamespace(history=history), own, None)
+    assert sink.flush(5)
+
+    (end,) = sink.of_type("end")
+    assert end.data["usage"] == {"prompt_tokens": 5, "completion_tokens": 3}
     sink.stop()

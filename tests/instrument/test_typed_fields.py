@@ -12,6 +12,8 @@ import streamll
 from streamll import MemorySink
 from streamll.testing import OfflineLMServer
 
+from tests.agent_programs import native_adapter, native_lm, population
+
 from .conftest import ADAPTERS
 
 
@@ -115,6 +117,7 @@ def test_a_cached_typed_field_is_replayed_with_its_value(server: OfflineLMServer
     counts = memory_sink.tokens("count")
     assert [event.data["source"] for event in counts] == ["cache"]
     assert counts[0].data["value"] == prediction.count == 3 and counts[0].data["field_type"] == "int"
+    assert [token.token for token in counts + memory_sink.tokens("ok")] == ["3", "True"], "the reply's text of each"
 
 
 async def test_an_async_call_streams_typed_values_too(server: OfflineLMServer, memory_sink: MemorySink) -> None:
@@ -227,3 +230,41 @@ def test_a_type_built_from_a_users_class_is_named_without_its_module(
     assert {event.data["field_type"] for event in memory_sink.tokens("best")} == {"Info | None"}
     assert memory_sink.values() == {"predict.found": found, "predict.best": found[1]}
     assert prediction.best == Info(name="AI", year=1956)
+
+
+class Plan(dspy.Signature):
+    """Call tools, or answer with typed fields."""
+
+    question: str = dspy.InputField()
+    tools: list[dspy.Tool] = dspy.InputField()
+    tool_calls: dspy.ToolCalls = dspy.OutputField()
+    ok: bool = dspy.OutputField()
+    count: int = dspy.OutputField()
+    score: float = dspy.OutputField()
+    tags: list[str] = dspy.OutputField()
+
+
+def test_typed_fields_chosen_with_the_tool_calls_field_each_say_their_type(
+    server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    """Native function calling: the ``dspy.ToolCalls`` field has no type name, every typed field beside it does."""
+    answers = {"ok": True, "count": 3, "score": 0.5, "tags": ["a"]}
+    server.configure(answers=answers)
+
+    @streamll.instrument(stream_fields=["tool_calls", *answers])
+    class Planner(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.plan = dspy.Predict(Plan)
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.plan(question=question, tools=[dspy.Tool(population)])
+
+    with dspy.context(lm=native_lm(server), adapter=native_adapter()):
+        prediction = Planner()(question="How many?")
+    assert streamll.flush(10)
+
+    types = {token.field: token.data.get("field_type") for token in memory_sink.tokens()}
+    assert types == {"ok": "bool", "count": "int", "score": "float", "tags": "list[str]"}
+    assert memory_sink.values() == {f"plan.{name}": value for name, value in answers.items()}
+    assert prediction.tool_calls is None and prediction.count == 3

@@ -260,7 +260,6 @@ class TokenRun:
         module, predict = call.frame.module, call.predict
         self.chosen.update(chosen)
         self.outputs_seen.update(outputs)
-        delivered = call.state.delivered if call.state is not None else set()
         path = predictor_path(module, predict) if chosen else None
         if path is not None:
             self.paths_seen.update(f"{path}.{name}" for name in outputs)
@@ -274,7 +273,6 @@ class TokenRun:
             adapter=adapter_kind(adapter),
             output_fields=list(outputs),
             stream_fields=stream_fields,
-            delivered=delivered,
             path=path,
             attempt=attempt[1] if attempt is not None else None,
             native_reasoning=native,
@@ -285,7 +283,7 @@ class TokenRun:
             _typed(state, adapter, signature)
 
     def predictor_finished(self, call: PredictCall, outputs: Any) -> None:
-        """Replay chosen fields that produced no stream (cache hit) from the prediction."""
+        """Replay from the prediction the chosen fields its last adapter call did not stream (a cache hit)."""
         state = call.state
         if state is None or outputs is None:
             return
