@@ -298,3 +298,27 @@ def test_an_lm_span_reports_its_own_calls_usage_when_other_calls_of_the_lm_ended
     (end,) = sink.of_type("end")
     assert end.data["usage"] == {"prompt_tokens": 5, "completion_tokens": 3}
     sink.stop()
+
+
+@pytest.mark.parametrize(("calls", "answer_end"), [(0, "stop"), (1, "field_end")], ids=["text-only", "text-then-call"])
+def test_a_native_reply_ends_its_text_with_the_lms_reason_unless_tool_calls_follow(calls: int, answer_end: str) -> None:
+    """Native function calling: the ToolCalls output is never in the text, so the text's last field may end the reply;
+    when the LM also sends tool calls, each call's last token has the reply's reason and the text says field_end."""
+    state = PredictorState(
+        "qa",
+        "chat",
+        ["answer", "calls"],
+        frozenset({"answer", "calls"}),
+        tool_field="calls",
+        native_tool_output="calls",
+    )
+    run = Recorder()
+    stream = LMCallStream(run, state, None, {})  # type: ignore[arg-type]
+    stream.feed_text("[[ ## answer ## ]]\nLet me check.\n\n[[ ## completed ## ]]")
+    for index in range(calls):
+        stream.tool_calls.feed(index, "call_1", "weather", '{"city": "Paris"}')  # type: ignore[union-attr]
+    stream.end("tool_calls" if calls else "stop")
+
+    assert run.text("answer").strip() == "Let me check."
+    assert [t[3] for t in run.tokens if t[0] == "answer"][-1] == answer_end
+    assert [t[3] for t in run.tokens if t[0] == "calls"] == ["tool_calls"] * calls

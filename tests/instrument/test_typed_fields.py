@@ -268,3 +268,37 @@ def test_typed_fields_chosen_with_the_tool_calls_field_each_say_their_type(
     assert types == {"ok": "bool", "count": "int", "score": "float", "tags": "list[str]"}
     assert memory_sink.values() == {f"plan.{name}": value for name, value in answers.items()}
     assert prediction.tool_calls is None and prediction.count == 3
+
+
+class AnswerOrCall(dspy.Signature):
+    """Answer, or call a tool."""
+
+    question: str = dspy.InputField()
+    tools: list[dspy.Tool] = dspy.InputField()
+    answer: str = dspy.OutputField()
+    tool_calls: dspy.ToolCalls = dspy.OutputField()
+
+
+@pytest.mark.parametrize("chosen", [["answer"], ["answer", "tool_calls"]], ids=["answer", "answer-and-tool-calls"])
+def test_a_native_reply_without_tool_calls_ends_its_last_field_with_the_lms_reason(
+    server: OfflineLMServer, memory_sink: MemorySink, chosen: list[str]
+) -> None:
+    """With native function calling the tool calls never appear in the text: the text's last field is the reply's."""
+    server.configure(answers={"answer": "Paris."})
+
+    @streamll.instrument(stream_fields=chosen)
+    class Answerer(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.plan = dspy.Predict(AnswerOrCall)
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.plan(question=question, tools=[dspy.Tool(population)])
+
+    with dspy.context(lm=native_lm(server), adapter=native_adapter()):
+        prediction = Answerer()(question="Capital of France?")
+    assert streamll.flush(10)
+
+    tokens = memory_sink.tokens()
+    assert "".join(token.token for token in tokens) == prediction.answer == "Paris."
+    assert [token.finish_reason for token in tokens][-1] == "stop"

@@ -277,6 +277,9 @@ class TokenRun:
             attempt=attempt[1] if attempt is not None else None,
             native_reasoning=native,
             tool_field=tool_field(signature, stream_fields),
+            native_tool_output=tool_field(signature, frozenset(outputs))
+            if getattr(adapter, "use_native_function_calling", False)
+            else None,
         )
         state.reasoning_entry = choice.reasoning if native else None
         if stream_fields:

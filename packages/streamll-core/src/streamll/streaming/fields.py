@@ -61,6 +61,8 @@ class PredictorState:
     """The ``stream_fields`` entry that chose native reasoning for this predictor."""
     tool_field: str | None = None
     """The chosen ``dspy.ToolCalls`` output field: native tool calls' arguments stream as its tokens."""
+    native_tool_output: str | None = None
+    """The ``dspy.ToolCalls`` output of an adapter using native function calling: never in the reply's text."""
 
     @property
     def wants_stream(self) -> bool:
@@ -245,7 +247,8 @@ class LMCallStream:
         self.open: dict[str, FieldStream] = {}
         self.tool_calls: ToolCallStreams | None = ToolCallStreams(self) if state.tool_field else None
         self.parked: FieldStream | None = None
-        self.unseen = set(state.output_fields)
+        self.unseen = set(state.output_fields) - {state.native_tool_output}
+        """Output fields the reply's text may still open: a field that closes while none is left may be its last."""
         self.finish_reason: str | None = None
         self.usage: dict[str, int] | None = None
         self.chunks_with_text = 0
@@ -313,8 +316,8 @@ class LMCallStream:
             self._park(stream)
         if self.reasoning is not None:  # the reply had reasoning and no text (or nothing chosen after it)
             self._end_native(reason if self.parked is None and not self.deferred else FIELD_END)
-        if self.parked is not None:
-            self._finish(self.parked, reason)
+        if self.parked is not None:  # the text's last field; native tool calls after it end the reply instead
+            self._finish(self.parked, FIELD_END if self.tool_calls is not None and self.tool_calls.streams else reason)
             self.parked = None
         self._flush_deferred(reason)
         if self.tool_calls is not None:
