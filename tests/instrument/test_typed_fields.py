@@ -110,9 +110,12 @@ def test_a_cached_typed_field_is_replayed_with_its_value(server: OfflineLMServer
     with dspy.context(lm=server.lm(cache=True), adapter=dspy.ChatAdapter()):
         TypedQA()(question="cached typed question")
         assert streamll.flush(10)
+        live = {name: "".join(token.token for token in memory_sink.tokens(name)).strip() for name in ("tags", "info")}
         memory_sink.clear()
         prediction = TypedQA()(question="cached typed question")
     assert streamll.flush(10)
+    replayed = {name: "".join(token.token for token in memory_sink.tokens(name)) for name in ("tags", "info")}
+    assert replayed == live == {"tags": '["ml", "ai"]', "info": '{"name": "ML", "year": 1959}'}, "JSON, as the LM wrote"
 
     counts = memory_sink.tokens("count")
     assert [event.data["source"] for event in counts] == ["cache"]

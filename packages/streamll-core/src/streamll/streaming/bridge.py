@@ -40,7 +40,7 @@ from streamll.streaming.names import attempt_of, choose, predictor_name, predict
 from streamll.streaming.native_tools import ChosenCalls, record_chosen, replay_tool_calls, tool_field
 from streamll.streaming.parsers import adapter_kind
 from streamll.streaming.tools import ReactState
-from streamll.streaming.typed import jsonable, type_name, value_parser
+from streamll.streaming.typed import replay_text, type_name, value_extra, value_parser
 
 logger = logging.getLogger("streamll")
 
@@ -300,8 +300,8 @@ class TokenRun:
                 replay_tool_calls(stream, name, value, self.chosen_tools)
                 continue
             field_stream = FieldStream(stream, name, "cache")
-            field_stream.held = value if isinstance(value, str) else str(value)
-            extra = _value_extra(value) if name in state.field_types else None
+            field_stream.held = replay_text(value)
+            extra = value_extra(value) if name in state.field_types else None
             field_stream.finish(CACHED if index == len(held) - 1 else FIELD_END, extra=extra)
 
 
@@ -363,13 +363,6 @@ def _typed(state: PredictorState, adapter: Any, signature: Any) -> None:
             state.field_types[name] = field_type
     if state.field_types:
         state.values = value_parser(adapter, signature, frozenset(state.field_types))
-
-
-def _value_extra(value: Any) -> dict[str, Any] | None:
-    try:
-        return {"value": jsonable(value)}
-    except Exception:
-        return None
 
 
 def _usage_from_history(lm: Any, outputs: Any) -> dict[str, int] | None:

@@ -10,6 +10,7 @@ adapter may count or log its calls) on a signature holding just those fields.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import weakref
@@ -100,4 +101,25 @@ def value_parser(adapter: Any, signature: Any, fields: frozenset[str]) -> Callab
     return parse
 
 
-__all__ = ["jsonable", "type_name", "value_parser"]
+def replay_text(value: Any) -> str:
+    """A cached field's value as a reply's text: objects and lists as JSON (as the LM wrote them), the rest as text."""
+    if isinstance(value, str):
+        return value
+    try:
+        data = jsonable(value)
+        if isinstance(data, (dict, list)):
+            return json.dumps(data, ensure_ascii=False)
+    except Exception:  # a value pydantic cannot dump: its text, as before
+        logger.debug("streamll: a cached value has no JSON form", exc_info=True)
+    return str(value)
+
+
+def value_extra(value: Any) -> dict[str, Any] | None:
+    """A typed field's ``{"value": ...}`` entry for its last token; ``None`` when pydantic cannot dump it."""
+    try:
+        return {"value": jsonable(value)}
+    except Exception:
+        return None
+
+
+__all__ = ["jsonable", "replay_text", "type_name", "value_extra", "value_parser"]
