@@ -8,6 +8,7 @@ from streamll import MemorySink
 from streamll.testing import OfflineLMServer
 
 from tests.agent_programs import ANSWER, PLAN, react_agent, react_responder
+from tests.small_programs import counted
 
 
 def test_a_cached_react_run_replays_each_steps_fields_in_that_step_with_the_runs_tags(
@@ -54,14 +55,7 @@ def test_a_json_fallback_answered_from_the_cache_replays_its_fields(
     with dspy.context(lm=cached, adapter=dspy.JSONAdapter()):
         dspy.Predict("question -> answer, count: int")(question="How many?")  # the JSON request, now cached
 
-    @streamll.instrument(stream_fields=["count"])
-    class Counted(dspy.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.predict = dspy.Predict("question -> answer, count: int")
-
-        def forward(self, question: str) -> dspy.Prediction:
-            return self.predict(question=question)
+    Counted = counted(["count"])
 
     with dspy.context(lm=cached, adapter=dspy.ChatAdapter()):
         prediction = Counted()(question="How many?")

@@ -12,6 +12,7 @@ from streamll.streaming.typed import jsonable
 from streamll.testing import OfflineLMServer
 
 from tests.agent_programs import PickTools, native_adapter, native_lm, native_responder, population
+from tests.small_programs import counted
 
 
 class CountingAdapter(dspy.ChatAdapter):
@@ -29,19 +30,11 @@ class CountingAdapter(dspy.ChatAdapter):
 def test_a_users_own_parse_runs_as_often_as_without_streamll(server: OfflineLMServer, memory_sink: MemorySink) -> None:
     server.configure(answers={"answer": "Four.", "count": 4})
 
-    class Counted(dspy.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.predict = dspy.Predict("question -> answer, count: int")
-
-        def forward(self, question: str) -> dspy.Prediction:
-            return self.predict(question=question)
-
     plain, instrumented = CountingAdapter(), CountingAdapter()
     with dspy.context(lm=server.lm(), adapter=plain):
-        Counted()(question="How many?")
+        counted()()(question="How many?")
     with dspy.context(lm=server.lm(), adapter=instrumented):
-        prediction = streamll.instrument(stream_fields=["count", "answer"])(Counted)()(question="How many?")
+        prediction = counted(["count", "answer"])()(question="How many?")
     assert streamll.flush(10)
     assert instrumented.parsed == plain.parsed == 1
     # the type is still reported; the value would need the user's parse, so it is left out

@@ -13,6 +13,7 @@ from streamll import MemorySink
 from streamll.testing import OfflineLMServer
 
 from tests.agent_programs import native_adapter, native_lm, population
+from tests.small_programs import counted
 
 from .conftest import ADAPTERS
 
@@ -87,14 +88,7 @@ def test_a_value_that_does_not_parse_has_no_value(server: OfflineLMServer, lm: A
     """The ChatAdapter cannot parse ``many`` as an int; DSPy falls back to JSON, whose reply parses."""
     server.configure(responder=lambda request: {"count": "many"} if request.adapter == "chat" else {"count": 4})
 
-    @streamll.instrument(stream_fields=["count"])
-    class Counted(dspy.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.predict = dspy.Predict("question -> answer, count: int")
-
-        def forward(self, question: str) -> dspy.Prediction:
-            return self.predict(question=question)
+    Counted = counted(["count"])
 
     prediction = Counted()(question="How many?")
     assert streamll.flush(10)
