@@ -30,8 +30,9 @@ _time = time.time
 class TokenLane:
     """What the tokens of one field of one LM call share: captured once, referenced by each token's record.
 
-    A record then copies five values per token instead of eleven (the program
-    thread's cost per token); the lane is never changed once made.
+    A record then holds the lane and the token's own values instead of copying
+    the shared ones for every token (the program thread's cost per token); the
+    lane is never changed once made.
     """
 
     __slots__ = ("data", "execution_id", "field", "module_name", "parent_id", "tags")
