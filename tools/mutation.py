@@ -14,6 +14,7 @@ Usage (``nox -s mutation -- ARGS`` passes ARGS here)::
     python tools/mutation.py --max-children 2 core
     python tools/mutation.py --sample 60 sinks    # 60 mutants per module, drawn with a fixed seed (an estimate)
     python tools/mutation.py streaming --modules typed,frames   # only these modules of the group (file stems)
+    python tools/mutation.py streaming --modules bridge --only '*LMSpan*'   # only mutants whose names match
 
 Prints the score per module (killed or timed out / every mutant checked; a mutant
 no test reaches counts as surviving) and the surviving mutants' names
@@ -221,11 +222,17 @@ def run_quietly(command: list[str], where: Path) -> None:
     """Run mutmut, printing each phase's final state instead of every frame of its spinner."""
     with subprocess.Popen(command, cwd=where, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as run:
         assert run.stdout is not None
+        last = ""
         for line in run.stdout:
             frames = [frame.strip() for frame in SPINNER.split(line.replace("\r", "")) if frame.strip()]
             progress = PROGRESS.match(frames[-1]) if frames else None
-            if frames and (progress is None or int(progress[1]) % 100 == 0 or progress[1] == progress[2]):
+            if (
+                frames
+                and frames[-1] != last
+                and (progress is None or int(progress[1]) % 100 == 0 or progress[1] == progress[2])
+            ):
                 print(frames[-1], flush=True)
+                last = frames[-1]
 
 
 def sample(where: Path, per_module: int) -> list[str]:
@@ -276,6 +283,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-children", type=int, default=max(1, (os.cpu_count() or 2)))
     parser.add_argument("--sample", type=int, default=0, help="check only N mutants per module, drawn at random")
     parser.add_argument("--modules", default="", help="only these modules of each group, by file stem: typed,frames")
+    parser.add_argument("--only", default="", help="only mutants whose names match: '*LMSpan*_close*,*_open*'")
     parser.add_argument("--fail-under", type=float, default=0.0, help="fail when a module scores below this (%%)")
     args = parser.parse_args(argv)
     names = list(GROUPS) if args.groups == ["all"] else (args.groups or list(SAMPLE))
@@ -292,14 +300,16 @@ def main(argv: list[str]) -> int:
         except ValueError as error:
             parser.error(str(error))
     for name, group in groups.items():
-        where = stage(name, group, args.max_children)
+        where = stage(f"{name}-{args.modules.replace(',', '-')}" if args.modules else name, group, args.max_children)
         print(f"== mutation group {name}: {', '.join(group.modules)}", flush=True)
         command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)]
-        if args.sample:
+        if args.sample or args.only:
             # a name no mutant has: mutmut generates the mutants and the test map, then stops (with a traceback)
             subprocess.run([*command, "no-mutant-is-named-this"], cwd=where, capture_output=True, check=False)
-            chosen = sample(where, args.sample)
-            print(f"sampled {len(chosen)} mutants ({args.sample} per module at most, seed {SEED})", flush=True)
+            chosen = sample(where, args.sample or sys.maxsize)
+            patterns = args.only.split(",") if args.only else ["*"]
+            chosen = [mutant for mutant in chosen if any(fnmatch.fnmatchcase(mutant, each) for each in patterns)]
+            print(f"chose {len(chosen)} mutants (sample {args.sample or 'all'}, names {args.only or '*'})", flush=True)
             command += chosen
         run_quietly(command, where)
         for module, result in scores(where).items():

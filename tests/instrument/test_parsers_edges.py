@@ -60,6 +60,11 @@ JSON_EDGE_REPLIES = [
     '{"note\\ud83dx": 1, "more\\ud83d": 2, "reasoning": "r", "answer": "a"}',  # nor does it leak out of a key
     '{"answer": , "reasoning": "a missing value is empty"}',
     '{"answer": unquoted X text, "reasoning": "r"}',  # DSPy's json_repair fallback quotes these
+    '{"reasoning": "\\q", "answer": "x \\n"}',  # not JSON: a value ending in a line break loses its trailing space
+    '{"reasoning": "\\q", "answer": "cut short  ',  # not JSON, cut short: trailing whitespace dropped
+    '{"reasoning": "\\q", "answer": "cut short  \\u12',  # ... unless an escape cut short ends it
+    '{"reasoning": "r", "answer": "cut after an escape\\nnext',
+    '{"reasoning": "r", "answer": "cut after a short hex escape \\u12x',
 ]
 
 

@@ -67,8 +67,7 @@ class JSONParser:
                     self._sections.close(ops)
                     self._state = "after_value"
                 continue
-            self._flush(pending, ops)
-            self._step(char, ops)
+            self._step(char, ops)  # nothing is pending: a string's end and a cut flush it
         self._flush(pending, ops)
         return ops
 
@@ -83,16 +82,16 @@ class JSONParser:
             rest = self._trailing + self._held() + self._escape
             # json_repair drops the trailing whitespace of a string missing its closing quote (held unless plain)
             self._sections.text(rest if self._plain else rest.rstrip(), ops)
-            self._escape = self._trailing = ""
         self._sections.close(ops)
         return ops
 
     def _cut_at_balance(self, char: str, pending: list[str], ops: list[Op]) -> bool:
         """Legacy rule: count ``char``; True when it balances the braces inside a string, which ends the reply."""
-        if self._state == "before" or self._state == "done":
-            if char == "{" and self._state == "before":
+        if self._state == "before":
+            if char == "{":
                 self._braces = 1
             return False
+        # after the reply's end ("done") braces are still counted, to no effect: only a string or a key is cut
         self._braces += 1 if char == "{" else -1
         if self._braces or self._state not in ("string_value", "key"):
             return False
@@ -101,7 +100,6 @@ class JSONParser:
             pending.append((self._trailing + self._held() + self._escape).rstrip())
             self._flush(pending, ops)
             self._sections.close(ops)
-        self._escape = self._trailing = ""
         self._state = "done"
         return True
 
@@ -248,7 +246,6 @@ class JSONParser:
     def _end_raw(self, ops: list[Op]) -> None:
         self._sections.text(self._raw.strip(), ops)
         self._sections.close(ops)
-        self._raw = ""
 
 
 _legacy_json: bool | None = None
