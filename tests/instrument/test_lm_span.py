@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+import warnings
 from typing import Any
 
 import dspy
 import pydantic
 import pytest
 import streamll
+from dspy.utils.exceptions import AdapterParseError
 from streamll import MemorySink
 from streamll.streaming.fields import usage_dict
 from streamll.testing import OfflineLMServer
+
+from tests.agent_programs import native_adapter, native_agent, native_lm
 
 from .test_invisible import QA, BareQA, StreamedQA, lm_spans
 
@@ -176,3 +181,54 @@ def test_an_lm_the_module_calls_itself_answers_as_without_streamll(
     ((start, close),) = lm_spans(memory_sink)
     assert (start.module_name, close.event_type) == (lm.model, "end") and close.data["usage"]
     assert [request.get("stream") for request in server.requests] == [None, None] and memory_sink.tokens() == []
+
+
+def test_an_lm_span_names_its_model_and_times_the_request_in_milliseconds(
+    server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    delay = 0.005
+    server.configure(answers={"answer": "one two three four five six"}, token_delay=delay)
+    with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()):
+        began = time.perf_counter()
+        StreamedQA()(question="How long?")
+        wall_ms = (time.perf_counter() - began) * 1000
+    ((start, end),) = lm_spans(memory_sink)
+    assert start.module_name == end.module_name == end.data["model"] == server.lm().model
+    answer_tokens = len(memory_sink.tokens("answer"))  # each from its own chunk, each chunk after the delay
+    assert answer_tokens >= 6
+    assert answer_tokens * delay * 1000 <= end.data["duration_ms"] <= wall_ms
+
+
+def test_a_streamed_request_whose_reply_has_no_text_says_it_streamed_nothing(
+    server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    server.configure(raw_reply="")
+    with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()), pytest.raises(AdapterParseError):
+        StreamedQA()(question="Anything?")
+    spans = lm_spans(memory_sink)
+    assert spans and all(server_request["stream"] is True for server_request in server.requests)
+    assert [close.data["streamed"] for _, close in spans] == [False] * len(spans)
+    assert memory_sink.tokens() == []
+
+
+def test_a_reply_of_one_tool_call_in_one_chunk_is_streamed(server: OfflineLMServer, memory_sink: MemorySink) -> None:
+    """Some providers send a whole tool call (name and arguments) in one chunk, with no text."""
+    server.configure(responder=lambda request: {"tool_calls": [{"name": "weather", "arguments": '{"city":"Paris"}'}]})
+    with dspy.context(lm=native_lm(server), adapter=native_adapter()):
+        native_agent()(question="Weather in Paris?")
+    ((_, end),) = lm_spans(memory_sink)
+    assert end.data["streamed"] is True and end.data["finish_reason"] == "tool_calls"
+    assert [token.token for token in memory_sink.tokens("tool_calls")] == ['{"city":"Paris"}']
+
+
+def test_a_run_that_calls_no_predictor_does_not_warn_about_its_stream_fields(memory_sink: MemorySink) -> None:
+    """No predictor ran, so no output field could have matched: there is nothing to warn about."""
+
+    @streamll.instrument(stream_fields=["answer"])
+    class Shortcut(dspy.Module):
+        def forward(self, question: str) -> dspy.Prediction:
+            return dspy.Prediction(answer="known already")
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*match no output field")
+        assert Shortcut()(question="Cached upstream?").answer == "known already"

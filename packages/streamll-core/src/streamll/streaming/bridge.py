@@ -169,9 +169,7 @@ class LMSpan:
             data["streamed"] = stream.chunks_with_text > 0 or stream.tool_chunks > 0
         if finish_reason is not None:
             data["finish_reason"] = finish_reason
-        usage = (_usage_from_history(lm, outputs) if lm is not None else None) or (
-            stream.usage if stream is not None else None
-        )
+        usage = _usage_from_history(lm, outputs) or (stream.usage if stream is not None else None)
         if usage:
             data["usage"] = usage
         if exception is not None:
@@ -204,7 +202,7 @@ class TokenRun:
 
     def unmatched_fields(self) -> set[str]:
         """Chosen ``stream_fields`` entries that matched no predictor's output in this run."""
-        return self.chosen - self.matched if self.outputs_seen else set()
+        return self.chosen - self.matched  # chosen fills as predictors start: a run without one warns of nothing
 
     def emit_token(
         self,
@@ -366,7 +364,7 @@ def _typed(state: PredictorState, adapter: Any, signature: Any) -> None:
 
 
 def _usage_from_history(lm: Any, outputs: Any) -> dict[str, int] | None:
-    """Token usage the LM recorded for the call that returned ``outputs``."""
+    """Token usage the LM recorded for the call that returned ``outputs`` (None without an LM or a record)."""
     history = getattr(lm, "history", None)
     if not history:
         return None
