@@ -290,8 +290,7 @@ def main(argv: list[str]) -> int:
     unknown = [name for name in names if name not in GROUPS]
     if unknown:
         parser.error(f"unknown group(s) {', '.join(unknown)}; known: {', '.join(GROUPS)}")
-    summary_path = STAGE / "scores.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary: dict[str, object] = {}
     failed = False
     groups = {name: GROUPS[name] for name in names}
     if args.modules:
@@ -324,6 +323,8 @@ def main(argv: list[str]) -> int:
             score = result["score"]
             failed |= score is not None and score < args.fail_under  # type: ignore[operator]
     STAGE.mkdir(exist_ok=True)
+    summary_path = STAGE / "scores.json"  # read again now: runs side by side each add their modules
+    summary = (json.loads(summary_path.read_text()) if summary_path.exists() else {}) | summary
     summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True))
     return 1 if failed else 0
 
