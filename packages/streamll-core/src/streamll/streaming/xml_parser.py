@@ -126,6 +126,10 @@ class XMLParser:
         elif closing.startswith(buffer[position:]) and not final:
             return position, True
         end = buffer.find(">", position)
+        after = buffer.find("<", position + 1)
+        if after != -1 and (end == -1 or after < end):  # a "<" that starts no markup ("x < 5") is text
+            self._sections.text(buffer[position:after], ops)
+            return after, False
         if end == -1 and not final:
             return position, True
         markup = buffer[position : (end + 1 if end != -1 else len(buffer))]
