@@ -79,9 +79,9 @@ class JSONParser:
         elif self._state == "value_start":  # cut before the value: json_repair reads an empty one
             self._sections.open(self._key, ops)
         elif self._state == "string_value":  # cut short (inside an escape: kept as written, as DSPy does)
-            rest = self._trailing + self._held() + self._escape
-            # json_repair drops the trailing whitespace of a string missing its closing quote (held unless plain)
-            self._sections.text(rest if self._plain else rest.rstrip(), ops)
+            # json_repair drops the trailing whitespace of a string missing its closing quote (only held whitespace:
+            # a plain string streamed its own, and no escape or surrogate ends in any)
+            self._sections.text((self._trailing + self._held() + self._escape).rstrip(), ops)
         self._sections.close(ops)
         return ops
 
@@ -118,7 +118,7 @@ class JSONParser:
         text = self._trailing + text
         if ended:
             self._trailing = ""
-            return (text.rstrip() if self._not_json and text.endswith("\n") else text), True
+            return ("" if self._not_json and text.endswith("\n") else text), True  # then it is all held whitespace
         body = text.rstrip()
         self._trailing = text[len(body) :]
         return body, False
