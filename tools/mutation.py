@@ -11,7 +11,7 @@ Usage (``nox -s mutation -- ARGS`` passes ARGS here)::
     python tools/mutation.py                 # the bounded sample CI runs (wire format: a few minutes)
     python tools/mutation.py core sinks      # named groups
     python tools/mutation.py all             # every group (an hour or more on two cores)
-    python tools/mutation.py --max-children 2 core
+    python tools/mutation.py --max-children 2 wire   # children side by side: only for groups of unit tests
     python tools/mutation.py --sample 60 sinks    # 60 mutants per module, drawn with a fixed seed (an estimate)
     python tools/mutation.py streaming --modules typed,frames   # only these modules of the group (file stems)
     python tools/mutation.py streaming --modules bridge --only '*LMSpan*'   # only mutants whose names match
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
-import os
 import random
 import re
 import shutil
@@ -150,6 +149,10 @@ GROUPS = {
 SAMPLE = ("wire",)
 """What CI runs: the wire format (CloudEvents mapping, serialization), a few minutes on two cores."""
 KILLED, SURVIVED, TIMEOUT = "killed", "survived", "timeout"
+ONE_CHILD = (
+    "mutants tested side by side (default 1: children forked from one test session share its DSPy disk cache, "
+    "and a test one child disturbs in another fails, which mutmut files as a kill)"
+)
 SEED = 16
 
 
@@ -280,7 +283,7 @@ def status_of(code: int | None) -> str:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("groups", nargs="*", help=f"groups to run: {', '.join(GROUPS)}, or all (default: the sample)")
-    parser.add_argument("--max-children", type=int, default=max(1, (os.cpu_count() or 2)))
+    parser.add_argument("--max-children", type=int, default=1, help=ONE_CHILD)
     parser.add_argument("--sample", type=int, default=0, help="check only N mutants per module, drawn at random")
     parser.add_argument("--modules", default="", help="only these modules of each group, by file stem: typed,frames")
     parser.add_argument("--only", default="", help="only mutants whose names match: '*LMSpan*_close*,*_open*'")
