@@ -150,8 +150,8 @@ SAMPLE = ("wire",)
 """What CI runs: the wire format (CloudEvents mapping, serialization), a few minutes on two cores."""
 KILLED, SURVIVED, TIMEOUT = "killed", "survived", "timeout"
 ONE_CHILD = (
-    "mutants tested side by side (default 1: children forked from one test session share its DSPy disk cache, "
-    "and a test one child disturbs in another fails, which mutmut files as a kill)"
+    "mutants tested side by side (default 1: children forked from one test session share its DSPy disk cache and "
+    "the brokers; a test one child disturbs in another fails, and mutmut files that as a kill)"
 )
 SEED = 16
 
