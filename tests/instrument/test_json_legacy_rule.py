@@ -1,59 +1,23 @@
 """The JSON parser's legacy rule (DSPy before 3.1 or so) against that DSPy's own reading of a reply.
 
 The default suite runs the newest DSPy, whose JSONAdapter no longer cuts a reply at its first
-balanced ``{...}``; :class:`LegacyJSONAdapter` is the older ``JSONAdapter.parse`` (dspy 3.0.4,
-line for line) so the legacy rule is still checked differentially here. Where the installed DSPy
-is itself legacy (the ``dspy_matrix`` session), every comparison also checks the reference
-against it.
+balanced ``{...}``; the reference is the older ``JSONAdapter.parse`` (see ``legacy_adapters``).
 """
 
 from __future__ import annotations
 
 import json
 
-import dspy
-import json_repair
 import pytest
-import regex
-from dspy.adapters.utils import parse_value
 from hypothesis import given
 from hypothesis import strategies as st
 from streamll.streaming import json_parser
-from streamll.streaming.json_parser import json_rules_are_legacy
 from streamll.streaming.parsers import JSONParser
 
+from .legacy_adapters import legacy_value
 from .test_parsers import FIELDS, all_chunkings, stream_text
 from .test_parsers_edges import ops_of
-from .test_parsers_fuzz import FUZZ, TEXT, adapter_value, cuts
-
-
-class LegacyJSONAdapter(dspy.JSONAdapter):
-    """``JSONAdapter.parse`` of dspy 3.0.4: the first balanced ``{...}`` (braces inside strings counted), read
-    by json_repair; every output field must be there."""
-
-    def parse(self, signature: type[dspy.Signature], completion: str) -> dict[str, object]:
-        match = regex.search(r"\{(?:[^{}]|(?R))*\}", completion, regex.DOTALL)
-        if match:
-            completion = match.group(0)
-        fields = json_repair.loads(completion)
-        if not isinstance(fields, dict):
-            raise ValueError("LM response cannot be serialized to a JSON object.")
-        fields = {key: value for key, value in fields.items() if key in signature.output_fields}
-        for key, value in fields.items():
-            fields[key] = parse_value(value, signature.output_fields[key].annotation)
-        if fields.keys() != signature.output_fields.keys():
-            raise ValueError("missing output fields")
-        return fields
-
-
-def legacy_value(reply: str) -> dict[str, object] | None:
-    """What a legacy DSPy reads from ``reply`` (None when it rejects it); checked against the installed DSPy
-    when that is legacy."""
-    expected = adapter_value(LegacyJSONAdapter(), reply)
-    if json_rules_are_legacy():
-        assert adapter_value(dspy.JSONAdapter(), reply) == expected, reply
-    return expected
-
+from .test_parsers_fuzz import FUZZ, TEXT, cuts
 
 LEGACY_REPLIES = [
     '}{"reasoning": "r", "answer": "x}"}',  # a brace before the object is not counted
@@ -71,7 +35,7 @@ LEGACY_REPLIES = [
 
 @pytest.mark.parametrize("reply", LEGACY_REPLIES)
 def test_legacy_rule_streams_what_a_legacy_dspy_reads(reply: str) -> None:
-    expected = legacy_value(reply)
+    expected = legacy_value("json", reply)
     assert expected is not None
     for split in all_chunkings(reply, samples=30):
         assert stream_text(JSONParser(FIELDS, legacy=True), reply, split) == expected, split
@@ -81,7 +45,7 @@ def test_legacy_rule_streams_what_a_legacy_dspy_reads(reply: str) -> None:
 @given(st.data(), TEXT, TEXT, st.booleans(), st.sampled_from(["", "} ", "Sure:\n", "```json\n"]))
 def test_legacy_json_replies(data: st.DataObject, reasoning: str, answer: str, ascii_only: bool, before: str) -> None:
     reply = before + json.dumps({"reasoning": reasoning, "answer": answer}, ensure_ascii=ascii_only)
-    expected = legacy_value(reply)
+    expected = legacy_value("json", reply)
     streamed = stream_text(JSONParser(FIELDS, legacy=True), reply, data.draw(cuts(reply)))
     # a cut inside a string with escapes before it: json_repair guesses about them (see JSONParser)
     if expected is not None and not ("}" in reasoning + answer and "\\" in reply):
@@ -111,7 +75,7 @@ def test_a_key_holding_the_balancing_brace_ends_the_reply() -> None:
         ("text", "reasoning", "r"),
         ("close", "reasoning"),
     ]
-    assert legacy_value(reply) is None  # DSPy rejects it: the answer is missing
+    assert legacy_value("json", reply) is None  # DSPy rejects it: the answer is missing
 
 
 @pytest.mark.parametrize("legacy", [True, False])

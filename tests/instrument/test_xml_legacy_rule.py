@@ -1,54 +1,20 @@
 """The XML parser's legacy rule (DSPy before 3.3) against that DSPy's own reading of a reply.
 
-The default suite runs the newest DSPy, whose XMLAdapter reads values as XML; :class:`LegacyXMLAdapter`
-is the older ``XMLAdapter.parse`` (dspy 3.0.4: a regular expression, values raw and stripped, the first
-element of a name wins), so the legacy rule is still checked differentially here. Where the installed
-DSPy is itself legacy (the ``dspy_matrix`` session), every comparison also checks the reference against it.
+The default suite runs the newest DSPy, whose XMLAdapter reads values as XML; the reference is the
+older ``XMLAdapter.parse`` (a regular expression, values raw and stripped; see ``legacy_adapters``).
 """
 
 from __future__ import annotations
 
-import re
-
-import dspy
 import pytest
-from dspy.adapters.utils import parse_value
 from hypothesis import given
 from hypothesis import strategies as st
 from streamll.streaming import xml_parser
 from streamll.streaming.parsers import XMLParser
-from streamll.streaming.xml_parser import xml_rules_are_legacy
 
+from .legacy_adapters import legacy_value
 from .test_parsers import FIELDS, all_chunkings, stream_text
-from .test_parsers_fuzz import CHILD, FUZZ, TEXT, adapter_value, cuts
-
-FIELD_PATTERN = re.compile(r"<(?P<name>\w+)>((?P<content>.*?))</\1>", re.DOTALL)
-
-
-class LegacyXMLAdapter(dspy.XMLAdapter):
-    """``XMLAdapter.parse`` of dspy 3.0.4: the first ``<name>...</name>`` of each output field, stripped."""
-
-    def parse(self, signature: type[dspy.Signature], completion: str) -> dict[str, object]:
-        fields: dict[str, object] = {}
-        for match in FIELD_PATTERN.finditer(completion):
-            name = match.group("name")
-            if name in signature.output_fields and name not in fields:
-                fields[name] = match.group("content").strip()
-        for key, value in fields.items():
-            fields[key] = parse_value(value, signature.output_fields[key].annotation)
-        if fields.keys() != signature.output_fields.keys():
-            raise ValueError("missing output fields")
-        return fields
-
-
-def legacy_value(reply: str) -> dict[str, object] | None:
-    """What a legacy DSPy reads from ``reply`` (None when it rejects it); checked against the installed DSPy
-    when that is legacy."""
-    expected = adapter_value(LegacyXMLAdapter(), reply)
-    if xml_rules_are_legacy():
-        assert adapter_value(dspy.XMLAdapter(), reply) == expected, reply
-    return expected
-
+from .test_parsers_fuzz import CHILD, FUZZ, TEXT, cuts
 
 LEGACY_REPLIES = [
     "<reasoning> a &amp; b &#65; </reasoning>\n<answer>\r\n x <b>y</b> </answer>",  # raw: entities, CR kept
@@ -69,7 +35,7 @@ LEGACY_REPLIES = [
 
 @pytest.mark.parametrize("reply", LEGACY_REPLIES)
 def test_legacy_rule_streams_what_a_legacy_dspy_reads(reply: str) -> None:
-    expected = legacy_value(reply)
+    expected = legacy_value("xml", reply)
     assert expected is not None
     for split in all_chunkings(reply, samples=30):
         assert stream_text(XMLParser(FIELDS, legacy=True), reply, split) == expected, split
@@ -82,7 +48,7 @@ RAW_TEXT = st.lists(TEXT | CHILD | st.sampled_from(["&amp;", "&#65;", "\r\n", "<
 @given(st.data(), RAW_TEXT.map("".join), RAW_TEXT.map("".join), st.sampled_from(["\n", "", " text ", "<n>x</n>"]))
 def test_legacy_xml_replies(data: st.DataObject, reasoning: str, answer: str, between: str) -> None:
     reply = f"<reasoning>{reasoning}</reasoning>{between}<answer>{answer}</answer>"
-    expected = legacy_value(reply)
+    expected = legacy_value("xml", reply)
     streamed = stream_text(XMLParser(FIELDS, legacy=True), reply, data.draw(cuts(reply)))
     if expected is not None:
         assert streamed == expected, reply
