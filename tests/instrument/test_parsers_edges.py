@@ -226,6 +226,8 @@ XML_EDGE_REPLIES = [
     "<reasoning>a<!-- c -->b<?pi x?></reasoning><answer>a<![CDATA[x<&y]]>b<p/><![CDATA[<&>]]></answer>",
     "<reasoning>r</reasoning><answer>a<answer>nested</answer>c</answer>",
     "<reasoning>r</reasoning><answer><p class='x'><i>a &amp; b</i> c</p></answer>",
+    "<reasoning>r</reasoning><answer>a <b>x<!-- y > <i> --></b> after</answer>",  # a comment's tags count not
+    "<reasoning>r</reasoning><answer>a <b><c></b></c> z</answer>",  # a child that is not XML: as sent
 ]
 
 

@@ -54,6 +54,14 @@ def test_legacy_xml_replies(data: st.DataObject, reasoning: str, answer: str, be
         assert streamed == expected, reply
 
 
+def test_a_legacy_reply_cut_short_keeps_the_text_of_an_unfinished_tag() -> None:
+    """DSPy rejects a reply whose field never ends: the stream shows the LM's text as it was sent."""
+    reply = "<reasoning>r</reasoning><answer>a <b"
+    assert legacy_value("xml", reply) is None
+    for split in all_chunkings(reply, samples=10):
+        assert stream_text(XMLParser(FIELDS, legacy=True), reply, split) == {"reasoning": "r", "answer": "a <b"}
+
+
 @pytest.mark.parametrize("legacy", [True, False])
 def test_a_parser_follows_the_installed_dspy_rule_by_default(legacy: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(xml_parser, "_legacy_xml", legacy)

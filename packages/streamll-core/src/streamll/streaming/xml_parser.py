@@ -65,11 +65,9 @@ class XMLParser:
         ops: list[Op] = []
         if self._carry_cr:
             self._buffer += "\n"
-            self._carry_cr = False
         self._scan(ops, final=True)
         if self._child_depth:  # cut inside a child element: DSPy rejects the reply, its text stays as sent
             self._sections.keep(self._child, ops)
-            self._child, self._child_depth = "", 0
         self._sections.close(ops)
         return ops
 
