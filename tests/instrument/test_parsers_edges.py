@@ -270,6 +270,14 @@ def test_xml_ampersand_without_entity_is_text() -> None:
     assert joined(ops_of(XMLParser(["answer"], legacy=False), "<answer>a &amp\r")) == {"answer": "a &amp"}
 
 
+@pytest.mark.parametrize("legacy", [True, False])
+def test_xml_a_less_than_sign_streams_as_soon_as_the_next_one_shows_it_starts_no_tag(legacy: bool) -> None:
+    """``x < 5``: the "<" is text; it need not wait for a ">" that may never come."""
+    parser = XMLParser(["answer"], legacy=legacy)
+    assert joined(parser.feed("<answer>x < 5 and y <")) == {"answer": "x < 5 and y"}
+    assert joined([("open", "answer"), *parser.feed("= 2</answer>"), *parser.finish()]) == {"answer": " <= 2"}
+
+
 def test_xml_a_field_opens_in_the_chunk_that_starts_it() -> None:
     parser = XMLParser(FIELDS, legacy=False)
     assert parser.feed("<reasoning>r</reasoning>< 3 ></stray><answer>x") == [
