@@ -299,3 +299,28 @@ def test_a_native_reply_without_tool_calls_ends_its_last_field_with_the_lms_reas
     tokens = memory_sink.tokens()
     assert "".join(token.token for token in tokens) == prediction.answer == "Paris."
     assert [token.finish_reason for token in tokens][-1] == "stop"
+
+
+def test_without_native_function_calling_the_tool_calls_are_text_and_end_the_reply(
+    server: OfflineLMServer, memory_sink: MemorySink
+) -> None:
+    """A plain ChatAdapter writes the ToolCalls field in the reply's text: the field before it ends ``field_end``."""
+    calls = {"tool_calls": [{"name": "population", "args": {"city": "Paris"}}]}
+    server.configure(answers={"answer": "Let me check.", "tool_calls": calls})
+
+    @streamll.instrument(stream_fields=["answer", "tool_calls"])
+    class Answerer(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.plan = dspy.Predict(AnswerOrCall)
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return self.plan(question=question, tools=[dspy.Tool(population)])
+
+    with dspy.context(lm=native_lm(server), adapter=dspy.ChatAdapter()):
+        prediction = Answerer()(question="How many live in Paris?")
+    assert streamll.flush(10)
+
+    last = {token.field: token.finish_reason for token in memory_sink.tokens() if token.finish_reason}
+    assert last == {"answer": "field_end", "tool_calls": "stop"}
+    assert [call.name for call in prediction.tool_calls.tool_calls] == ["population"]
