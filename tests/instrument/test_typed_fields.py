@@ -276,12 +276,8 @@ class AnswerOrCall(dspy.Signature):
     tool_calls: dspy.ToolCalls = dspy.OutputField()
 
 
-@pytest.mark.parametrize("chosen", [["answer"], ["answer", "tool_calls"]], ids=["answer", "answer-and-tool-calls"])
-def test_a_native_reply_without_tool_calls_ends_its_last_field_with_the_lms_reason(
-    server: OfflineLMServer, memory_sink: MemorySink, chosen: list[str]
-) -> None:
-    """With native function calling the tool calls never appear in the text: the text's last field is the reply's."""
-    server.configure(answers={"answer": "Paris."})
+def answerer(chosen: list[str]) -> dspy.Module:
+    """A module that answers or calls the population tool, streaming the ``chosen`` fields (a fresh class per call)."""
 
     @streamll.instrument(stream_fields=chosen)
     class Answerer(dspy.Module):
@@ -292,8 +288,18 @@ def test_a_native_reply_without_tool_calls_ends_its_last_field_with_the_lms_reas
         def forward(self, question: str) -> dspy.Prediction:
             return self.plan(question=question, tools=[dspy.Tool(population)])
 
+    return Answerer()
+
+
+@pytest.mark.parametrize("chosen", [["answer"], ["answer", "tool_calls"]], ids=["answer", "answer-and-tool-calls"])
+def test_a_native_reply_without_tool_calls_ends_its_last_field_with_the_lms_reason(
+    server: OfflineLMServer, memory_sink: MemorySink, chosen: list[str]
+) -> None:
+    """With native function calling the tool calls never appear in the text: the text's last field is the reply's."""
+    server.configure(answers={"answer": "Paris."})
+
     with dspy.context(lm=native_lm(server), adapter=native_adapter()):
-        prediction = Answerer()(question="Capital of France?")
+        prediction = answerer(chosen)(question="Capital of France?")
     assert streamll.flush(10)
 
     tokens = memory_sink.tokens()
@@ -308,17 +314,8 @@ def test_without_native_function_calling_the_tool_calls_are_text_and_end_the_rep
     calls = {"tool_calls": [{"name": "population", "args": {"city": "Paris"}}]}
     server.configure(answers={"answer": "Let me check.", "tool_calls": calls})
 
-    @streamll.instrument(stream_fields=["answer", "tool_calls"])
-    class Answerer(dspy.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.plan = dspy.Predict(AnswerOrCall)
-
-        def forward(self, question: str) -> dspy.Prediction:
-            return self.plan(question=question, tools=[dspy.Tool(population)])
-
     with dspy.context(lm=native_lm(server), adapter=dspy.ChatAdapter()):
-        prediction = Answerer()(question="How many live in Paris?")
+        prediction = answerer(["answer", "tool_calls"])(question="How many live in Paris?")
     assert streamll.flush(10)
 
     last = {token.field: token.finish_reason for token in memory_sink.tokens() if token.finish_reason}
