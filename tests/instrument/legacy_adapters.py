@@ -13,9 +13,10 @@ import dspy
 import json_repair
 import regex
 from dspy.adapters.utils import parse_value
-from streamll.streaming.json_parser import json_rules_are_legacy
-from streamll.streaming.xml_parser import xml_rules_are_legacy
+from streamll.streaming.json_parser import JSONParser, json_rules_are_legacy
+from streamll.streaming.xml_parser import XMLParser, xml_rules_are_legacy
 
+from .test_parsers import FIELDS, all_chunkings, stream_text
 from .test_parsers_fuzz import adapter_value
 
 XML_FIELD = re.compile(r"<(?P<name>\w+)>((?P<content>.*?))</\1>", re.DOTALL)
@@ -66,3 +67,12 @@ def legacy_value(kind: str, reply: str) -> dict[str, object] | None:
     if legacy():
         assert adapter_value(installed(), reply) == expected, reply
     return expected
+
+
+def assert_streams_as_legacy(kind: str, reply: str) -> None:
+    """``reply``, which a legacy DSPy accepts, streams its values under the legacy rule for any chunking."""
+    expected = legacy_value(kind, reply)
+    assert expected is not None
+    parser = JSONParser if kind == "json" else XMLParser
+    for split in all_chunkings(reply, samples=30):
+        assert stream_text(parser(FIELDS, legacy=True), reply, split) == expected, split

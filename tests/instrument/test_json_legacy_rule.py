@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from streamll.streaming import json_parser
 from streamll.streaming.parsers import JSONParser
 
-from .legacy_adapters import legacy_value
-from .test_parsers import FIELDS, all_chunkings, stream_text
+from .legacy_adapters import assert_streams_as_legacy, legacy_value
+from .test_parsers import FIELDS, stream_text
 from .test_parsers_edges import ops_of
 from .test_parsers_fuzz import FUZZ, TEXT, cuts
 
@@ -35,10 +35,7 @@ LEGACY_REPLIES = [
 
 @pytest.mark.parametrize("reply", LEGACY_REPLIES)
 def test_legacy_rule_streams_what_a_legacy_dspy_reads(reply: str) -> None:
-    expected = legacy_value("json", reply)
-    assert expected is not None
-    for split in all_chunkings(reply, samples=30):
-        assert stream_text(JSONParser(FIELDS, legacy=True), reply, split) == expected, split
+    assert_streams_as_legacy("json", reply)
 
 
 @FUZZ

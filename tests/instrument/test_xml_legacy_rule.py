@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from streamll.streaming import xml_parser
 from streamll.streaming.parsers import XMLParser
 
-from .legacy_adapters import legacy_value
+from .legacy_adapters import assert_streams_as_legacy, legacy_value
 from .test_parsers import FIELDS, all_chunkings, stream_text
 from .test_parsers_fuzz import CHILD, FUZZ, TEXT, cuts
 
@@ -35,10 +35,7 @@ LEGACY_REPLIES = [
 
 @pytest.mark.parametrize("reply", LEGACY_REPLIES)
 def test_legacy_rule_streams_what_a_legacy_dspy_reads(reply: str) -> None:
-    expected = legacy_value("xml", reply)
-    assert expected is not None
-    for split in all_chunkings(reply, samples=30):
-        assert stream_text(XMLParser(FIELDS, legacy=True), reply, split) == expected, split
+    assert_streams_as_legacy("xml", reply)
 
 
 RAW_TEXT = st.lists(TEXT | CHILD | st.sampled_from(["&amp;", "&#65;", "\r\n", "<answer >", "</answer >"]), max_size=5)
